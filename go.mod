@@ -1,0 +1,3 @@
+module github.com/strata-os/strata
+
+go 1.26
