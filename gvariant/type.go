@@ -175,3 +175,22 @@ type Maybe struct {
 	Valid bool
 	Value any
 }
+
+// Code returns the type's leading character: 'y', 's', 'a', '(', '{', 'm', 'v', ...
+func (t *Type) Code() byte { return t.code }
+
+// Elem returns the element type of an array or maybe type, or nil.
+func (t *Type) Elem() *Type {
+	if t.code == 'a' || t.code == 'm' {
+		return t.elems[0]
+	}
+	return nil
+}
+
+// Members returns the member types of a tuple or dict entry type.
+func (t *Type) Members() []*Type {
+	if t.code == '(' || t.code == '{' {
+		return t.elems
+	}
+	return nil
+}
