@@ -1,0 +1,74 @@
+// Command strata is the command-line interface to strata: OSTree-compatible
+// plumbing verbs (init, commit, checkout, fsck, ...) and bootc-style
+// porcelain. This package parses flags and renders results only; the work
+// is done by the library packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-os/strata/repo"
+)
+
+// globals holds the global flags.
+var globals struct {
+	repo    string
+	sysroot string
+	verbose bool
+}
+
+var rootCmd = &cobra.Command{
+	Use:           "strata",
+	Short:         "Atomic, image-based OS updates, compatible with OSTree",
+	SilenceUsage:  true,
+	SilenceErrors: true,
+}
+
+func init() {
+	rootCmd.PersistentFlags().StringVar(&globals.repo, "repo", "", "path to the repository (default: $OSTREE_REPO, the current directory if it is a repo, or /sysroot/ostree/repo)")
+	rootCmd.PersistentFlags().StringVar(&globals.sysroot, "sysroot", "/", "path to the system root")
+	rootCmd.PersistentFlags().BoolVarP(&globals.verbose, "verbose", "v", false, "print debugging information")
+}
+
+// repoPath picks the repository as ostree does: --repo, $OSTREE_REPO, the
+// current directory when it holds a config, else /sysroot/ostree/repo.
+func repoPath() string {
+	if globals.repo != "" {
+		return globals.repo
+	}
+	if p := os.Getenv("OSTREE_REPO"); p != "" {
+		return p
+	}
+	if _, err := os.Stat("config"); err == nil {
+		if _, err := os.Stat("objects"); err == nil {
+			return "."
+		}
+	}
+	return "/sysroot/ostree/repo"
+}
+
+// openRepo opens the repository named by the global flags.
+func openRepo() (*repo.Repo, error) {
+	return repo.Open(repoPath())
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := rootCmd.ExecuteContext(ctx)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "error: interrupted")
+			os.Exit(130)
+		}
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}

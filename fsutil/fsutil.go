@@ -1,0 +1,290 @@
+// Package fsutil holds the one durable-write helper that every piece of
+// repository and sysroot state goes through, and small filesystem helpers
+// (xattrs, syncfs, locks). It imports nothing from strata.
+package fsutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Failpoint, when set (tests only), is called with a step name before each
+// durable step; returning an error makes the step fail as a crash would.
+// Steps: "write:<path>", "fsync:<path>", "rename:<path>", "syncdir:<dir>".
+var Failpoint atomic.Pointer[func(step string) error]
+
+func fail(step string) error {
+	if f := Failpoint.Load(); f != nil {
+		return (*f)(step)
+	}
+	return nil
+}
+
+var tmpCounter atomic.Uint64
+
+// TempName returns a unique temporary name for a file beside name.
+func TempName(name string) string {
+	return fmt.Sprintf(".%s.tmp-%d-%d", filepath.Base(name), os.Getpid(), tmpCounter.Add(1))
+}
+
+// WriteFile durably replaces path with data: it writes a temporary file in
+// the same directory, fsyncs it, renames it over path and fsyncs the
+// directory. On any error path is unchanged and the temporary is removed.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return WriteFileFunc(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFileFunc is WriteFile with the content produced by fill.
+func WriteFileFunc(path string, perm os.FileMode, fill func(w io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp := filepath.Join(dir, TempName(path))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = fail("write:" + path); err != nil {
+		return err
+	}
+	if err = fill(f); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = f.Chmod(perm); err != nil { // undo the umask
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = fail("fsync:" + path); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err = fail("rename:" + path); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", path, err)
+	}
+	return SyncDir(dir)
+}
+
+// Rename renames old to new and fsyncs new's directory (and old's, when it
+// differs), so the rename survives a crash.
+func Rename(oldpath, newpath string) error {
+	if err := fail("rename:" + newpath); err != nil {
+		return err
+	}
+	if err := os.Rename(oldpath, newpath); err != nil {
+		return err
+	}
+	if err := SyncDir(filepath.Dir(newpath)); err != nil {
+		return err
+	}
+	if od := filepath.Dir(oldpath); od != filepath.Dir(newpath) {
+		return SyncDir(od)
+	}
+	return nil
+}
+
+// Symlink durably creates or replaces the symlink path pointing at target:
+// a temporary link, a rename over path, an fsync of the directory.
+func Symlink(target, path string) error {
+	tmp := filepath.Join(filepath.Dir(path), TempName(path))
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// SyncDir fsyncs a directory so that entries created or renamed in it are
+// durable.
+func SyncDir(dir string) error {
+	if err := fail("syncdir:" + dir); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Syncfs flushes the whole filesystem holding path (syncfs(2)): the cheap
+// way to make many freshly written files durable at once.
+func Syncfs(path string) error {
+	if err := fail("syncfs:" + path); err != nil {
+		return err
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	return nil
+}
+
+// MkdirAllSync creates dir and missing parents, fsyncing each parent whose
+// entries changed.
+func MkdirAllSync(dir string, perm os.FileMode) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAllSync(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return SyncDir(parent)
+}
+
+// Lock is an flock(2) lock on a file.
+type Lock struct{ f *os.File }
+
+// LockFile takes an flock on path (created if missing), shared or exclusive.
+// It waits until ctx is done; with wait false it fails at once with
+// ErrLocked when another process holds a conflicting lock.
+func LockFile(ctx context.Context, path string, exclusive, wait bool) (*Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return &Lock{f}, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if !wait {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
+		case <-after(50):
+		}
+	}
+}
+
+// ErrLocked reports a lock held by another process.
+var ErrLocked = errors.New("locked by another process")
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// ListXattrs returns all extended attributes of path (not following a final
+// symlink), sorted by name.
+func ListXattrs(path string) (map[string][]byte, []string, error) {
+	size, err := unix.Llistxattr(path, nil)
+	if err != nil {
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("listxattr %s: %w", path, err)
+	}
+	if size == 0 {
+		return nil, nil, nil
+	}
+	buf := make([]byte, size)
+	for {
+		n, err := unix.Llistxattr(path, buf)
+		if errors.Is(err, unix.ERANGE) {
+			buf = make([]byte, len(buf)*2)
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("listxattr %s: %w", path, err)
+		}
+		buf = buf[:n]
+		break
+	}
+	vals := map[string][]byte{}
+	var names []string
+	for _, name := range strings.Split(strings.TrimRight(string(buf), "\x00"), "\x00") {
+		if name == "" {
+			continue
+		}
+		v, err := Lgetxattr(path, name)
+		if err != nil {
+			if errors.Is(err, unix.ENODATA) {
+				continue
+			}
+			return nil, nil, err
+		}
+		vals[name] = v
+		names = append(names, name)
+	}
+	return vals, names, nil
+}
+
+// Lgetxattr reads one extended attribute of path without following a final
+// symlink.
+func Lgetxattr(path, name string) ([]byte, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Lgetxattr(path, name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			sz, err2 := unix.Lgetxattr(path, name, nil)
+			if err2 != nil {
+				return nil, fmt.Errorf("getxattr %s %s: %w", path, name, err2)
+			}
+			buf = make([]byte, sz)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("getxattr %s %s: %w", path, name, err)
+		}
+		return buf[:n], nil
+	}
+}
+
+func after(ms int) <-chan time.Time { return time.After(time.Duration(ms) * time.Millisecond) }

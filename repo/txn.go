@@ -1,0 +1,605 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/strata-os/strata/fsutil"
+	"github.com/strata-os/strata/objects"
+	"golang.org/x/sys/unix"
+)
+
+// Txn is a write transaction. Objects written through it go to a private
+// staging directory; Commit makes them durable (syncfs), moves them into
+// objects/, makes that durable, and only then writes the queued refs. A
+// transaction that is aborted, or whose process dies, publishes nothing:
+// its staging directory is removed by the next transaction.
+//
+// The Write methods may be called from many goroutines at once. Commit and
+// Abort must not run concurrently with them.
+type Txn struct {
+	r       *Repo
+	ctx     context.Context
+	lock    *fsutil.Lock
+	stLock  *fsutil.Lock
+	staging string
+
+	mu      sync.Mutex
+	staged  map[ObjectRef]bool
+	subdirs [256]atomic.Bool
+	refs    []refUpdate
+	done    bool
+
+	// Stats, updated atomically.
+	ObjectsWritten atomic.Int64
+	BytesWritten   atomic.Int64
+}
+
+type refUpdate struct {
+	ref string // e.g. "heads/main", "remotes/origin/main"
+	sum *objects.Checksum
+}
+
+// Begin starts a transaction under the repo's shared lock (prune takes it
+// exclusively). It first removes staging directories left by dead
+// transactions.
+func (r *Repo) Begin(ctx context.Context) (*Txn, error) {
+	lock, err := r.lockShared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &Txn{r: r, ctx: ctx, lock: lock, staged: map[ObjectRef]bool{}}
+	if err := r.cleanStaleStaging(); err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	if err := r.checkFreeSpace(0); err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	t.staging = filepath.Join(r.path, "tmp", "staging-strata-"+hex.EncodeToString(rnd[:]))
+	if err := os.Mkdir(t.staging, 0o755); err != nil {
+		lock.Unlock()
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	// The staging lock tells other processes this directory is alive.
+	if t.stLock, err = fsutil.LockFile(ctx, t.staging+".lock", true, false); err != nil {
+		os.RemoveAll(t.staging)
+		lock.Unlock()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (r *Repo) lockShared(ctx context.Context) (*fsutil.Lock, error) {
+	return fsutil.LockFile(ctx, filepath.Join(r.path, ".lock"), false, true)
+}
+
+// LockExclusive takes the repo lock exclusively (for prune), waiting for
+// running transactions.
+func (r *Repo) LockExclusive(ctx context.Context) (*fsutil.Lock, error) {
+	return fsutil.LockFile(ctx, filepath.Join(r.path, ".lock"), true, true)
+}
+
+// cleanStaleStaging removes staging directories whose owner died.
+func (r *Repo) cleanStaleStaging() error {
+	tmp := filepath.Join(r.path, "tmp")
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "staging-strata-") || strings.HasSuffix(e.Name(), ".lock") {
+			continue
+		}
+		dir := filepath.Join(tmp, e.Name())
+		l, err := fsutil.LockFile(context.Background(), dir+".lock", true, false)
+		if err != nil {
+			continue // alive
+		}
+		os.RemoveAll(dir)
+		os.Remove(dir + ".lock")
+		l.Unlock()
+	}
+	return nil
+}
+
+// checkFreeSpace fails when writing extra bytes would leave less than the
+// configured min-free-space-percent of the filesystem free.
+func (r *Repo) checkFreeSpace(extra uint64) error {
+	if r.minFree == 0 {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(r.path, &st); err != nil {
+		return nil // unknown: do not block
+	}
+	total := st.Blocks * uint64(st.Bsize)
+	free := st.Bavail * uint64(st.Bsize)
+	reserve := total * uint64(r.minFree) / 100
+	if free < reserve+extra {
+		return fmt.Errorf("repo %s: not enough free space: %d MiB free, min-free-space-percent %d%% reserves %d MiB, %d MiB needed",
+			r.path, free>>20, r.minFree, reserve>>20, extra>>20)
+	}
+	return nil
+}
+
+// Repo returns the transaction's repository.
+func (t *Txn) Repo() *Repo { return t.r }
+
+func (t *Txn) stagedPath(ref ObjectRef) string {
+	return filepath.Join(t.staging, t.r.objectRel(ref.Kind, ref.Checksum))
+}
+
+func (t *Txn) ensureSubdir(c objects.Checksum) error {
+	if t.subdirs[c[0]].Load() {
+		return nil
+	}
+	err := os.Mkdir(filepath.Join(t.staging, c.String()[:2]), 0o755)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	t.subdirs[c[0]].Store(true)
+	return nil
+}
+
+// Has reports whether the object is in the repository or staged.
+func (t *Txn) Has(kind objects.Kind, c objects.Checksum) (bool, error) {
+	ref := ObjectRef{kind, c}
+	t.mu.Lock()
+	s := t.staged[ref]
+	t.mu.Unlock()
+	if s {
+		return true, nil
+	}
+	return t.r.HasObject(kind, c)
+}
+
+// claim marks ref as being staged; false if it is already present.
+func (t *Txn) claim(ref ObjectRef) (bool, error) {
+	if err := t.ctx.Err(); err != nil {
+		return false, err
+	}
+	t.mu.Lock()
+	if t.done {
+		t.mu.Unlock()
+		return false, errors.New("transaction already finished")
+	}
+	if t.staged[ref] {
+		t.mu.Unlock()
+		return false, nil
+	}
+	t.staged[ref] = true
+	t.mu.Unlock()
+	if ref.Kind != objects.KindCommitMeta {
+		if ok, err := t.r.HasObject(ref.Kind, ref.Checksum); err != nil || ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (t *Txn) unclaim(ref ObjectRef) {
+	t.mu.Lock()
+	delete(t.staged, ref)
+	t.mu.Unlock()
+}
+
+// WriteMetadata stores a metadata object and returns its checksum.
+func (t *Txn) WriteMetadata(kind objects.Kind, data []byte) (objects.Checksum, error) {
+	c := objects.Sum(data)
+	return c, t.writeMetadata(kind, c, data)
+}
+
+// WriteMetadataVerified stores a metadata object that must hash to want;
+// otherwise nothing is written and the error wraps ErrCorrupt.
+func (t *Txn) WriteMetadataVerified(kind objects.Kind, data []byte, want objects.Checksum) error {
+	if got := objects.Sum(data); got != want {
+		return fmt.Errorf("%w: object %s has checksum %s", ErrCorrupt, ObjectName(kind, want), got)
+	}
+	return t.writeMetadata(kind, want, data)
+}
+
+func (t *Txn) writeMetadata(kind objects.Kind, c objects.Checksum, data []byte) error {
+	if !kind.IsMeta() || kind == objects.KindCommitMeta {
+		return fmt.Errorf("%w: %s is not a content-addressed metadata kind", ErrInvalid, kind)
+	}
+	if len(data) > objects.MaxMetadataSize {
+		return fmt.Errorf("%w: object %s larger than %d bytes", ErrInvalid, ObjectName(kind, c), objects.MaxMetadataSize)
+	}
+	ref := ObjectRef{kind, c}
+	ok, err := t.claim(ref)
+	if err != nil || !ok {
+		return err
+	}
+	if err := t.writeStaged(ref, data); err != nil {
+		t.unclaim(ref)
+		return err
+	}
+	return nil
+}
+
+func (t *Txn) writeStaged(ref ObjectRef, data []byte) error {
+	if err := t.ensureSubdir(ref.Checksum); err != nil {
+		return err
+	}
+	p := t.stagedPath(ref)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", ObjectName(ref.Kind, ref.Checksum), err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(p)
+		return fmt.Errorf("stage %s: %w", ObjectName(ref.Kind, ref.Checksum), err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(p)
+		return err
+	}
+	t.ObjectsWritten.Add(1)
+	t.BytesWritten.Add(int64(len(data)))
+	return nil
+}
+
+// WriteCommitMeta stores detached metadata for a commit, replacing any.
+func (t *Txn) WriteCommitMeta(commit objects.Checksum, md objects.Metadata) error {
+	data, err := md.Marshal()
+	if err != nil {
+		return err
+	}
+	ref := ObjectRef{objects.KindCommitMeta, commit}
+	t.mu.Lock()
+	t.staged[ref] = true
+	t.mu.Unlock()
+	return t.writeStaged(ref, data)
+}
+
+// smallFile is the size below which a file's content is read into memory
+// and hashed before anything is written, so that objects already present
+// cost no write at all.
+const smallFile = 256 << 10
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// WriteFile stores a file object from its header and content (nil for a
+// symlink) and returns its checksum. h.Size MUST be the content's length;
+// content longer or shorter than that is an error and nothing is stored.
+func (t *Txn) WriteFile(h *objects.FileHeader, content io.Reader) (objects.Checksum, error) {
+	return t.writeFile(h, content, nil)
+}
+
+// WriteFileVerified is WriteFile for untrusted input: unless header and
+// content hash to want, nothing is stored and the error wraps ErrCorrupt.
+func (t *Txn) WriteFileVerified(h *objects.FileHeader, content io.Reader, want objects.Checksum) error {
+	_, err := t.writeFile(h, content, &want)
+	return err
+}
+
+func (t *Txn) writeFile(h *objects.FileHeader, content io.Reader, want *objects.Checksum) (objects.Checksum, error) {
+	var c objects.Checksum
+	if err := t.ctx.Err(); err != nil {
+		return c, err
+	}
+	if err := h.Validate(); err != nil {
+		return c, err
+	}
+	if err := t.checkModeFits(h); err != nil {
+		return c, err
+	}
+	if h.IsSymlink() || h.Size <= smallFile {
+		buf := bufPool.Get().(*bytes.Buffer)
+		defer bufPool.Put(buf)
+		buf.Reset()
+		if h.IsRegular() {
+			if content == nil {
+				content = bytes.NewReader(nil)
+			}
+			n, err := io.Copy(buf, io.LimitReader(content, int64(h.Size)+1))
+			if err != nil {
+				return c, fmt.Errorf("reading content: %w", err)
+			}
+			if uint64(n) != h.Size {
+				return c, fmt.Errorf("%w: content is %d bytes, header says %d", ErrCorrupt, n, h.Size)
+			}
+		}
+		hs := objects.NewFileHasher(h)
+		hs.Write(buf.Bytes())
+		hs.Sum(c[:0])
+		if want != nil && c != *want {
+			return c, fmt.Errorf("%w: object %s has checksum %s", ErrCorrupt, ObjectName(objects.KindFile, *want), c)
+		}
+		ref := ObjectRef{objects.KindFile, c}
+		ok, err := t.claim(ref)
+		if err != nil || !ok {
+			return c, err
+		}
+		if err := t.ensureSubdir(c); err != nil {
+			t.unclaim(ref)
+			return c, err
+		}
+		p := t.stagedPath(ref)
+		if err := t.materialize(p, h, bytes.NewReader(buf.Bytes())); err != nil {
+			os.Remove(p)
+			t.unclaim(ref)
+			return c, fmt.Errorf("stage %s: %w", ObjectName(objects.KindFile, c), err)
+		}
+		return c, nil
+	}
+	// Large file: stream into a temporary, hashing as it goes.
+	tmp := filepath.Join(t.staging, fsutil.TempName("large"))
+	hs := objects.NewFileHasher(h)
+	cr := &countingReader{r: io.TeeReader(io.LimitReader(content, int64(h.Size)+1), hs)}
+	err := t.materialize(tmp, h, cr)
+	if err == nil && uint64(cr.n) != h.Size {
+		err = fmt.Errorf("%w: content is %d bytes, header says %d", ErrCorrupt, cr.n, h.Size)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return c, err
+	}
+	hs.Sum(c[:0])
+	if want != nil && c != *want {
+		os.Remove(tmp)
+		return c, fmt.Errorf("%w: object %s has checksum %s", ErrCorrupt, ObjectName(objects.KindFile, *want), c)
+	}
+	ref := ObjectRef{objects.KindFile, c}
+	ok, err := t.claim(ref)
+	if err != nil || !ok {
+		os.Remove(tmp)
+		return c, err
+	}
+	if err := t.ensureSubdir(c); err != nil {
+		os.Remove(tmp)
+		t.unclaim(ref)
+		return c, err
+	}
+	if err := os.Rename(tmp, t.stagedPath(ref)); err != nil {
+		os.Remove(tmp)
+		t.unclaim(ref)
+		return c, err
+	}
+	return c, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// checkModeFits refuses what the repo mode cannot represent.
+func (t *Txn) checkModeFits(h *objects.FileHeader) error {
+	if t.r.mode == ModeBareUserOnly && h.IsRegular() {
+		if bad := h.Mode &^ objects.ModeTypeMask &^ 0o775; bad != 0 {
+			return fmt.Errorf("%w: mode %#o has bits %#o not allowed in a bare-user-only repository", ErrInvalid, h.Mode, bad)
+		}
+	}
+	return nil
+}
+
+// materialize writes a file object in the repo's storage format at p.
+func (t *Txn) materialize(p string, h *objects.FileHeader, content io.Reader) error {
+	mode := t.r.mode
+	if h.IsSymlink() && (mode == ModeBare || mode == ModeBareUserOnly) {
+		if err := os.Symlink(h.Target, p); err != nil {
+			return err
+		}
+		if mode == ModeBare {
+			if err := os.Lchown(p, int(h.UID), int(h.GID)); err != nil {
+				return err
+			}
+			if err := setXattrs(p, h.Xattrs, true); err != nil {
+				return err
+			}
+		}
+		t.ObjectsWritten.Add(1)
+		return nil
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	var n int64
+	switch mode {
+	case ModeArchive:
+		hdr := h.MarshalArchive()
+		if _, err = f.Write(hdr); err == nil {
+			var zw *flate.Writer
+			zw, err = flate.NewWriter(f, t.r.zlevel)
+			if err == nil {
+				if h.IsRegular() {
+					n, err = io.Copy(zw, content)
+				}
+				if err == nil {
+					err = zw.Close()
+				}
+			}
+		}
+	case ModeBareUser:
+		if h.IsSymlink() {
+			_, err = f.Write(append([]byte(h.Target), 0))
+		} else {
+			n, err = io.Copy(f, content)
+		}
+		if err == nil {
+			err = unix.Fsetxattr(int(f.Fd()), "user.ostreemeta", objects.BareUserMeta(h), 0)
+		}
+		if err == nil && h.IsRegular() {
+			err = fchmodRaw(f, h.Mode&0o775|0o400)
+		}
+	default: // bare, bare-user-only
+		n, err = io.Copy(f, content)
+		if err == nil && mode == ModeBare {
+			err = f.Chown(int(h.UID), int(h.GID))
+		}
+		if err == nil {
+			err = fchmodRaw(f, h.Mode&^objects.ModeTypeMask)
+		}
+		if err == nil && mode == ModeBare {
+			err = setXattrsFd(f, h.Xattrs)
+		}
+	}
+	if err == nil && mode.IsBare() {
+		// OSTree gives bare file objects mtime 0 so that checkouts are
+		// reproducible.
+		err = unix.Futimes(int(f.Fd()), []unix.Timeval{{Sec: 0}, {Sec: 0}})
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	t.ObjectsWritten.Add(1)
+	t.BytesWritten.Add(n)
+	return nil
+}
+
+// fchmodRaw sets permission bits including setuid/setgid/sticky, which
+// os.File.Chmod would translate.
+func fchmodRaw(f *os.File, perm uint32) error {
+	return unix.Fchmod(int(f.Fd()), perm)
+}
+
+func setXattrsFd(f *os.File, xs objects.Xattrs) error {
+	for _, x := range xs {
+		if err := unix.Fsetxattr(int(f.Fd()), x.Name, x.Value, 0); err != nil {
+			return fmt.Errorf("setxattr %s: %w", x.Name, err)
+		}
+	}
+	return nil
+}
+
+func setXattrs(p string, xs objects.Xattrs, nofollow bool) error {
+	for _, x := range xs {
+		var err error
+		if nofollow {
+			err = unix.Lsetxattr(p, x.Name, x.Value, 0)
+		} else {
+			err = unix.Setxattr(p, x.Name, x.Value, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("setxattr %s on %s: %w", x.Name, p, err)
+		}
+	}
+	return nil
+}
+
+// SetRef queues a ref update, applied by Commit after every object is
+// durable. ref is relative to refs/ ("heads/main", "remotes/o/main",
+// "mirrors/COLLECTION/main"); a nil sum deletes the ref.
+func (t *Txn) SetRef(ref string, sum *objects.Checksum) error {
+	if err := validateRefPath(ref); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refs = append(t.refs, refUpdate{ref: ref, sum: sum})
+	return nil
+}
+
+// Commit publishes the transaction in order: staged objects synced,
+// renamed into objects/, synced again; then refs, each written durably.
+func (t *Txn) Commit() error {
+	t.mu.Lock()
+	if t.done {
+		t.mu.Unlock()
+		return errors.New("transaction already finished")
+	}
+	t.done = true
+	t.mu.Unlock()
+	defer t.release()
+	if err := t.ctx.Err(); err != nil {
+		return err
+	}
+	if t.r.fsync {
+		if err := fsutil.Syncfs(t.staging); err != nil {
+			return err
+		}
+	}
+	objDir := filepath.Join(t.r.path, "objects")
+	subs, err := os.ReadDir(t.staging)
+	if err != nil {
+		return err
+	}
+	moved := false
+	for _, s := range subs {
+		if !s.IsDir() {
+			continue
+		}
+		src := filepath.Join(t.staging, s.Name())
+		dst := filepath.Join(objDir, s.Name())
+		if err := os.Mkdir(dst, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		ents, err := os.ReadDir(src)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+			if strings.HasSuffix(e.Name(), ".commitmeta") {
+				err = os.Rename(from, to) // detached metadata may be replaced
+			} else {
+				err = unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+				if errors.Is(err, unix.EEXIST) {
+					err = nil
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", e.Name(), err)
+			}
+			moved = true
+		}
+	}
+	if moved && t.r.fsync {
+		if err := fsutil.Syncfs(objDir); err != nil {
+			return err
+		}
+	}
+	for _, u := range t.refs {
+		if err := t.r.writeRef(u.ref, u.sum); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Abort discards everything staged.
+func (t *Txn) Abort() error {
+	t.mu.Lock()
+	already := t.done
+	t.done = true
+	t.mu.Unlock()
+	if already {
+		return nil
+	}
+	t.release()
+	return nil
+}
+
+func (t *Txn) release() {
+	os.RemoveAll(t.staging)
+	os.Remove(t.staging + ".lock")
+	t.stLock.Unlock()
+	t.lock.Unlock()
+}
