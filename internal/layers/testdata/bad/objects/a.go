@@ -1,0 +1,3 @@
+package objects
+
+import _ "github.com/strata-os/strata/repo"
