@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
@@ -216,5 +215,3 @@ func (r *Repo) HasObject(kind objects.Kind, c objects.Checksum) (bool, error) {
 func ObjectName(kind objects.Kind, c objects.Checksum) string {
 	return c.String() + "." + kind.String()
 }
-
-func trimNewline(s string) string { return strings.TrimRight(s, "\n") }
