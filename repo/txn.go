@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -304,6 +305,7 @@ func (t *Txn) writeFile(h *objects.FileHeader, content io.Reader, want *objects.
 		buf := bufPool.Get().(*bytes.Buffer)
 		defer bufPool.Put(buf)
 		buf.Reset()
+		buf.Grow(int(h.Size) + 1)
 		if h.IsRegular() {
 			if content == nil {
 				content = bytes.NewReader(nil)
@@ -332,7 +334,7 @@ func (t *Txn) writeFile(h *objects.FileHeader, content io.Reader, want *objects.
 			return c, err
 		}
 		p := t.stagedPath(ref)
-		if err := t.materialize(p, h, bytes.NewReader(buf.Bytes())); err != nil {
+		if err := t.materialize(p, h, buf); err != nil {
 			os.Remove(p)
 			t.unclaim(ref)
 			return c, fmt.Errorf("stage %s: %w", ObjectName(objects.KindFile, c), err)
@@ -396,15 +398,17 @@ func (t *Txn) checkModeFits(h *objects.FileHeader) error {
 	return nil
 }
 
-// materialize writes a file object in the repo's storage format at p.
+// materialize writes a file object in the repo's storage format at p. It
+// works on raw file descriptors: os.File's poller registration and
+// blocking-mode switches cost more than the write itself for small files.
 func (t *Txn) materialize(p string, h *objects.FileHeader, content io.Reader) error {
 	mode := t.r.mode
 	if h.IsSymlink() && (mode == ModeBare || mode == ModeBareUserOnly) {
-		if err := os.Symlink(h.Target, p); err != nil {
+		if err := unix.Symlink(h.Target, p); err != nil {
 			return err
 		}
 		if mode == ModeBare {
-			if err := os.Lchown(p, int(h.UID), int(h.GID)); err != nil {
+			if err := unix.Lchown(p, int(h.UID), int(h.GID)); err != nil {
 				return err
 			}
 			if err := setXattrs(p, h.Xattrs, true); err != nil {
@@ -414,56 +418,50 @@ func (t *Txn) materialize(p string, h *objects.FileHeader, content io.Reader) er
 		t.ObjectsWritten.Add(1)
 		return nil
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "create", Path: p, Err: err}
 	}
+	w := fdWriter(fd)
 	var n int64
 	switch mode {
 	case ModeArchive:
-		hdr := h.MarshalArchive()
-		if _, err = f.Write(hdr); err == nil {
-			var zw *flate.Writer
-			zw, err = flate.NewWriter(f, t.r.zlevel)
-			if err == nil {
-				if h.IsRegular() {
-					n, err = io.Copy(zw, content)
-				}
-				if err == nil {
-					err = zw.Close()
-				}
-			}
-		}
+		n, err = t.writeArchive(w, h, content)
 	case ModeBareUser:
 		if h.IsSymlink() {
-			_, err = f.Write(append([]byte(h.Target), 0))
+			_, err = w.Write(append([]byte(h.Target), 0))
 		} else {
-			n, err = io.Copy(f, content)
+			n, err = copyContent(w, content)
 		}
 		if err == nil {
-			err = unix.Fsetxattr(int(f.Fd()), "user.ostreemeta", objects.BareUserMeta(h), 0)
+			err = unix.Fsetxattr(fd, "user.ostreemeta", objects.BareUserMeta(h), 0)
 		}
 		if err == nil && h.IsRegular() {
-			err = fchmodRaw(f, h.Mode&0o775|0o400)
+			err = unix.Fchmod(fd, h.Mode&0o775|0o400)
 		}
 	default: // bare, bare-user-only
-		n, err = io.Copy(f, content)
+		n, err = copyContent(w, content)
 		if err == nil && mode == ModeBare {
-			err = f.Chown(int(h.UID), int(h.GID))
+			err = unix.Fchown(fd, int(h.UID), int(h.GID))
 		}
 		if err == nil {
-			err = fchmodRaw(f, h.Mode&^objects.ModeTypeMask)
+			err = unix.Fchmod(fd, h.Mode&^objects.ModeTypeMask)
 		}
 		if err == nil && mode == ModeBare {
-			err = setXattrsFd(f, h.Xattrs)
+			for _, x := range h.Xattrs {
+				if err = unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
+					err = fmt.Errorf("setxattr %s: %w", x.Name, err)
+					break
+				}
+			}
 		}
 	}
 	if err == nil && mode.IsBare() {
 		// OSTree gives bare file objects mtime 0 so that checkouts are
 		// reproducible.
-		err = unix.Futimes(int(f.Fd()), []unix.Timeval{{Sec: 0}, {Sec: 0}})
+		err = unix.Futimes(fd, []unix.Timeval{{Sec: 0}, {Sec: 0}})
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
 		err = cerr
 	}
 	if err != nil {
@@ -474,19 +472,82 @@ func (t *Txn) materialize(p string, h *objects.FileHeader, content io.Reader) er
 	return nil
 }
 
-// fchmodRaw sets permission bits including setuid/setgid/sticky, which
-// os.File.Chmod would translate.
-func fchmodRaw(f *os.File, perm uint32) error {
-	return unix.Fchmod(int(f.Fd()), perm)
+var flatePool sync.Pool // *flate.Writer
+
+// writeArchive writes a .filez object: header, then raw deflate. Small
+// contents are compressed into memory and written with one call.
+func (t *Txn) writeArchive(w fdWriter, h *objects.FileHeader, content io.Reader) (int64, error) {
+	out := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(out)
+	out.Reset()
+	out.Write(h.MarshalArchive())
+	var dst io.Writer = out
+	var bw *bufio.Writer
+	if h.Size > smallFile {
+		if _, err := w.Write(out.Bytes()); err != nil {
+			return 0, err
+		}
+		bw = bufio.NewWriterSize(w, 256<<10)
+		dst = bw
+	}
+	zw, _ := flatePool.Get().(*flate.Writer)
+	if zw == nil {
+		var err error
+		if zw, err = flate.NewWriter(dst, t.r.zlevel); err != nil {
+			return 0, err
+		}
+	} else {
+		zw.Reset(dst)
+	}
+	defer flatePool.Put(zw)
+	var n int64
+	var err error
+	if h.IsRegular() && content != nil {
+		n, err = io.Copy(zw, content)
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		return n, err
+	}
+	if bw != nil {
+		return n, bw.Flush()
+	}
+	_, err = w.Write(out.Bytes())
+	return n, err
 }
 
-func setXattrsFd(f *os.File, xs objects.Xattrs) error {
-	for _, x := range xs {
-		if err := unix.Fsetxattr(int(f.Fd()), x.Name, x.Value, 0); err != nil {
-			return fmt.Errorf("setxattr %s: %w", x.Name, err)
-		}
+// copyContent copies content to w; a bytes.Buffer (the small-file path)
+// becomes a single write.
+func copyContent(w fdWriter, content io.Reader) (int64, error) {
+	if content == nil {
+		return 0, nil
 	}
-	return nil
+	if b, ok := content.(*bytes.Buffer); ok {
+		_, err := w.Write(b.Bytes())
+		return int64(b.Len()), err
+	}
+	buf := make([]byte, 256<<10)
+	return io.CopyBuffer(struct{ io.Writer }{w}, content, buf)
+}
+
+// fdWriter writes to a raw file descriptor.
+type fdWriter int
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Write(int(w), p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
 }
 
 func setXattrs(p string, xs objects.Xattrs, nofollow bool) error {
