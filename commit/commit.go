@@ -89,11 +89,10 @@ func Write(ctx context.Context, t *repo.Txn, m *MTree, o Options) (Result, error
 			bindings = append(bindings, o.Branch)
 		}
 		sort.Strings(bindings)
-		if len(bindings) > 0 {
-			if _, ok := md.Get("ostree.ref-binding"); !ok {
-				md = append(md, objects.MetaEntry{Key: "ostree.ref-binding", Value: gvariant.Variant{Type: asType, Value: bindings}})
-			}
-		}
+		// As ostree 2022.7 does: the ref binding is always appended (an
+		// orphan gets an empty list), even when the caller's metadata
+		// already has the key; the collection binding only when it has not.
+		md = append(md, objects.MetaEntry{Key: "ostree.ref-binding", Value: gvariant.Variant{Type: asType, Value: bindings}})
 		if id := r.CollectionID(); id != "" {
 			if _, ok := md.Get("ostree.collection-binding"); !ok {
 				md = append(md, objects.MetaEntry{Key: "ostree.collection-binding", Value: gvariant.Variant{Type: sType, Value: id}})
@@ -159,6 +158,9 @@ func overlayTree(r *repo.Repo, m *MTree, tree, meta objects.Checksum) error {
 		return err
 	}
 	for _, f := range dt.Files {
+		if err := m.checkOverlay(r, f.Name, false); err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
 		slot, err := m.SetFile(r, f.Name)
 		if err != nil {
 			return err
@@ -166,6 +168,9 @@ func overlayTree(r *repo.Repo, m *MTree, tree, meta objects.Checksum) error {
 		*slot = f.Checksum
 	}
 	for _, d := range dt.Dirs {
+		if err := m.checkOverlay(r, d.Name, true); err != nil {
+			return fmt.Errorf("%s: %w", d.Name, err)
+		}
 		sub, err := m.Lookup(r, d.Name)
 		if err != nil {
 			return err

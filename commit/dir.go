@@ -115,6 +115,9 @@ func addDir(ctx context.Context, g *errgroup.Group, t *repo.Txn, m *MTree, dir, 
 		relp := filepath.Join(rel, name)
 		switch e.Type() & os.ModeType {
 		case os.ModeDir:
+			if err := m.checkOverlay(t.Repo(), name, true); err != nil {
+				return fmt.Errorf("commit %s: %w", relp, err)
+			}
 			sub, err := m.Dir(t.Repo(), name, nil)
 			if err != nil {
 				return fmt.Errorf("commit %s: %w", relp, err)
@@ -123,6 +126,9 @@ func addDir(ctx context.Context, g *errgroup.Group, t *repo.Txn, m *MTree, dir, 
 				return err
 			}
 		case 0, os.ModeSymlink:
+			if err := m.checkOverlay(t.Repo(), name, false); err != nil {
+				return fmt.Errorf("commit %s: %w", relp, err)
+			}
 			slot, err := m.SetFile(t.Repo(), name)
 			if err != nil {
 				return fmt.Errorf("commit %s: %w", relp, err)

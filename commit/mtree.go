@@ -105,6 +105,25 @@ func (m *MTree) Remove(r *repo.Repo, name string) error {
 	return nil
 }
 
+// ErrTypeChange reports an overlay that would turn a directory into a file
+// or a file into a directory; ostree refuses both for dir and ref overlays.
+var ErrTypeChange = fmt.Errorf("%w: an overlay cannot change an entry between file and directory", repo.ErrInvalid)
+
+// checkOverlay fails with ErrTypeChange when name exists in m with the
+// other type (dir true: a directory is being added).
+func (m *MTree) checkOverlay(r *repo.Repo, name string, dir bool) error {
+	if err := m.expand(r); err != nil {
+		return err
+	}
+	if _, isFile := m.files[name]; dir && isFile {
+		return fmt.Errorf("cannot replace file with directory: %w", ErrTypeChange)
+	}
+	if _, isDir := m.dirs[name]; !dir && isDir {
+		return fmt.Errorf("cannot replace directory with file: %w", ErrTypeChange)
+	}
+	return nil
+}
+
 // Lookup returns a subdirectory (nil if absent).
 func (m *MTree) Lookup(r *repo.Repo, name string) (*MTree, error) {
 	if err := m.expand(r); err != nil {

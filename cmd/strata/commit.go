@@ -74,7 +74,8 @@ the same as --tree=dir=PATH. The new commit's checksum is printed on stdout.`,
 				if !ok || k == "" {
 					return fmt.Errorf("--add-metadata-string: expected KEY=VALUE, got %q", kv)
 				}
-				o.Metadata.Set(k, gvariant.Variant{Type: gvariant.MustParseType("s"), Value: v})
+				// Appended, not set: ostree keeps a key given twice twice.
+				o.Metadata = append(o.Metadata, objects.MetaEntry{Key: k, Value: gvariant.Variant{Type: gvariant.MustParseType("s"), Value: v}})
 			}
 			for _, kv := range metaVariants {
 				k, v, ok := strings.Cut(kv, "=")
@@ -85,8 +86,9 @@ the same as --tree=dir=PATH. The new commit's checksum is printed on stdout.`,
 				if err != nil {
 					return fmt.Errorf("--add-metadata %s: %w", k, err)
 				}
-				// ostree stores these values byte-swapped on little-endian hosts.
-				o.Metadata.Set(k, objects.Byteswap(val))
+				// Stored in native (little-endian) order, as ostree stores
+				// them; `ostree show` prints them byte-swapped.
+				o.Metadata = append(o.Metadata, objects.MetaEntry{Key: k, Value: val})
 			}
 			var f commit.Filter
 			if cmd.Flags().Changed("owner-uid") {
