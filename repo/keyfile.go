@@ -20,7 +20,8 @@ type kfGroup struct {
 
 type kfLine struct {
 	key, value string // key empty: raw line (comment or blank)
-	raw        string
+	raw        string // the line as read; empty once the key is set
+
 }
 
 // ParseKeyFile parses a key file.
@@ -52,7 +53,7 @@ func ParseKeyFile(data string) (*KeyFile, error) {
 			if !ok || cur == nil || cur.name == "" {
 				return nil, fmt.Errorf("line %d: expected key=value in a group: %q", n, t)
 			}
-			cur.lines = append(cur.lines, kfLine{key: strings.TrimSpace(k), value: strings.TrimLeft(v, " \t")})
+			cur.lines = append(cur.lines, kfLine{key: strings.TrimSpace(k), value: strings.TrimLeft(v, " \t"), raw: line})
 		}
 	}
 	return kf, sc.Err()
@@ -125,6 +126,7 @@ func (kf *KeyFile) Set(group, key, value string) {
 	for i := range g.lines {
 		if g.lines[i].key == key {
 			g.lines[i].value = escapeValue(value)
+			g.lines[i].raw = ""
 			return
 		}
 	}
@@ -201,7 +203,7 @@ func (kf *KeyFile) String() string {
 			fmt.Fprintf(&b, "[%s]\n", g.name)
 		}
 		for _, l := range g.lines {
-			if l.key == "" {
+			if l.key == "" || l.raw != "" { // unchanged lines keep their spelling
 				b.WriteString(l.raw + "\n")
 			} else {
 				fmt.Fprintf(&b, "%s=%s\n", l.key, l.value)

@@ -16,7 +16,9 @@ import (
 
 // A ref name is '/'-separated components of word characters, '-', '.' and
 // '_', each starting with a word character (OSTree's ostree_validate_rev).
-var refComponent = regexp.MustCompile(`^[\w\d][-._\w\d]*$`)
+// Word characters are Unicode letters, digits and '_', as in OSTree's
+// GRegex (so "ü" is a valid ref, "a b" and ".x" are not).
+var refComponent = regexp.MustCompile(`^[\p{L}\p{N}_][-.\p{L}\p{N}_]*$`)
 
 // ValidateRefName checks a branch name such as "os/x86_64/stable".
 func ValidateRefName(name string) error {
@@ -184,9 +186,25 @@ func (r *Repo) ResolveRev(rev string) (objects.Checksum, error) {
 	return c, nil
 }
 
+// resolveBase resolves in ostree's order: a full checksum; an abbreviated
+// one (lower-case hex, any length) matching exactly one stored commit, which
+// wins over a ref of the same name, and is an error when it matches several;
+// then a ref.
 func (r *Repo) resolveBase(rev string) (objects.Checksum, error) {
-	if c, err := objects.ParseChecksum(rev); err == nil {
+	if c, err := objects.ParseChecksum(rev); err == nil && !strings.ContainsAny(rev, "ABCDEF") {
 		return c, nil
+	}
+	if isLowerHex(rev) && len(rev) < 64 {
+		c, n, err := r.resolvePrefix(rev)
+		if err != nil {
+			return c, err
+		}
+		switch {
+		case n == 1:
+			return c, nil
+		case n > 1:
+			return objects.Checksum{}, fmt.Errorf("%w: abbreviated checksum %q is ambiguous (%d commits)", ErrInvalid, rev, n)
+		}
 	}
 	if p, err := RefPath(rev); err == nil {
 		c, err := r.ReadRef(p)
@@ -200,38 +218,48 @@ func (r *Repo) resolveBase(rev string) (objects.Checksum, error) {
 			}
 		}
 	}
-	if isHex(rev) && len(rev) >= 4 && len(rev) < 64 {
-		return r.resolvePrefix(strings.ToLower(rev))
-	}
 	return objects.Checksum{}, fmt.Errorf("%w: no such ref or commit %q", ErrNotFound, rev)
 }
 
-func (r *Repo) resolvePrefix(prefix string) (objects.Checksum, error) {
-	ents, err := os.ReadDir(filepath.Join(r.path, "objects", prefix[:2]))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return objects.Checksum{}, err
-	}
+// resolvePrefix returns the number of stored commits whose checksum starts
+// with prefix and, when there is one, that commit.
+func (r *Repo) resolvePrefix(prefix string) (objects.Checksum, int, error) {
 	var found []objects.Checksum
-	for _, e := range ents {
-		base, ok := strings.CutSuffix(e.Name(), ".commit")
-		if ok && strings.HasPrefix(prefix[:2]+base, prefix) {
-			if c, err := objects.ParseChecksum(prefix[:2] + base); err == nil {
-				found = append(found, c)
+	scan := func(sub string) error {
+		ents, err := os.ReadDir(filepath.Join(r.path, "objects", sub))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		for _, e := range ents {
+			base, ok := strings.CutSuffix(e.Name(), ".commit")
+			if ok && strings.HasPrefix(sub+base, prefix) {
+				if c, err := objects.ParseChecksum(sub + base); err == nil {
+					found = append(found, c)
+				}
+			}
+		}
+		return nil
+	}
+	if len(prefix) >= 2 {
+		if err := scan(prefix[:2]); err != nil {
+			return objects.Checksum{}, 0, err
+		}
+	} else {
+		for _, d := range "0123456789abcdef" {
+			if err := scan(prefix + string(d)); err != nil {
+				return objects.Checksum{}, 0, err
 			}
 		}
 	}
-	switch len(found) {
-	case 0:
-		return objects.Checksum{}, fmt.Errorf("%w: no such ref or commit %q", ErrNotFound, prefix)
-	case 1:
-		return found[0], nil
+	if len(found) != 1 {
+		return objects.Checksum{}, len(found), nil
 	}
-	return objects.Checksum{}, fmt.Errorf("%w: abbreviated checksum %q is ambiguous (%d commits)", ErrInvalid, prefix, len(found))
+	return found[0], 1, nil
 }
 
-func isHex(s string) bool {
+func isLowerHex(s string) bool {
 	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
 			return false
 		}
 	}
