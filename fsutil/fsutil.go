@@ -29,6 +29,11 @@ func fail(step string) error {
 	return nil
 }
 
+// CheckFailpoint runs Failpoint for a durable step taken outside this
+// package (a renameat2, say), so fault-injection tests reach it too. It is
+// nil whenever Failpoint is unset.
+func CheckFailpoint(step string) error { return fail(step) }
+
 var tmpCounter atomic.Uint64
 
 // TempName returns a unique temporary name for a file beside name.

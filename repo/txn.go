@@ -72,15 +72,18 @@ func (r *Repo) Begin(ctx context.Context) (*Txn, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	t.staging = filepath.Join(r.path, "tmp", "staging-strata-"+hex.EncodeToString(rnd[:]))
-	if err := os.Mkdir(t.staging, 0o755); err != nil {
-		lock.Unlock()
-		return nil, fmt.Errorf("begin transaction: %w", err)
-	}
-	// The staging lock tells other processes this directory is alive.
+	// The staging lock tells other processes this directory is alive. It
+	// is taken before the directory exists, so that a concurrent Begin's
+	// cleanStaleStaging never sees the directory unlocked.
 	if t.stLock, err = fsutil.LockFile(ctx, t.staging+".lock", true, false); err != nil {
-		os.RemoveAll(t.staging)
 		lock.Unlock()
 		return nil, err
+	}
+	if err := os.Mkdir(t.staging, 0o755); err != nil {
+		os.Remove(t.staging + ".lock")
+		t.stLock.Unlock()
+		lock.Unlock()
+		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	return t, nil
 }
@@ -618,6 +621,9 @@ func (t *Txn) Commit() error {
 		}
 		for _, e := range ents {
 			from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+			if err := fsutil.CheckFailpoint("rename:" + to); err != nil {
+				return err
+			}
 			if strings.HasSuffix(e.Name(), ".commitmeta") {
 				err = os.Rename(from, to) // detached metadata may be replaced
 			} else {
@@ -634,6 +640,19 @@ func (t *Txn) Commit() error {
 	}
 	if moved && t.r.fsync {
 		if err := fsutil.Syncfs(objDir); err != nil {
+			return err
+		}
+	}
+	// A ref may only name a commit that is now stored: checked for all
+	// before any is written.
+	for _, u := range t.refs {
+		if u.sum == nil {
+			continue
+		}
+		if ok, err := t.r.HasObject(objects.KindCommit, *u.sum); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("%w: commit %s (for ref %s)", ErrNotFound, u.sum, u.ref)
+			}
 			return err
 		}
 	}
