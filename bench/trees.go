@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,7 @@ var treeSpecs = []treeSpec{
 		Name: "small",
 		Dir:  func(*config) string { return "small-v2" },
 		Desc: func(*config) string {
-			return "synthetic: 2,000 files in 60 directories, 200 symlinks, seeded random sizes and contents"
+			return "synthetic from a fixed seed: 2,000 files, 61 directories, 200 symlinks"
 		},
 		Build: buildSmall,
 	},
@@ -46,7 +47,7 @@ var treeSpecs = []treeSpec{
 	},
 	{
 		Name: "usr",
-		Dir:  func(cfg *config) string { return fmt.Sprintf("usr-%dM", cfg.usrMiB) },
+		Dir:  func(cfg *config) string { return fmt.Sprintf("usr-v2-%dM", cfg.usrMiB) },
 		Desc: func(cfg *config) string {
 			return fmt.Sprintf("about %d MiB of this machine's /usr (bin, sbin, libexec, lib/<triplet>, share; lexical prefixes)", cfg.usrMiB)
 		},
@@ -230,12 +231,14 @@ func multiarch() string {
 }
 
 // buildUsr copies, with tar (ownership, modes, hard links and xattrs kept),
-// the lexical prefix of each usrSources directory that fits its budget.
+// the lexical prefix of each usrSources directory that fits its budget,
+// counting each file's bytes once however many names it has.
 // The selection is deterministic for a given /usr.
 func buildUsr(ctx context.Context, cfg *config, dir string) error {
 	budget := int64(cfg.usrMiB) << 20
 	var list []string
 	var carry, total int64
+	seen := map[[2]uint64]bool{}
 	for _, src := range usrSources {
 		allow := budget*int64(src.share)/100 + carry
 		var used int64
@@ -258,10 +261,18 @@ func buildUsr(ctx context.Context, cfg *config, dir string) error {
 				if err != nil {
 					return err
 				}
-				if used+fi.Size() > allow {
+				size := fi.Size()
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+					id := [2]uint64{st.Dev, st.Ino}
+					if seen[id] {
+						size = 0 // another name of a file already counted
+					}
+					seen[id] = true
+				}
+				if used+size > allow {
 					return errFull
 				}
-				used += fi.Size()
+				used += size
 			} else if !d.IsDir() && d.Type()&fs.ModeSymlink == 0 {
 				return nil
 			}
@@ -278,17 +289,17 @@ func buildUsr(ctx context.Context, cfg *config, dir string) error {
 		return err
 	}
 	logf("copying %d entries, %d MiB of /usr with tar", len(list), total>>20)
-	pack := exec.CommandContext(ctx, "tar", "--create", "--no-recursion", "--null", "--files-from=-",
-		"--xattrs", "--xattrs-include=*", "--acls", "-C", "/", "-f", "-")
+	pack := exec.CommandContext(ctx, "tar", "--create", "--file=-", "--directory=/",
+		"--xattrs", "--xattrs-include=*", "--acls", "--no-recursion", "--null", "--files-from=-")
 	pack.Stdin = strings.NewReader(strings.Join(list, "\x00") + "\x00")
-	unpack := exec.CommandContext(ctx, "tar", "--extract", "--xattrs", "--xattrs-include=*", "--acls",
-		"--same-owner", "--same-permissions", "-C", dir, "-f", "-")
+	unpack := exec.CommandContext(ctx, "tar", "--extract", "--file=-", "--directory="+dir,
+		"--xattrs", "--xattrs-include=*", "--acls", "--same-owner", "--same-permissions")
 	pipe, err := pack.StdoutPipe()
 	if err != nil {
 		return err
 	}
 	unpack.Stdin = pipe
-	var packErr, unpackErr strings.Builder
+	var packErr, unpackErr bytes.Buffer
 	pack.Stderr = &packErr
 	unpack.Stderr = &unpackErr
 	if err := unpack.Start(); err != nil {
@@ -296,10 +307,10 @@ func buildUsr(ctx context.Context, cfg *config, dir string) error {
 	}
 	if err := pack.Run(); err != nil {
 		_ = unpack.Wait()
-		return fmt.Errorf("tar --create: %w: %s", err, packErr.String())
+		return fmt.Errorf("tar --create: %w", commandError(err, &packErr))
 	}
 	if err := unpack.Wait(); err != nil {
-		return fmt.Errorf("tar --extract: %w: %s", err, unpackErr.String())
+		return fmt.Errorf("tar --extract: %w", commandError(err, &unpackErr))
 	}
 	return nil
 }
