@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -41,9 +43,37 @@ func TempName(name string) string {
 	return fmt.Sprintf(".%s.tmp-%d-%d", filepath.Base(name), os.Getpid(), tmpCounter.Add(1))
 }
 
+// RemoveStaleTemps removes, from dir, the temporaries (TempName) left by
+// processes that died between creating and renaming them. A temporary is
+// stale when the process named in it no longer exists; a process in
+// another PID namespace may be judged dead, which at worst makes its
+// rename fail. Errors are ignored: this is housekeeping.
+func RemoveStaleTemps(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		_, rest, ok := strings.Cut(e.Name(), ".tmp-")
+		if !ok || !strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		pidStr, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
 // WriteFile durably replaces path with data: it writes a temporary file in
 // the same directory, fsyncs it, renames it over path and fsyncs the
-// directory. On any error path is unchanged and the temporary is removed.
+// directory. On an error before the rename path is unchanged and the
+// temporary is removed; when only the final directory sync fails, path
+// already holds data but may not survive a crash.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
 	return WriteFileFunc(path, perm, func(w io.Writer) error {
 		_, err := w.Write(data)
@@ -216,6 +246,21 @@ func LockFile(ctx context.Context, path string, exclusive, wait bool) (*Lock, er
 // ErrLocked reports a lock held by another process.
 var ErrLocked = errors.New("locked by another process")
 
+// Holds reports whether the lock is on the file now at path: false when
+// that file was removed or replaced after LockFile opened it, in which
+// case the lock protects nothing and the caller should lock again.
+func (l *Lock) Holds(path string) bool {
+	if l == nil || l.f == nil {
+		return false
+	}
+	a, err := l.f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
 // Unlock releases the lock.
 func (l *Lock) Unlock() error {
 	if l == nil || l.f == nil {
@@ -268,6 +313,7 @@ func ListXattrs(path string) (map[string][]byte, []string, error) {
 		vals[name] = v
 		names = append(names, name)
 	}
+	sort.Strings(names) // the kernel lists them in no defined order
 	return vals, names, nil
 }
 

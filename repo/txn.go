@@ -69,15 +69,27 @@ func (r *Repo) Begin(ctx context.Context) (*Txn, error) {
 		lock.Unlock()
 		return nil, err
 	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	t.staging = filepath.Join(r.path, "tmp", "staging-strata-"+hex.EncodeToString(rnd[:]))
 	// The staging lock tells other processes this directory is alive. It
 	// is taken before the directory exists, so that a concurrent Begin's
-	// cleanStaleStaging never sees the directory unlocked.
-	if t.stLock, err = fsutil.LockFile(ctx, t.staging+".lock", true, false); err != nil {
-		lock.Unlock()
-		return nil, err
+	// cleanStaleStaging never sees the directory unlocked, and checked to
+	// be on the file at its path (a cleanup may remove a lock file between
+	// our open and our flock).
+	for try := 0; ; try++ {
+		var rnd [8]byte
+		rand.Read(rnd[:])
+		t.staging = filepath.Join(r.path, "tmp", "staging-strata-"+hex.EncodeToString(rnd[:]))
+		if t.stLock, err = fsutil.LockFile(ctx, t.staging+".lock", true, false); err != nil {
+			lock.Unlock()
+			return nil, err
+		}
+		if t.stLock.Holds(t.staging + ".lock") {
+			break
+		}
+		t.stLock.Unlock()
+		if try == 5 {
+			lock.Unlock()
+			return nil, fmt.Errorf("begin transaction: cannot lock a staging directory in %s", filepath.Join(r.path, "tmp"))
+		}
 	}
 	if err := os.Mkdir(t.staging, 0o755); err != nil {
 		os.Remove(t.staging + ".lock")
@@ -98,7 +110,8 @@ func (r *Repo) LockExclusive(ctx context.Context) (*fsutil.Lock, error) {
 	return fsutil.LockFile(ctx, filepath.Join(r.path, ".lock"), true, true)
 }
 
-// cleanStaleStaging removes staging directories whose owner died.
+// cleanStaleStaging removes staging directories whose owner died, and
+// lock files of transactions that died before making their directory.
 func (r *Repo) cleanStaleStaging() error {
 	tmp := filepath.Join(r.path, "tmp")
 	ents, err := os.ReadDir(tmp)
@@ -106,16 +119,24 @@ func (r *Repo) cleanStaleStaging() error {
 		return err
 	}
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), "staging-strata-") || strings.HasSuffix(e.Name(), ".lock") {
+		if !strings.HasPrefix(e.Name(), "staging-strata-") {
 			continue
 		}
-		dir := filepath.Join(tmp, e.Name())
+		dir := filepath.Join(tmp, strings.TrimSuffix(e.Name(), ".lock"))
+		if e.Name() != filepath.Base(dir) {
+			// A lock file: handled with its directory, if there is one.
+			if _, err := os.Lstat(dir); err == nil {
+				continue
+			}
+		}
 		l, err := fsutil.LockFile(context.Background(), dir+".lock", true, false)
 		if err != nil {
 			continue // alive
 		}
-		os.RemoveAll(dir)
-		os.Remove(dir + ".lock")
+		if l.Holds(dir + ".lock") {
+			os.RemoveAll(dir)
+			os.Remove(dir + ".lock")
+		}
 		l.Unlock()
 	}
 	return nil
@@ -656,10 +677,18 @@ func (t *Txn) Commit() error {
 			return err
 		}
 	}
+	refDirs := map[string]bool{}
 	for _, u := range t.refs {
 		if err := t.r.writeRef(u.ref, u.sum); err != nil {
 			return err
 		}
+		refDirs[filepath.Dir(filepath.Join(t.r.path, "refs", filepath.FromSlash(u.ref)))] = true
+	}
+	// Temporaries of ref writes whose process was killed are removed here,
+	// once per directory touched (ostree ignores dot-files in refs/, so
+	// they only waste space).
+	for d := range refDirs {
+		fsutil.RemoveStaleTemps(d)
 	}
 	return nil
 }

@@ -616,24 +616,51 @@ func TestStaleStagingCleanedByBegin(t *testing.T) {
 	// Not ours at all.
 	foreign := filepath.Join(tmp, "something-else")
 	os.Mkdir(foreign, 0o755)
+	// A transaction that died between locking and making its directory,
+	// and one that is at that point now.
+	loneDead := filepath.Join(tmp, "staging-strata-2222222222222222.lock")
+	os.WriteFile(loneDead, nil, 0o644)
+	loneLive := filepath.Join(tmp, "staging-strata-3333333333333333.lock")
+	l2, err := fsutil.LockFile(context.Background(), loneLive, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Unlock()
 
 	tx := begin(t, r)
-	for _, p := range []string{dead, dead + ".lock", nolock} {
+	for _, p := range []string{dead, dead + ".lock", nolock, loneDead} {
 		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s survived Begin: %v", filepath.Base(p), err)
 		}
 	}
-	for _, p := range []string{live.staging, other, foreign, tx.staging} {
+	for _, p := range []string{live.staging, live.staging + ".lock", other, other + ".lock", foreign, tx.staging, loneLive} {
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("%s was removed: %v", filepath.Base(p), err)
 		}
 	}
-	// The live transaction still commits.
+	// The live transaction still commits, and removes the temporaries of
+	// dead ref writers in the ref directories it touches.
+	deadPid := exec.Command("true")
+	if err := deadPid.Run(); err != nil {
+		t.Fatal(err)
+	}
+	heads := filepath.Join(r.Path(), "refs", "heads")
+	staleRef := filepath.Join(heads, fmt.Sprintf(".live.tmp-%d-1", deadPid.Process.Pid))
+	ownRef := filepath.Join(heads, fmt.Sprintf(".other.tmp-%d-1", os.Getpid()))
+	os.WriteFile(staleRef, []byte("x"), 0o644)
+	os.WriteFile(ownRef, []byte("x"), 0o644)
 	c := writeTree(t, live, objects.Checksum{}, "live", sampleFiles("live"))
 	live.SetRef("heads/live", &c)
 	if err := live.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Lstat(staleRef); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dead writer's ref temporary survived a commit: %v", err)
+	}
+	if _, err := os.Lstat(ownRef); err != nil {
+		t.Errorf("a live process's ref temporary was removed: %v", err)
+	}
+	os.Remove(ownRef)
 	tx.Abort()
 	checkIntegrity(t, r)
 }
