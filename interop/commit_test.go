@@ -2,6 +2,7 @@ package interop
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -293,4 +294,33 @@ func rawHead(repoDir, sum string) string {
 		out = out[:300] + "..."
 	}
 	return out
+}
+
+// TestStrataCommitsOntoOstreeRepo has ostree create a repo and a commit,
+// then strata and ostree each add a commit on top (parent from the
+// branch, the branch's tree overlaid with a directory) in copies of it:
+// same checksum, and ostree fscks strata's result.
+func TestStrataCommitsOntoOstreeRepo(t *testing.T) {
+	tree := fixtureTree(t)
+	ov1, _, _, _ := overlays(t)
+	for _, mode := range []string{"bare-user", "archive"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			orepo, srepo := filepath.Join(dir, "ostree"), filepath.Join(dir, "strata")
+			mustRun(t, "ostree", "init", "--repo="+orepo, "--mode="+mode)
+			base := strings.TrimSpace(mustRun(t, "ostree", "--repo="+orepo, "commit", "-b", "os/main", "--timestamp=@1700000000",
+				"--add-metadata-string=version=1", "--tree=dir="+tree))
+			if out, err := exec.Command("cp", "-a", orepo, srepo).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v: %s", err, out)
+			}
+			args := []string{"-b", "os/main", "-s", "on top", "--timestamp=@1700000100", "--add-metadata-string=version=2",
+				"--tree=ref=os/main", "--tree=dir=" + ov1}
+			sum := compareCommit(t, commitCase{name: "on-top"}, orepo, srepo, args)
+			parent := strings.TrimSpace(mustRun(t, "ostree", "--repo="+srepo, "rev-parse", "os/main^"))
+			if parent != base || sum == "" {
+				t.Errorf("parent of strata's commit = %s, want ostree's %s", parent, base)
+			}
+			checkRepoAgainstOstree(t, orepo, srepo)
+		})
+	}
 }
