@@ -71,6 +71,13 @@ import (
 //	xattrs SCHILY.xattr.*,           recorded in REVERSE record order      same; a name repeated with
 //	  LIBARCHIVE.xattr.* (base64),   (libarchive prepends), duplicates     the same value kept once,
 //	  RHT.security.selinux           kept                                  with another value refused
+//	  ... in a bare repo             file objects keep that order, but     file xattrs sorted, so the
+//	                                 fsck reads them back sorted: unless   object is valid; the checksum
+//	                                 reverse order is sorted, ostree's     differs from ostree's (whose
+//	                                 own fsck calls the object corrupt     repo fails fsck) only there
+//	symlink mode in a bare or        the header's (0644, say) though the   0777, what the object reads
+//	  bare-user-only repo
+//	                                 symlink reads back 0777: fsck fails   back as; as above
 //	--no-xattrs, bare-user-only      xattrs dropped                        same
 //	--canonical-permissions          uid/gid 0, mode &= 0755 (not          same
 //	                                 symlinks); xattrs KEPT
@@ -420,6 +427,18 @@ func (ti *tarImport) entry(e *tarEntry) error {
 	}
 	if sub != nil {
 		return entryErr(e, "cannot replace the directory %q with a file", strings.Join(comps, "/"))
+	}
+	if kind == kindSymlink && (ti.r.Mode() == repo.ModeBare || ti.r.Mode() == repo.ModeBareUserOnly) {
+		// Likewise a bare (or bare-user-only) repo's symlink object is a
+		// symlink, whose mode reads back as 0777 whatever the archive said.
+		mode = objects.ModeSymlink | 0o777
+	}
+	if len(xattrs) > 1 && ti.r.Mode() == repo.ModeBare {
+		// A bare repo keeps xattrs on the object file itself, and reading
+		// them back gives them sorted: unsorted, the object would fail
+		// fsck (ostree writes it so, and its own fsck then fails).
+		xattrs = append(objects.Xattrs(nil), xattrs...)
+		xattrs.Sort()
 	}
 	h := &objects.FileHeader{UID: uid, GID: gid, Mode: mode, Xattrs: xattrs}
 	if kind == kindSymlink {

@@ -54,7 +54,7 @@ type tarEntry struct {
 // (by name when known, else by offset), on one line.
 type tarError struct {
 	name   string // empty when not known yet
-	offset int64 // -1: the archive as a whole
+	offset int64  // -1: the archive as a whole
 	msg    string
 	err    error
 	local  bool // the failure is not the archive's (writing the repo, say)
