@@ -41,6 +41,7 @@ type Txn struct {
 	subdirs [256]atomic.Bool
 	refs    []refUpdate
 	done    bool
+	failed  error // set by unclaim
 
 	// Stats, updated atomically.
 	ObjectsWritten atomic.Int64
@@ -217,9 +218,15 @@ func (t *Txn) claim(ref ObjectRef) (bool, error) {
 	return true, nil
 }
 
+// unclaim undoes claim after a failed write. Another goroutine writing the
+// same object may already have been told it is staged, so the transaction
+// can no longer commit: Commit fails from then on.
 func (t *Txn) unclaim(ref ObjectRef) {
 	t.mu.Lock()
 	delete(t.staged, ref)
+	if t.failed == nil {
+		t.failed = fmt.Errorf("a write of %s failed in this transaction", ObjectName(ref.Kind, ref.Checksum))
+	}
 	t.mu.Unlock()
 }
 
@@ -611,10 +618,14 @@ func (t *Txn) Commit() error {
 		return errors.New("transaction already finished")
 	}
 	t.done = true
+	failed := t.failed
 	t.mu.Unlock()
 	defer t.release()
 	if err := t.ctx.Err(); err != nil {
 		return err
+	}
+	if failed != nil {
+		return failed
 	}
 	if t.r.fsync {
 		if err := fsutil.Syncfs(t.staging); err != nil {

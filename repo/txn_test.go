@@ -957,3 +957,38 @@ func TestSetRefFaultInjection(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedStagingWriteFailsCommit makes the staging write of an object
+// fail after it was claimed (its fan-out directory is a file): another
+// goroutine writing the same object at that moment would have been told it
+// is staged, so the transaction must refuse to commit.
+func TestFailedStagingWriteFailsCommit(t *testing.T) {
+	for _, size := range []int{10, smallFile + 10} {
+		r := newRepo(t, ModeBareUser)
+		tx := begin(t, r)
+		data := bytes.Repeat([]byte{'q'}, size)
+		c, _ := objects.FileChecksum(regular(size), bytes.NewReader(data))
+		if err := os.WriteFile(filepath.Join(tx.staging, c.String()[:2]), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.WriteFile(regular(size), bytes.NewReader(data)); err == nil {
+			t.Fatalf("size %d: staging into a blocked directory succeeded", size)
+		}
+		os.Remove(filepath.Join(tx.staging, c.String()[:2]))
+		os.Mkdir(filepath.Join(tx.staging, c.String()[:2]), 0o755)
+		ok := writeTree(t, tx, objects.Checksum{}, "after the failure", sampleFiles("ok"))
+		tx.SetRef("heads/main", &ok)
+		if err := tx.Commit(); err == nil || !strings.Contains(err.Error(), c.String()) {
+			t.Errorf("size %d: Commit after a failed staging write: %v", size, err)
+		}
+		if got := objectSet(t, r); len(got) != 0 {
+			t.Errorf("size %d: published %v", size, got)
+		}
+		if _, err := r.ReadRef("heads/main"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("size %d: ref written: %v", size, err)
+		}
+		if left := tmpEntries(t, r); len(left) != 0 {
+			t.Errorf("size %d: tmp/ holds %v", size, left)
+		}
+	}
+}
