@@ -467,8 +467,8 @@ func ParseCommit(b []byte) (*Commit, error) {
 }
 
 // Byteswap returns v with every multi-byte number byte-swapped, as
-// g_variant_byteswap does. `ostree commit --add-metadata` stores its values
-// this way on little-endian hosts.
+// g_variant_byteswap does. `ostree show` prints commit metadata this way on
+// little-endian hosts (the stored bytes are native order).
 func Byteswap(v gvariant.Variant) gvariant.Variant {
 	return gvariant.Variant{Type: v.Type, Value: byteswapValue(v.Type, v.Value)}
 }

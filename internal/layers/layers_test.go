@@ -42,6 +42,8 @@ var layer = map[string]int{
 
 	// Test and tooling packages sit on top.
 	"internal/testtree": 9,
+	"internal/demoos":   9,
+	"e2e":               10,
 	"internal/layers":   9,
 	"interop":           10,
 	"bench":             10,

@@ -1,0 +1,253 @@
+// Package demoos builds a tiny bootable OS in OSTree's layout, for the demo
+// and the end-to-end tests: busybox from Debian's busybox-static, Debian's
+// kernel from linux-image-amd64, an initramfs that mounts the disk and runs
+// `strata prepare-root`, and strata itself. Versions differ only in
+// /usr/lib/os-release and a marker file.
+package demoos
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Kernel is a kernel found on the build machine.
+type Kernel struct {
+	Version string // e.g. 6.1.0-56-amd64
+	Image   string // /boot/vmlinuz-VERSION
+	Modules string // /lib/modules/VERSION
+}
+
+// FindKernel returns the newest kernel installed under /boot.
+func FindKernel() (*Kernel, error) {
+	imgs, _ := filepath.Glob("/boot/vmlinuz-*")
+	if len(imgs) == 0 {
+		return nil, fmt.Errorf("no kernel in /boot (install linux-image-amd64)")
+	}
+	sort.Strings(imgs)
+	img := imgs[len(imgs)-1]
+	v := strings.TrimPrefix(filepath.Base(img), "vmlinuz-")
+	k := &Kernel{Version: v, Image: img, Modules: filepath.Join("/lib/modules", v)}
+	if _, err := os.Stat(filepath.Join(k.Modules, "modules.dep")); err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", v, err)
+	}
+	return k, nil
+}
+
+// bootModules are what the initramfs needs to mount an ext4 virtio disk.
+var bootModules = []string{"virtio_pci", "virtio_blk", "ext4", "crc32c_generic"}
+
+// moduleOrder returns module files (relative to the modules dir) in load
+// order: dependencies first, from modules.dep.
+func (k *Kernel) moduleOrder(names []string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(k.Modules, "modules.dep"))
+	if err != nil {
+		return nil, err
+	}
+	deps := map[string][]string{}
+	byName := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		mod, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		deps[mod] = strings.Fields(rest)
+		base := strings.TrimSuffix(filepath.Base(mod), ".ko")
+		byName[strings.ReplaceAll(base, "-", "_")] = mod
+	}
+	var order []string
+	seen := map[string]bool{}
+	var visit func(m string)
+	visit = func(m string) {
+		if seen[m] {
+			return
+		}
+		seen[m] = true
+		for _, d := range deps[m] {
+			visit(d)
+		}
+		order = append(order, m)
+	}
+	for _, n := range names {
+		m, ok := byName[n]
+		if !ok {
+			continue // built into the kernel
+		}
+		visit(m)
+	}
+	return order, nil
+}
+
+// initramfsInit is /init of the initramfs.
+const initramfsInit = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /etc/modules-order); do insmod /lib/modules/$m 2>/dev/null; done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+mkdir -p /sysroot
+if ! mount -t ext4 -o rw /dev/vda /sysroot; then
+	echo "STRATA-INITRAMFS: cannot mount /dev/vda"
+	poweroff -f
+fi
+if ! /bin/strata prepare-root /sysroot; then
+	echo "STRATA-INITRAMFS: prepare-root failed"
+	poweroff -f
+fi
+mount --move /dev /sysroot/dev
+mount --move /proc /sysroot/proc
+mount --move /sys /sysroot/sys
+exec switch_root /sysroot /sbin/init
+`
+
+// BuildInitramfs writes a gzip'd cpio initramfs to out holding busybox,
+// the boot modules, the static strata binary and /init.
+func BuildInitramfs(out string, k *Kernel, busybox, strataBin string) error {
+	dir, err := os.MkdirTemp("", "initramfs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, d := range []string{"bin", "dev", "proc", "sys", "sysroot", "etc", "lib/modules"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := copyFile(busybox, filepath.Join(dir, "bin/busybox"), 0o755); err != nil {
+		return err
+	}
+	if err := copyFile(strataBin, filepath.Join(dir, "bin/strata"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "init"), []byte(initramfsInit), 0o755); err != nil {
+		return err
+	}
+	mods, err := k.moduleOrder(bootModules)
+	if err != nil {
+		return err
+	}
+	var order []string
+	for _, m := range mods {
+		base := filepath.Base(m)
+		if err := copyFile(filepath.Join(k.Modules, m), filepath.Join(dir, "lib/modules", base), 0o644); err != nil {
+			return err
+		}
+		order = append(order, base)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc/modules-order"), []byte(strings.Join(order, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err := writeCpioDir(zw, dir); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(out, buf.Bytes(), 0o644)
+}
+
+// osInit is the booted OS's /sbin/init: it mounts the basics, reports the
+// booted version, runs /dev/vdb's run.sh when a control disk is attached,
+// and powers off.
+const osInit = `#!/bin/sh
+export PATH=/usr/bin:/usr/sbin:/bin:/sbin
+mounted() { grep -q " $1 " /proc/mounts 2>/dev/null; }
+mounted /proc || mount -t proc proc /proc
+mounted /sys || mount -t sysfs sys /sys
+mounted /dev || mount -t devtmpfs dev /dev
+mounted /tmp || mount -t tmpfs tmp /tmp
+. /usr/lib/os-release
+echo "STRATA-BOOTED version=$VERSION_ID"
+if [ -b /dev/vdb ]; then
+	mkdir -p /run/ctl
+	if mount -t ext4 /dev/vdb /run/ctl 2>/dev/null && [ -f /run/ctl/run.sh ]; then
+		sh /run/ctl/run.sh
+		echo "STRATA-SCRIPT-DONE rc=$?"
+		umount /run/ctl
+	fi
+fi
+sync
+echo "STRATA-POWEROFF"
+poweroff -f
+`
+
+// Version describes one build of the demo OS.
+type Version struct {
+	ID   string // VERSION_ID, e.g. "1"
+	Init string // /usr/sbin/init contents; empty for the default
+}
+
+// BuildTree writes the OS tree for v into dir (which must not exist):
+// /usr with busybox, strata, the kernel and initramfs under
+// usr/lib/modules/KVER, default config in usr/etc, and the top-level
+// symlinks and mount points.
+func BuildTree(dir string, v Version, k *Kernel, busybox, strataBin, initramfs string) error {
+	for _, d := range []string{"usr/bin", "usr/sbin", "usr/lib/modules/" + k.Version, "usr/etc", "proc", "sys", "dev", "run", "tmp", "var", "sysroot", "boot", "root", "home", "mnt"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return err
+	}
+	for _, l := range [][2]string{{"usr/bin", "bin"}, {"usr/sbin", "sbin"}, {"usr/lib", "lib"}} {
+		if err := os.Symlink(l[0], filepath.Join(dir, l[1])); err != nil {
+			return err
+		}
+	}
+	if err := copyFile(busybox, filepath.Join(dir, "usr/bin/busybox"), 0o755); err != nil {
+		return err
+	}
+	for _, app := range []string{"sh", "ls", "cat", "echo", "mount", "umount", "touch", "rm", "mkdir", "poweroff", "sync", "sleep", "grep", "sed", "test", "[", "stat", "uname", "cp", "mv", "ln", "head", "tail", "wc", "find", "df", "dmesg", "printf", "true", "false", "id", "chmod"} {
+		if err := os.Symlink("busybox", filepath.Join(dir, "usr/bin", app)); err != nil {
+			return err
+		}
+	}
+	if err := copyFile(strataBin, filepath.Join(dir, "usr/bin/strata"), 0o755); err != nil {
+		return err
+	}
+	init := v.Init
+	if init == "" {
+		init = osInit
+	}
+	if err := os.WriteFile(filepath.Join(dir, "usr/sbin/init"), []byte(init), 0o755); err != nil {
+		return err
+	}
+	kdir := filepath.Join(dir, "usr/lib/modules", k.Version)
+	if err := copyFile(k.Image, filepath.Join(kdir, "vmlinuz"), 0o644); err != nil {
+		return err
+	}
+	if err := copyFile(initramfs, filepath.Join(kdir, "initramfs.img"), 0o644); err != nil {
+		return err
+	}
+	files := map[string]string{
+		"usr/lib/os-release":   fmt.Sprintf("NAME=\"strata demo\"\nID=strata-demo\nVERSION_ID=%s\nPRETTY_NAME=\"strata demo %s\"\n", v.ID, v.ID),
+		"usr/lib/demo-version": v.ID + "\n",
+		"usr/etc/hostname":     "strata-demo\n",
+		"usr/etc/passwd":       "root:x:0:0:root:/root:/bin/sh\n",
+		"usr/etc/group":        "root:x:0:\n",
+		"usr/etc/motd":         "strata demo OS version " + v.ID + "\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return os.Symlink("../usr/lib/os-release", filepath.Join(dir, "usr/etc/os-release"))
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, mode)
+}
