@@ -375,11 +375,9 @@ func (s *sideState) finish() {
 		return
 	}
 	var walls, cpus []time.Duration
-	var rss []int64
 	for _, x := range s.samples {
 		walls = append(walls, x.Wall)
 		cpus = append(cpus, x.CPU)
-		rss = append(rss, x.MaxRSSKiB)
 		s.res.WallSec = append(s.res.WallSec, x.Wall.Seconds())
 		s.res.CPUSec = append(s.res.CPUSec, x.CPU.Seconds())
 		s.res.MaxRSSKiB = append(s.res.MaxRSSKiB, x.MaxRSSKiB)
