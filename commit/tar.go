@@ -100,6 +100,9 @@ type TarOptions struct {
 	AutocreateParents bool
 	// Reporter counts files written; nil reports nothing.
 	Reporter progress.Reporter
+	// MaxBytes, when positive, caps the size of the (decompressed)
+	// archive: a few bytes of gzip or zstd can declare terabytes.
+	MaxBytes int64
 }
 
 // AddTar overlays a tar archive read from r onto m, writing its files to
@@ -118,6 +121,9 @@ func AddTar(ctx context.Context, t *repo.Txn, m *MTree, r io.Reader, f Filter, o
 		return err
 	}
 	defer closer()
+	if opts.MaxBytes > 0 {
+		rd = &capReader{r: rd, left: opts.MaxBytes, max: opts.MaxBytes}
+	}
 	ti := &tarImport{
 		ctx:      ctx,
 		t:        t,
@@ -196,6 +202,24 @@ func drain(kind string, r io.Reader) func() error {
 		}
 		return nil
 	}
+}
+
+// capReader fails once more than max bytes have been read.
+type capReader struct {
+	r         io.Reader
+	left, max int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("the archive is larger than the %d-byte limit", c.max)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 type tarImport struct {

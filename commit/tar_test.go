@@ -769,6 +769,24 @@ func TestTarSymlinkNeverFollowed(t *testing.T) {
 	}
 }
 
+// TestTarMaxBytes refuses a decompression bomb.
+func TestTarMaxBytes(t *testing.T) {
+	bomb := tarZstd(tarOf(tarRoot(), tarEnt{name: "zeros", data: strings.Repeat("\x00", 8<<20)}))
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeArchive, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := r.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	err = commit.AddTar(context.Background(), tx, commit.NewMTree(nil), bytes.NewReader(bomb), commit.Filter{}, commit.TarOptions{MaxBytes: 1 << 20})
+	if !errors.Is(err, commit.ErrInvalidTar) || !strings.Contains(err.Error(), `tar entry "zeros"`) || !strings.Contains(err.Error(), "larger than the 1048576-byte limit") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 // TestTarCancel stops an import when its context is cancelled.
 func TestTarCancel(t *testing.T) {
 	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeArchive, repo.InitOptions{})
@@ -813,7 +831,7 @@ func FuzzAddTar(f *testing.F) {
 		}
 		defer tx.Abort()
 		m := commit.NewMTree(nil)
-		err = commit.AddTar(ctx, tx, m, bytes.NewReader(data), commit.Filter{}, commit.TarOptions{AutocreateParents: len(data)%2 == 0})
+		err = commit.AddTar(ctx, tx, m, bytes.NewReader(data), commit.Filter{}, commit.TarOptions{AutocreateParents: len(data)%2 == 0, MaxBytes: 16 << 20})
 		if err != nil {
 			if !errors.Is(err, commit.ErrInvalidTar) {
 				t.Fatalf("error not classed as an invalid archive: %v", err)
