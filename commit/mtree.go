@@ -153,7 +153,7 @@ func (m *MTree) Write(t *repo.Txn) (tree, meta objects.Checksum, err error) {
 		}
 	}
 	if m.Meta == nil {
-		return tree, meta, fmt.Errorf("directory without metadata")
+		return tree, meta, fmt.Errorf("%w: directory without metadata (a tar needs a ./ entry, or use --tar-autocreate-parents)", repo.ErrInvalid)
 	}
 	var dt objects.DirTree
 	for name, c := range m.files {
