@@ -134,4 +134,3 @@ func FormatSize(n uint64) string {
 	}
 	return fmt.Sprintf("%.1f %s", f, units[i])
 }
-
