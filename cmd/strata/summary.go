@@ -84,7 +84,7 @@ a summary.sig is written beside it; otherwise any old summary.sig is removed.`,
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&update, "update", "u", false, "update the summary")
-	fl.BoolVarP(&view, "view", "v", false, "view the local summary file")
+	fl.BoolVar(&view, "view", false, "view the local summary file")
 	fl.BoolVar(&raw, "raw", false, "view the raw bytes of the summary file")
 	fl.StringArrayVarP(&addMeta, "add-metadata", "m", nil, "additional metadata field KEY=VALUE (VALUE in GVariant text format)")
 	fl.StringArrayVar(&signKeys, "sign", nil, "sign the summary with this ed25519 secret key (base64; repeatable)")
