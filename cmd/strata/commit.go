@@ -22,6 +22,8 @@ func init() {
 		ownerUID, ownerGID                                 int
 		noBindings, noXattrs, orphan, skipUnchanged        bool
 		canonical                                          bool
+		signKeys, gpgKeys                                  []string
+		signType, gpgHome                                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "commit [PATH]",
@@ -135,6 +137,9 @@ the same as --tree=dir=PATH. The new commit's checksum is printed on stdout.`,
 				return err
 			}
 			if !res.Skipped {
+				if err := signNewCommit(ctx, t, res.Checksum, signType, signKeys, gpgKeys, gpgHome); err != nil {
+					return err
+				}
 				if err := t.Commit(); err != nil {
 					return err
 				}
@@ -161,6 +166,10 @@ the same as --tree=dir=PATH. The new commit's checksum is printed on stdout.`,
 	fl.BoolVar(&orphan, "orphan", false, "create a commit without writing a ref")
 	fl.BoolVar(&skipUnchanged, "skip-if-unchanged", false, "if the tree is unchanged from the parent, print the parent and write nothing")
 	fl.BoolVar(&canonical, "canonical-permissions", false, "canonicalize permissions as bare-user-only does (uid/gid 0, mode & 0755, no xattrs)")
+	fl.StringArrayVar(&signKeys, "sign", nil, "sign the commit with this ed25519 secret key (base64; repeatable)")
+	fl.StringVar(&signType, "sign-type", "ed25519", "signature type for --sign")
+	fl.StringArrayVar(&gpgKeys, "gpg-sign", nil, "GPG key ID to sign the commit with (repeatable)")
+	fl.StringVar(&gpgHome, "gpg-homedir", "", "GPG home directory to find keys in")
 	rootCmd.AddCommand(cmd)
 }
 
