@@ -81,3 +81,6 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// isNotFound reports a missing ref, commit, object or path.
+func isNotFound(err error) bool { return errors.Is(err, repo.ErrNotFound) }

@@ -1,0 +1,242 @@
+package checkout_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/strata-os/strata/checkout"
+	"github.com/strata-os/strata/fsutil"
+	"github.com/strata-os/strata/internal/testtree"
+	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/repo"
+)
+
+var strataBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "checkout-test-")
+	if err != nil {
+		panic(err)
+	}
+	strataBin = filepath.Join(dir, "strata")
+	if out, err := exec.Command("go", "build", "-o", strataBin, "github.com/strata-os/strata/cmd/strata").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// describe lists every entry of a tree: type, mode, owner, size, content
+// hash or link target, xattrs, and which entries share an inode.
+func describe(t *testing.T, root string) string {
+	t.Helper()
+	var lines []string
+	inodes := map[uint64][]string{}
+	err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		st := info.Sys().(*syscall.Stat_t)
+		line := fmt.Sprintf("%s mode=%o uid=%d gid=%d", rel, st.Mode, st.Uid, st.Gid)
+		switch {
+		case info.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			line += fmt.Sprintf(" size=%d sha=%x", len(data), sha256.Sum256(data))
+			if st.Nlink > 1 {
+				inodes[st.Ino] = append(inodes[st.Ino], rel)
+			}
+		case info.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			line += " -> " + target
+		}
+		vals, names, err := fsutil.ListXattrs(p)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			line += fmt.Sprintf(" %s=%x", n, vals[n])
+		}
+		lines = append(lines, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, names := range inodes {
+		if len(names) > 1 {
+			sort.Strings(names)
+			lines = append(lines, "linked "+strings.Join(names, " "))
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// TestMatchesOstree checks out the fixture tree with strata and with
+// ostree from bare and archive repos, normal and -U, whole and by subpath,
+// and compares the results entry by entry.
+func TestMatchesOstree(t *testing.T) {
+	src := testtree.Build(t, t.TempDir())
+	for _, mode := range []string{"bare", "archive", "bare-user-only", "bare-user"} {
+		r := filepath.Join(t.TempDir(), "repo")
+		run(t, "ostree", "--repo="+r, "init", "--mode="+mode)
+		run(t, strataBin, "--repo="+r, "commit", "-b", "main", "--tree=dir="+src, "--timestamp=@0")
+		for _, args := range [][]string{nil, {"-U"}, {"--subpath=/usr"}, {"--subpath=/hello.txt"}, {"-U", "--force-copy"}} {
+			if mode == "bare-user" && len(args) == 0 {
+				continue // bare-user checkouts need -U when not root-owned objects
+			}
+			name := mode + " " + strings.Join(args, " ")
+			d := t.TempDir()
+			run(t, "ostree", append(append([]string{"--repo=" + r, "checkout"}, args...), "main", d+"/o")...)
+			run(t, strataBin, append(append([]string{"--repo=" + r, "checkout"}, args...), "main", d+"/s")...)
+			if a, b := describe(t, d+"/o"), describe(t, d+"/s"); a != b {
+				t.Errorf("%s: checkouts differ\nostree:\n%s\nstrata:\n%s", name, a, b)
+			}
+		}
+	}
+}
+
+func TestHardlinksFromBare(t *testing.T) {
+	src := testtree.Build(t, t.TempDir())
+	r := filepath.Join(t.TempDir(), "repo")
+	run(t, strataBin, "--repo="+r, "init", "--mode=bare")
+	c := run(t, strataBin, "--repo="+r, "commit", "-b", "main", "--tree=dir="+src)
+	d := filepath.Join(t.TempDir(), "co")
+	run(t, strataBin, "--repo="+r, "checkout", "-H", "main", d)
+	var a, b syscall.Stat_t
+	sum, _ := objects.ParseChecksum(c)
+	rp, _ := repo.Open(r)
+	cm, _ := rp.ReadCommit(sum)
+	dt, _ := rp.ReadDirTree(cm.RootTree)
+	for _, f := range dt.Files {
+		if f.Name == "hello.txt" {
+			syscall.Stat(rp.ObjectPath(objects.KindFile, f.Checksum), &a)
+		}
+	}
+	syscall.Stat(filepath.Join(d, "hello.txt"), &b)
+	if a.Ino == 0 || a.Ino != b.Ino {
+		t.Fatalf("hello.txt is not a hard link of its object (%d vs %d)", a.Ino, b.Ino)
+	}
+	// -H from an archive repo cannot be satisfied.
+	ra := filepath.Join(t.TempDir(), "repo")
+	run(t, strataBin, "--repo="+ra, "init", "--mode=archive")
+	run(t, strataBin, "--repo="+ra, "commit", "-b", "main", "--tree=dir="+src)
+	out, err := exec.Command(strataBin, "--repo="+ra, "checkout", "-H", "main", filepath.Join(t.TempDir(), "x")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "require-hardlinks") {
+		t.Fatalf("-H from archive: %v %s", err, out)
+	}
+}
+
+func TestUnionAndExisting(t *testing.T) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "a"), []byte("new"), 0o644)
+	os.WriteFile(filepath.Join(src, "b"), []byte("new"), 0o644)
+	r := filepath.Join(t.TempDir(), "repo")
+	run(t, strataBin, "--repo="+r, "init", "--mode=archive")
+	run(t, strataBin, "--repo="+r, "commit", "-b", "main", "--tree=dir="+src)
+	rp, err := repo.Open(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := rp.ResolveRev("main")
+	ctx := context.Background()
+	d := t.TempDir() // exists
+	if err := checkout.Checkout(ctx, rp, c, d, checkout.Options{}); !errors.Is(err, checkout.ErrExists) {
+		t.Fatalf("existing destination: %v", err)
+	}
+	os.WriteFile(filepath.Join(d, "a"), []byte("old"), 0o644)
+	os.WriteFile(filepath.Join(d, "keep"), []byte("keep"), 0o644)
+	if err := checkout.Checkout(ctx, rp, c, d, checkout.Options{UnionAdd: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(d, "a")); string(b) != "old" {
+		t.Errorf("union-add replaced a: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(d, "b")); string(b) != "new" {
+		t.Errorf("union-add did not add b: %q", b)
+	}
+	if err := checkout.Checkout(ctx, rp, c, d, checkout.Options{Union: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(d, "a")); string(b) != "new" {
+		t.Errorf("union did not replace a: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(d, "keep")); string(b) != "keep" {
+		t.Errorf("union removed keep")
+	}
+	// A symlink planted where a directory goes is not followed.
+	d2 := t.TempDir()
+	outside := t.TempDir()
+	src2 := t.TempDir()
+	os.MkdirAll(filepath.Join(src2, "sub"), 0o755)
+	os.WriteFile(filepath.Join(src2, "sub/f"), []byte("x"), 0o644)
+	run(t, strataBin, "--repo="+r, "commit", "-b", "two", "--tree=dir="+src2)
+	c2, _ := rp.ResolveRev("two")
+	os.Symlink(outside, filepath.Join(d2, "sub"))
+	if err := checkout.Checkout(ctx, rp, c2, d2, checkout.Options{Union: true}); !errors.Is(err, checkout.ErrExists) {
+		t.Fatalf("symlink in the way: %v", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("checkout wrote through a symlink: %v", ents)
+	}
+}
+
+func TestCorruptObjectNotCheckedOut(t *testing.T) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "a"), []byte("content of a"), 0o644)
+	r := filepath.Join(t.TempDir(), "repo")
+	run(t, strataBin, "--repo="+r, "init", "--mode=bare")
+	run(t, strataBin, "--repo="+r, "commit", "-b", "main", "--tree=dir="+src)
+	rp, _ := repo.Open(r)
+	c, _ := rp.ResolveRev("main")
+	cm, _ := rp.ReadCommit(c)
+	dt, _ := rp.ReadDirTree(cm.RootTree)
+	obj := rp.ObjectPath(objects.KindFile, dt.Files[0].Checksum)
+	os.WriteFile(obj, []byte("CONTENT of a"), 0o644)
+	d := filepath.Join(t.TempDir(), "co")
+	err := checkout.Checkout(context.Background(), rp, c, d, checkout.Options{ForceCopy: true})
+	if !errors.Is(err, repo.ErrCorrupt) {
+		t.Fatalf("copy of a corrupt object: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(d, "a")); err == nil {
+		t.Fatal("corrupt content left in the checkout")
+	}
+}
+
+func TestCancelled(t *testing.T) {
+	src := testtree.Build(t, t.TempDir())
+	r := filepath.Join(t.TempDir(), "repo")
+	run(t, strataBin, "--repo="+r, "init", "--mode=archive")
+	run(t, strataBin, "--repo="+r, "commit", "-b", "main", "--tree=dir="+src)
+	rp, _ := repo.Open(r)
+	c, _ := rp.ResolveRev("main")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := checkout.Checkout(ctx, rp, c, filepath.Join(t.TempDir(), "co"), checkout.Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled checkout: %v", err)
+	}
+}
