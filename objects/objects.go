@@ -55,7 +55,7 @@ func (t Kind) String() string {
 	case KindCommit:
 		return "commit"
 	case KindTombstone:
-		return "commit-tombstone"
+		return "tombstone-commit"
 	case KindCommitMeta:
 		return "commitmeta"
 	}
