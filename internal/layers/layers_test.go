@@ -29,7 +29,6 @@ var layer = map[string]int{
 	"checkout": 3,
 	"diff":     3,
 
-
 	"remote":  4,
 	"sign":    4,
 	"summary": 4,
