@@ -49,7 +49,8 @@ done
 proxy=${GOPROXY:-https://proxy.golang.org}
 proxy=${proxy%%,*}
 list=$(curl -fsSL "$proxy/golang.org/toolchain/@v/list")
-tv=$(echo "$list" | sed -n "s/^v0.0.1-go\(${want_go}\(\.[0-9]*\)\?\)\.linux-amd64$/\1/p" | sort -V | tail -n1)
+want_mm=$(echo "$want_go" | cut -d. -f1,2)
+tv=$(echo "$list" | sed -n "s/^v0.0.1-go\(${want_mm}\(\.[0-9]*\)\?\)\.linux-amd64$/\1/p" | sort -V | tail -n1)
 [ -n "$tv" ] || { echo "install-deps: no go$want_go toolchain on $proxy" >&2; exit 1; }
 echo "install-deps: fetching go$tv from the module proxy" >&2
 tmp=$(mktemp -d)
