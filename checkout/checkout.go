@@ -243,13 +243,11 @@ func (c *checkout) file(cs objects.Checksum, p string) error {
 	if c.link {
 		obj := c.r.ObjectPath(objects.KindFile, cs)
 		linkable := true
-		if c.o.UserMode {
-			// Empty files are copied in user mode, as ostree does, so that
-			// they do not pile up links on one inode.
-			var st unix.Stat_t
-			if err := unix.Lstat(obj, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0 {
-				linkable = false
-			}
+		// Empty files are copied, as ostree does, so that they do not pile
+		// up links on one inode.
+		var st unix.Stat_t
+		if err := unix.Lstat(obj, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0 {
+			linkable = false
 		}
 		if linkable && c.r.Mode() == repo.ModeBareUser {
 			// Symlinks are regular files in bare-user: only real regular

@@ -141,6 +141,11 @@ func TestHardlinksFromBare(t *testing.T) {
 	if a.Ino == 0 || a.Ino != b.Ino {
 		t.Fatalf("hello.txt is not a hard link of its object (%d vs %d)", a.Ino, b.Ino)
 	}
+	// Empty files are copied, as ostree copies them.
+	var e syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(d, "empty"), &e); err != nil || e.Nlink != 1 {
+		t.Fatalf("empty file: %v, %d links; want a copy", err, e.Nlink)
+	}
 	// -H from an archive repo cannot be satisfied.
 	ra := filepath.Join(t.TempDir(), "repo")
 	run(t, strataBin, "--repo="+ra, "init", "--mode=archive")
