@@ -48,7 +48,6 @@ const (
 var (
 	// GVType is the summary file's GVariant type.
 	GVType      = gvariant.MustParseType(summaryTypeString)
-	refsType    = gvariant.MustParseType(refsTypeString)
 	collMapType = gvariant.MustParseType("a{sa(s(taya{sv}))}")
 	tType       = gvariant.MustParseType("t")
 	sType       = gvariant.MustParseType("s")
