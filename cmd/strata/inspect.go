@@ -192,15 +192,7 @@ func init() {
 		Short: "Show a commit",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			c, err := r.ResolveRev(args[0])
-			if err != nil {
-				return err
-			}
-			cm, err := r.ReadCommit(c)
+			r, c, cm, err := openCommit(args[0])
 			if err != nil {
 				return err
 			}
@@ -246,15 +238,7 @@ func init() {
 		Short: "List the contents of a commit",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			c, err := r.ResolveRev(args[0])
-			if err != nil {
-				return err
-			}
-			cm, err := r.ReadCommit(c)
+			r, _, cm, err := openCommit(args[0])
 			if err != nil {
 				return err
 			}
@@ -300,15 +284,7 @@ func init() {
 		Short: "Write the contents of files in a commit to standard output",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			c, err := r.ResolveRev(args[0])
-			if err != nil {
-				return err
-			}
-			cm, err := r.ReadCommit(c)
+			r, _, cm, err := openCommit(args[0])
 			if err != nil {
 				return err
 			}
@@ -625,4 +601,18 @@ func (l *lister) children(e *treeEntry, p string) error {
 		}
 	}
 	return nil
+}
+
+// openCommit opens the repository and reads the commit rev names.
+func openCommit(rev string) (*repo.Repo, objects.Checksum, *objects.Commit, error) {
+	r, err := openRepo()
+	if err != nil {
+		return nil, objects.Checksum{}, nil, err
+	}
+	c, err := r.ResolveRev(rev)
+	if err != nil {
+		return nil, c, nil, err
+	}
+	cm, err := r.ReadCommit(c)
+	return r, c, cm, err
 }
