@@ -67,7 +67,7 @@ type refJSON struct {
 // diffJSON is the document `diff --json` prints.
 type diffJSON struct {
 	Changes *[]changeJSON `json:"changes,omitempty"` // absent with --stats alone
-	Stats   *statsJSON    `json:"stats,omitempty"`
+	Stats   *statsJSON   `json:"stats,omitempty"`
 }
 
 type changeJSON struct {
