@@ -104,7 +104,7 @@ func init() {
 			}
 			if stats {
 				fmt.Fprintf(&b2, "[A] Object Count: %d\n[B] Object Count: %d\nCommon Object Count: %d\nCommon Object Size: %s\n",
-					st.ObjectsA, st.ObjectsB, st.CommonObjects, formatSize(int64(st.CommonSize)))
+					st.ObjectsA, st.ObjectsB, st.CommonObjects, gSize(st.CommonSize))
 			}
 			_, err = fmt.Fprint(out, b2.String())
 			return err

@@ -102,3 +102,14 @@ func testDiff(t *testing.T, f *readFixture) {
 		t.Errorf("diff --json --stats alone: %v %+v", err, doc)
 	}
 }
+
+func TestGSize(t *testing.T) {
+	for n, want := range map[uint64]string{
+		0: "0 bytes", 1: "1 byte", 999: "999 bytes", 1000: "1.0\u00a0kB", 10702: "10.7\u00a0kB",
+		3<<20 + 17: "3.1\u00a0MB", 5e9: "5.0\u00a0GB", 2e12: "2.0\u00a0TB",
+	} {
+		if got := gSize(n); got != want {
+			t.Errorf("gSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

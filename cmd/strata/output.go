@@ -232,6 +232,24 @@ func xattrsText(xs objects.Xattrs) string {
 	return gvariant.Print(xattrsGVType, v)
 }
 
+// gSize renders a byte count as GLib's g_format_size does: SI units with
+// a no-break space before the unit ("10.7\u00a0kB"), "N bytes" below 1000.
+func gSize(n uint64) string {
+	if n < 1000 {
+		if n == 1 {
+			return "1 byte"
+		}
+		return fmt.Sprintf("%d bytes", n)
+	}
+	units := []string{"kB", "MB", "GB", "TB", "PB", "EB"}
+	f, u := float64(n)/1000, 0
+	for f >= 1000 && u < len(units)-1 {
+		f /= 1000
+		u++
+	}
+	return fmt.Sprintf("%.1f\u00a0%s", f, units[u])
+}
+
 // cliError is an error with exactly the given message that still matches
 // its sentinel with errors.Is, for messages worded like ostree's.
 type cliError struct {
