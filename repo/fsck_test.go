@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,7 +13,7 @@ import (
 	"github.com/strata-os/strata/objects"
 )
 
-func fsckOf(t *testing.T, r *Repo, o FsckOptions) *FsckReport {
+func fsckOf(t *testing.T, r *Repo, o FsckOptions) FsckReport {
 	t.Helper()
 	rep, err := r.Fsck(context.Background(), o)
 	if err != nil {
@@ -21,8 +22,8 @@ func fsckOf(t *testing.T, r *Repo, o FsckOptions) *FsckReport {
 	return rep
 }
 
-// firstFile returns the checksum of a.txt in commit c's root.
-func firstFile(t *testing.T, r *Repo, c objects.Checksum, name string) objects.Checksum {
+// rootFile returns the checksum of the file called name in commit c's root.
+func rootFile(t *testing.T, r *Repo, c objects.Checksum, name string) objects.Checksum {
 	t.Helper()
 	cm, err := r.ReadCommit(c)
 	if err != nil {
@@ -48,87 +49,180 @@ func flipByte(t *testing.T, p string, off int64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	st, _ := f.Stat()
-	if off < 0 {
-		off += st.Size()
-	}
 	b := make([]byte, 1)
-	f.ReadAt(b, off)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
 	b[0] ^= 0x20
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestFsckNamesEachCorruption corrupts one object of each kind in turn and
-// checks that fsck reports exactly that object, and that --delete removes
-// it.
+func problemNames(ps []Problem) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+// TestFsckNamesEachCorruption corrupts one object of each kind in turn, in
+// every mode, and checks that fsck reports exactly that object (and the
+// commit holding it), that --delete removes it and marks the commit
+// partial, and that the commit then stays an error until repaired.
 func TestFsckNamesEachCorruption(t *testing.T) {
-	for _, mode := range []Mode{ModeBare, ModeArchive, ModeBareUser, ModeBareUserOnly} {
-		for _, what := range []string{"file", "large", "dirtree", "dirmeta", "commit", "missing", "truncated", "ostreemeta"} {
-			if what == "ostreemeta" && mode != ModeBareUser {
+	kinds := []string{"file", "large", "symlink", "dirtree", "subdirtree", "dirmeta", "commit", "commitmeta", "missing", "missing-dirtree", "truncated", "ostreemeta", "ostreemeta-junk"}
+	for _, mode := range allModes {
+		for _, what := range kinds {
+			if strings.HasPrefix(what, "ostreemeta") && mode != ModeBareUser {
 				continue
 			}
 			t.Run(mode.String()+"/"+what, func(t *testing.T) {
 				r := newRepo(t, mode)
 				c := commitTo(t, r, "main", "one", sampleFiles("x"))
-				if rep := fsckOf(t, r, FsckOptions{}); len(rep.Problems) != 0 || rep.Commits != 1 {
+				tx := begin(t, r)
+				if err := tx.WriteCommitMeta(c, objects.Metadata{{Key: "k", Value: gvariant.Variant{Type: gvariant.MustParseType("s"), Value: "v"}}}); err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				if rep := fsckOf(t, r, FsckOptions{}); !rep.OK() || rep.Commits != 1 || rep.Objects != 10 {
 					t.Fatalf("clean repo: %+v", rep)
 				}
 				cm, _ := r.ReadCommit(c)
-				var name string
-				var path string
+				sub, _ := r.ReadDirTree(cm.RootTree)
+				ref := map[string]ObjectRef{
+					"file": {objects.KindFile, rootFile(t, r, c, "a.txt")}, "missing": {objects.KindFile, rootFile(t, r, c, "a.txt")},
+					"truncated": {objects.KindFile, rootFile(t, r, c, "large.bin")}, "ostreemeta": {objects.KindFile, rootFile(t, r, c, "exec")},
+					"ostreemeta-junk": {objects.KindFile, rootFile(t, r, c, "a.txt")},
+					"large":           {objects.KindFile, rootFile(t, r, c, "large.bin")}, "symlink": {objects.KindFile, rootFile(t, r, c, "link")},
+					"dirtree": {objects.KindDirTree, cm.RootTree}, "subdirtree": {objects.KindDirTree, sub.Dirs[0].Tree},
+					"missing-dirtree": {objects.KindDirTree, sub.Dirs[0].Tree},
+					"dirmeta":         {objects.KindDirMeta, cm.RootMeta}, "commit": {objects.KindCommit, c}, "commitmeta": {objects.KindCommitMeta, c},
+				}[what]
+				name, path := ObjectName(ref.Kind, ref.Checksum), r.ObjectPath(ref.Kind, ref.Checksum)
 				switch what {
-				case "file", "missing", "truncated", "ostreemeta":
-					fc := firstFile(t, r, c, "a.txt")
-					name, path = ObjectName(objects.KindFile, fc), r.ObjectPath(objects.KindFile, fc)
-				case "large":
-					fc := firstFile(t, r, c, "large.bin")
-					name, path = ObjectName(objects.KindFile, fc), r.ObjectPath(objects.KindFile, fc)
-				case "dirtree":
-					name, path = ObjectName(objects.KindDirTree, cm.RootTree), r.ObjectPath(objects.KindDirTree, cm.RootTree)
-				case "dirmeta":
-					name, path = ObjectName(objects.KindDirMeta, cm.RootMeta), r.ObjectPath(objects.KindDirMeta, cm.RootMeta)
-				case "commit":
-					name, path = ObjectName(objects.KindCommit, c), r.ObjectPath(objects.KindCommit, c)
-				}
-				switch what {
-				case "missing":
+				case "missing", "missing-dirtree":
 					os.Remove(path)
 				case "truncated":
-					os.Truncate(path, 3)
+					st, _ := os.Stat(path)
+					os.Truncate(path, st.Size()/2)
 				case "ostreemeta":
+					// A valid user.ostreemeta, but for another mode.
+					h, _ := r.ReadFileHeader(ref.Checksum)
+					h.Mode = objects.ModeRegular | 0o600
+					if err := setXattrs(path, objects.Xattrs{{Name: "user.ostreemeta", Value: objects.BareUserMeta(h)}}, true); err != nil {
+						t.Fatal(err)
+					}
+				case "ostreemeta-junk":
 					if err := setXattrs(path, objects.Xattrs{{Name: "user.ostreemeta", Value: []byte("junk")}}, true); err != nil {
 						t.Fatal(err)
 					}
+				case "symlink":
+					if mode == ModeArchive {
+						// The target lives in the compressed header.
+						data, _ := os.ReadFile(path)
+						i := strings.Index(string(data), "a.txt")
+						data[i] = 'b'
+						os.WriteFile(path, data, 0o644)
+					} else {
+						os.Remove(path)
+						os.Symlink("b.txt", path)
+					}
 				case "file", "large":
-					fc, _ := objects.ParseChecksum(strings.TrimSuffix(name, ".file"))
-					corruptFileObject(t, r, fc)
+					corruptFileObject(t, r, ref.Checksum)
+				case "commitmeta":
+					os.WriteFile(path, []byte("\x01\x02junk"), 0o644)
 				default:
 					flipByte(t, path, 2)
 				}
 				rep := fsckOf(t, r, FsckOptions{})
-				if len(rep.Problems) != 1 || rep.Problems[0].Object != name {
-					t.Fatalf("problems %v, want exactly %s", rep.Problems, name)
+				if len(rep.Problems) != 1 || rep.Problems[0].Object != name || rep.OK() {
+					t.Fatalf("problems %q, want exactly %s", problemNames(rep.Problems), name)
 				}
+				p := rep.Problems[0]
 				wantErr := ErrCorrupt
-				if what == "missing" {
+				if strings.HasPrefix(what, "missing") {
 					wantErr = ErrNotFound
 				}
-				if !errors.Is(rep.Problems[0].Err, wantErr) {
-					t.Fatalf("error %v, want %v", rep.Problems[0].Err, wantErr)
+				if !errors.Is(p.Err, wantErr) {
+					t.Fatalf("error %v, want %v", p.Err, wantErr)
 				}
+				line := p.String()
+				if !strings.HasPrefix(line, "object "+name) || strings.Count(line, name) != 1 {
+					t.Errorf("message %q does not name %s once", line, name)
+				}
+				inTree := ref.Kind != objects.KindCommit && ref.Kind != objects.KindCommitMeta
+				if inTree && (len(p.Commits) != 1 || p.Commits[0] != c) {
+					t.Errorf("problem not attributed to commit %s: %v", c, p.Commits)
+				}
+				// A missing object marks its commit partial, as ostree fsck does.
+				if wantPartial := strings.HasPrefix(what, "missing"); (len(rep.MarkedPartial) == 1) != wantPartial {
+					t.Errorf("marked partial: %v", rep.MarkedPartial)
+				}
+				if wantErr == ErrNotFound {
+					return
+				}
+
 				rep = fsckOf(t, r, FsckOptions{Delete: true})
-				if what != "missing" {
-					if !rep.Problems[0].Deleted {
-						t.Fatalf("--delete did not delete: %v", rep.Problems)
+				if len(rep.Problems) != 1 || !rep.Problems[0].Deleted {
+					t.Fatalf("--delete did not delete: %q", problemNames(rep.Problems))
+				}
+				if _, err := os.Lstat(path); !os.IsNotExist(err) {
+					t.Fatalf("%s still present after --delete", path)
+				}
+				rep = fsckOf(t, r, FsckOptions{})
+				switch {
+				case ref.Kind == objects.KindCommit:
+					if len(rep.Problems) != 1 || rep.Problems[0].Ref != "main" || !errors.Is(rep.Problems[0].Err, ErrNotFound) {
+						t.Errorf("after deleting the commit: %q", problemNames(rep.Problems))
 					}
-					if _, err := os.Lstat(path); !os.IsNotExist(err) {
-						t.Fatalf("%s still present after --delete", path)
+				case ref.Kind == objects.KindCommitMeta:
+					if !rep.OK() {
+						t.Errorf("after deleting the commitmeta: %+v", rep)
+					}
+				default:
+					// The commit now misses an object: partial with
+					// ostree's fsck reason, an error until pulled again.
+					if len(rep.Problems) != 0 || len(rep.FsckPartial) != 1 || rep.FsckPartial[0] != c || rep.OK() {
+						t.Errorf("after --delete: %+v", rep)
 					}
 				}
 			})
 		}
+	}
+}
+
+// TestFsckCountsSharedObjectsOnce: objects shared by commits and
+// directories are verified (and reported) once.
+func TestFsckCountsSharedObjectsOnce(t *testing.T) {
+	r := newRepo(t, ModeBare)
+	c1 := commitTo(t, r, "main", "one", sampleFiles("x"))
+	c2 := commitTo(t, r, "other", "two", append(sampleFiles("x"), testFile{name: "z", data: "z"}))
+	rep := fsckOf(t, r, FsckOptions{})
+	// Two commits, two root dirtrees, one shared sub dirtree, one dirmeta,
+	// five shared files and z.
+	if !rep.OK() || rep.Commits != 2 || rep.Objects != 2+2+2+1+6 {
+		t.Fatalf("%+v", rep)
+	}
+	fc := rootFile(t, r, c1, "a.txt")
+	corruptFileObject(t, r, fc)
+	rep = fsckOf(t, r, FsckOptions{})
+	if len(rep.Problems) != 1 {
+		t.Fatalf("shared object reported %d times: %q", len(rep.Problems), problemNames(rep.Problems))
+	}
+	want := []objects.Checksum{c1, c2}
+	if c2.String() < c1.String() {
+		want = []objects.Checksum{c2, c1}
+	}
+	if got := rep.Problems[0].Commits; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("commits %v, want %v", got, want)
+	}
+	rep = fsckOf(t, r, FsckOptions{Delete: true})
+	if len(rep.MarkedPartial) != 2 {
+		t.Errorf("--delete marked %v partial, want both commits", rep.MarkedPartial)
 	}
 }
 
@@ -140,18 +234,26 @@ func TestFsckDanglingRefAndPartial(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := fsckOf(t, r, FsckOptions{})
-	if len(rep.Problems) != 1 || rep.Problems[0].Object != "heads/ghost" || !errors.Is(rep.Problems[0].Err, ErrNotFound) {
-		t.Fatalf("dangling ref: %v", rep.Problems)
+	if len(rep.Problems) != 1 || rep.Problems[0].Ref != "ghost" || !errors.Is(rep.Problems[0].Err, ErrNotFound) {
+		t.Fatalf("dangling ref: %q", problemNames(rep.Problems))
+	}
+	if !strings.Contains(rep.Problems[0].String(), missing.String()) {
+		t.Errorf("message does not name the missing commit: %s", rep.Problems[0])
 	}
 	r.writeRef("heads/ghost", nil)
-	// A commit marked partial may lack objects.
-	os.Remove(r.ObjectPath(objects.KindFile, firstFile(t, r, c, "a.txt")))
-	if err := os.WriteFile(r.path+"/state/"+c.String()+".commitpartial", nil, 0o644); err != nil {
+	// A commit a pull left partial (empty marker) may lack objects, but
+	// what it has must verify.
+	os.Remove(r.ObjectPath(objects.KindFile, rootFile(t, r, c, "a.txt")))
+	if err := r.MarkCommitPartial(c); err != nil {
 		t.Fatal(err)
 	}
 	rep = fsckOf(t, r, FsckOptions{})
-	if len(rep.Problems) != 0 || len(rep.Partial) != 1 {
+	if !rep.OK() || len(rep.Partial) != 1 || len(rep.FsckPartial) != 0 || len(rep.MarkedPartial) != 0 {
 		t.Fatalf("partial commit: %+v", rep)
+	}
+	corruptFileObject(t, r, rootFile(t, r, c, "exec"))
+	if rep = fsckOf(t, r, FsckOptions{}); len(rep.Problems) != 1 {
+		t.Fatalf("corrupt object of a partial commit: %+v", rep)
 	}
 }
 
@@ -169,75 +271,171 @@ func TestFsckAllFindsUnreachable(t *testing.T) {
 	}
 	flipByte(t, r.ObjectPath(objects.KindFile, c), 0)
 	if rep := fsckOf(t, r, FsckOptions{}); len(rep.Problems) != 0 {
-		t.Fatalf("unreachable object reported without --all: %v", rep.Problems)
+		t.Fatalf("unreachable object reported without --all: %q", problemNames(rep.Problems))
 	}
-	if rep := fsckOf(t, r, FsckOptions{All: true}); len(rep.Problems) != 1 || rep.Problems[0].Object != ObjectName(objects.KindFile, c) {
-		t.Fatalf("--all: %v", rep.Problems)
+	rep := fsckOf(t, r, FsckOptions{All: true})
+	if len(rep.Problems) != 1 || rep.Problems[0].Object != ObjectName(objects.KindFile, c) || len(rep.Problems[0].Commits) != 0 {
+		t.Fatalf("--all: %q", problemNames(rep.Problems))
+	}
+}
+
+func TestFsckCancelled(t *testing.T) {
+	r := newRepo(t, ModeBare)
+	commitTo(t, r, "main", "one", sampleFiles("x"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Fsck(ctx, FsckOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled fsck: %v", err)
 	}
 }
 
 // TestFsckInterop: strata's fsck accepts repos written by ostree in every
-// mode, and flags the same corruption ostree's fsck flags.
+// mode and flags the corruption ostree's fsck flags; each understands the
+// partial marker the other's fsck --delete leaves.
 func TestFsckInterop(t *testing.T) {
 	src := t.TempDir()
 	os.WriteFile(src+"/a", []byte("hello"), 0o644)
 	os.Symlink("a", src+"/l")
 	os.MkdirAll(src+"/d/e", 0o755)
+	os.WriteFile(src+"/d/e/f", []byte("deep"), 0o600)
+	os.Chmod(src, 0o700) // a second dirmeta
 	for _, mode := range []string{"bare", "bare-user", "bare-user-only", "archive"} {
 		p := t.TempDir() + "/repo"
-		for _, args := range [][]string{{"init", "--mode=" + mode}, {"commit", "-b", "main", "--tree=dir=" + src}} {
-			if out, err := exec.Command("ostree", append([]string{"--repo=" + p}, args...)...).CombinedOutput(); err != nil {
-				t.Fatalf("ostree %v: %v %s", args, err, out)
-			}
-		}
+		ostreeRun(t, "--repo="+p, "init", "--mode="+mode)
+		ostreeRun(t, "--repo="+p, "commit", "-b", "main", "--tree=dir="+src, "--add-detached-metadata-string=sig=x")
 		r, err := Open(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep := fsckOf(t, r, FsckOptions{VerifyBindings: true}); len(rep.Problems) != 0 || rep.Commits != 1 || rep.Objects < 6 {
+		if rep := fsckOf(t, r, FsckOptions{VerifyBackRefs: true, All: true}); !rep.OK() || rep.Commits != 1 || rep.Objects != 10 {
 			t.Fatalf("%s: ostree's repo: %+v", mode, rep)
 		}
 		c, _ := r.ResolveRev("main")
-		fc := firstFile(t, r, c, "a")
+		fc := rootFile(t, r, c, "a")
 		corruptFileObject(t, r, fc)
 		out, err := exec.Command("ostree", "--repo="+p, "fsck").CombinedOutput()
-		if err == nil {
+		if err == nil || !strings.Contains(string(out), fc.String()) {
 			t.Fatalf("%s: ostree fsck missed the corruption: %s", mode, out)
 		}
 		rep := fsckOf(t, r, FsckOptions{})
-		if len(rep.Problems) != 1 || !strings.HasPrefix(rep.Problems[0].Object, fc.String()) {
-			t.Fatalf("%s: strata fsck: %v (ostree: %s)", mode, rep.Problems, out)
+		if len(rep.Problems) != 1 || rep.Problems[0].Object != ObjectName(objects.KindFile, fc) {
+			t.Fatalf("%s: strata fsck: %q (ostree: %s)", mode, problemNames(rep.Problems), out)
+		}
+		// strata fsck --delete; ostree then sees a commit its fsck made partial.
+		q := t.TempDir() + "/copy"
+		if out, err := exec.Command("cp", "-a", p, q).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v %s", err, out)
+		}
+		if rep := fsckOf(t, r, FsckOptions{Delete: true}); len(rep.MarkedPartial) != 1 {
+			t.Fatalf("%s: --delete: %+v", mode, rep)
+		}
+		out, err = exec.Command("ostree", "--repo="+p, "fsck").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "1 partial commits from fsck-detected corruption") {
+			t.Errorf("%s: ostree fsck after strata fsck --delete: %v\n%s", mode, err, out)
+		}
+		// And the other way round.
+		exec.Command("ostree", "--repo="+q, "fsck", "--delete").Run()
+		rq, err := Open(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep := fsckOf(t, rq, FsckOptions{}); len(rep.FsckPartial) != 1 || rep.OK() {
+			t.Errorf("%s: strata fsck after ostree fsck --delete: %+v", mode, rep)
 		}
 	}
 }
 
-func TestFsckVerifyBindings(t *testing.T) {
-	r := newRepo(t, ModeArchive)
+// boundCommit stores, on ref heads/main, a copy of a commit whose metadata
+// is md.
+func boundCommit(t *testing.T, r *Repo, refPath string, md objects.Metadata) objects.Checksum {
+	t.Helper()
 	tx := begin(t, r)
 	c := writeTree(t, tx, objects.Checksum{}, "s", sampleFiles("b"))
-	tx.Commit()
-	// Rewrite the commit with a binding to another ref.
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
 	cm, _ := r.ReadCommit(c)
-	cm.Metadata = objects.Metadata{{Key: "ostree.ref-binding", Value: variantStrings("other")}}
+	cm.Metadata = md
 	data, _ := cm.Marshal()
 	tx = begin(t, r)
 	bound, err := tx.WriteMetadata(objects.KindCommit, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx.SetRef("heads/main", &bound)
+	tx.SetRef(refPath, &bound)
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if rep := fsckOf(t, r, FsckOptions{}); len(rep.Problems) != 0 {
-		t.Fatalf("without --verify-bindings: %v", rep.Problems)
-	}
-	rep := fsckOf(t, r, FsckOptions{VerifyBindings: true})
-	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].Err.Error(), "not bound") {
-		t.Fatalf("--verify-bindings: %v", rep.Problems)
-	}
+	return bound
 }
 
 func variantStrings(s ...string) gvariant.Variant {
 	return gvariant.Variant{Type: gvariant.MustParseType("as"), Value: s}
+}
+
+func variantString(s string) gvariant.Variant {
+	return gvariant.Variant{Type: gvariant.MustParseType("s"), Value: s}
+}
+
+func TestFsckVerifyBindings(t *testing.T) {
+	cases := []struct {
+		name       string
+		collection string // the repository's core.collection-id
+		ref        string
+		md         objects.Metadata
+		bad        bool
+	}{
+		{"unbound", "", "heads/main", nil, false},
+		{"bound", "", "heads/main", objects.Metadata{{Key: "ostree.ref-binding", Value: variantStrings("x", "main")}}, false},
+		{"other-ref", "", "heads/main", objects.Metadata{{Key: "ostree.ref-binding", Value: variantStrings("other")}}, true},
+		{"remote", "", "remotes/origin/main", objects.Metadata{{Key: "ostree.ref-binding", Value: variantStrings("main")}}, false},
+		{"remote-other", "", "remotes/origin/main", objects.Metadata{{Key: "ostree.ref-binding", Value: variantStrings("origin:main")}}, true},
+		{"collection-unbound", "org.example.Os", "heads/main", nil, true},
+		{"collection-no-coll-binding", "org.example.Os", "heads/main", objects.Metadata{{Key: "ostree.ref-binding", Value: variantStrings("main")}}, true},
+		{"collection", "org.example.Os", "heads/main", objects.Metadata{
+			{Key: "ostree.collection-binding", Value: variantString("org.example.Os")}, {Key: "ostree.ref-binding", Value: variantStrings("main")}}, false},
+		{"mirror", "", "mirrors/org.example.Os/main", objects.Metadata{
+			{Key: "ostree.collection-binding", Value: variantString("org.example.Os")}, {Key: "ostree.ref-binding", Value: variantStrings("main")}}, false},
+		{"mirror-other-collection", "", "mirrors/org.example.Os/main", objects.Metadata{
+			{Key: "ostree.collection-binding", Value: variantString("org.other")}, {Key: "ostree.ref-binding", Value: variantStrings("main")}}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Init(filepath.Join(t.TempDir(), "repo"), ModeArchive, InitOptions{CollectionID: tc.collection})
+			if err != nil {
+				t.Fatal(err)
+			}
+			boundCommit(t, r, tc.ref, tc.md)
+			if rep := fsckOf(t, r, FsckOptions{}); !rep.OK() {
+				t.Fatalf("without --verify-bindings: %q", problemNames(rep.Problems))
+			}
+			rep := fsckOf(t, r, FsckOptions{VerifyBindings: true})
+			if tc.bad != (len(rep.Problems) == 1) || len(rep.Problems) > 1 {
+				t.Fatalf("--verify-bindings: %q, want a problem: %v", problemNames(rep.Problems), tc.bad)
+			}
+			if tc.bad && (rep.Problems[0].Ref == "" || !errors.Is(rep.Problems[0].Err, ErrInvalid) || rep.Problems[0].Deleted) {
+				t.Errorf("problem %+v", rep.Problems[0])
+			}
+		})
+	}
+}
+
+func TestFsckVerifyBackRefs(t *testing.T) {
+	r := newRepo(t, ModeArchive)
+	c := boundCommit(t, r, "heads/main", objects.Metadata{{Key: "ostree.ref-binding", Value: variantStrings("main", "stable")}})
+	rep := fsckOf(t, r, FsckOptions{VerifyBackRefs: true})
+	if len(rep.Problems) != 1 || rep.Problems[0].Object != ObjectName(objects.KindCommit, c) || !strings.Contains(rep.Problems[0].String(), "names ref stable, which does not exist") {
+		t.Fatalf("missing bound ref: %q", problemNames(rep.Problems))
+	}
+	other := commitTo(t, r, "stable", "elsewhere", sampleFiles("s"))
+	rep = fsckOf(t, r, FsckOptions{VerifyBackRefs: true})
+	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].String(), "which points to "+other.String()) {
+		t.Fatalf("bound ref elsewhere: %q", problemNames(rep.Problems))
+	}
+	if err := r.SetRef("heads/stable", &c); err != nil {
+		t.Fatal(err)
+	}
+	if rep = fsckOf(t, r, FsckOptions{VerifyBackRefs: true}); len(rep.Problems) != 0 {
+		t.Fatalf("both refs bound: %q", problemNames(rep.Problems))
+	}
 }
