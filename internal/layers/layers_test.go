@@ -28,14 +28,17 @@ var layer = map[string]int{
 	"commit":   3,
 	"checkout": 3,
 	"diff":     3,
+	"etcmerge": 3,
 
 	"remote":  4,
 	"sign":    4,
 	"summary": 4,
-	"pull":    5,
+	"fetch":   4,
+
+	"pull":       5,
+	"bootloader": 5,
 
 	"sysroot":     6,
-	"bootloader":  6,
 	"prepareroot": 6,
 
 	"cmd/strata": 9,
