@@ -1,6 +1,9 @@
 package repo
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/klauspost/compress/flate"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 )
@@ -100,4 +104,253 @@ func (r *Repo) PartialCommits() ([]objects.Checksum, error) {
 		}
 	}
 	return out, nil
+}
+
+// WriteArchiveFileVerified stores a file object given in archive form (the
+// bytes of a .filez: header, then raw deflate), as an archive-mode pull
+// receives it. The stream is decompressed and hashed as it is read; unless
+// header and content hash to want, the deflate stream ends exactly where
+// the input does, and the header is in canonical form, nothing is stored
+// and the error wraps ErrCorrupt. In an archive repository the verified
+// bytes are stored as they came (no recompression); in other modes the
+// content is written as WriteFileVerified does.
+//
+// Input beyond what any valid encoding of the declared size can need (see
+// maxDeflateSize) is refused with ErrCorrupt, so an endless stream ends in
+// an error. An error of r itself (a network failure) is returned wrapped
+// as it is, not as ErrCorrupt, so that a caller can tell a retryable
+// transport failure from bad bytes; a reader that keeps returning no data
+// and no error fails with io.ErrNoProgress.
+func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error {
+	if err := t.ctx.Err(); err != nil {
+		return err
+	}
+	name := ObjectName(objects.KindFile, want)
+	src := &capReader{r: r, left: 8 + objects.MaxFileHeaderSize, name: name}
+	var pre [8]byte
+	if _, err := io.ReadFull(src, pre[:]); err != nil {
+		return src.wrap("header", err)
+	}
+	hlen := binary.BigEndian.Uint32(pre[:4])
+	if hlen > objects.MaxFileHeaderSize {
+		return fmt.Errorf("%w: object %s: header of %d bytes", ErrCorrupt, name, hlen)
+	}
+	hdr := make([]byte, 8+int(hlen))
+	copy(hdr, pre[:])
+	if _, err := io.ReadFull(src, hdr[8:]); err != nil {
+		return src.wrap("header", err)
+	}
+	h, err := objects.ReadArchiveHeader(bytes.NewReader(hdr))
+	if err != nil {
+		return fmt.Errorf("object %s: %w", name, err)
+	}
+	src.left = maxDeflateSize(h.Size)
+	raw := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(raw)
+	raw.Reset()
+	var rec io.Writer = raw
+	var tmp *os.File
+	var tmpBuf *bufio.Writer
+	asIs := t.r.mode == ModeArchive && bytes.Equal(hdr, h.MarshalArchive())
+	if asIs && h.Size > smallFile {
+		tmp, err = os.CreateTemp(t.staging, ".large-")
+		if err != nil {
+			return fmt.Errorf("stage %s: %w", name, err)
+		}
+		defer func() {
+			if tmp != nil {
+				tmp.Close()
+				os.Remove(tmp.Name())
+			}
+		}()
+		tmpBuf = bufio.NewWriterSize(tmp, 256<<10)
+		if _, err := tmpBuf.Write(hdr); err != nil {
+			return fmt.Errorf("stage %s: %w", name, err)
+		}
+		rec = tmpBuf
+	} else if asIs {
+		raw.Write(hdr)
+	} else {
+		rec = io.Discard
+	}
+	br := bufio.NewReaderSize(io.TeeReader(src, rec), 64<<10)
+	zr := flate.NewReader(br)
+	defer zr.Close()
+	content := &inflateReader{r: io.LimitReader(zr, int64(h.Size)), src: src}
+	if !asIs {
+		// Re-encode: WriteFileVerified checks the checksum and stores
+		// nothing otherwise; the end of the deflate stream is checked
+		// after (a valid object followed by junk is still a valid object).
+		if err := t.WriteFileVerified(h, content, want); err != nil {
+			return err
+		}
+		return checkDeflateEnd(zr, br, src)
+	}
+	hs := objects.NewFileHasher(h)
+	n, err := io.Copy(hs, content)
+	if err != nil {
+		return err
+	}
+	if uint64(n) != h.Size {
+		return fmt.Errorf("%w: object %s: content ends after %d of %d bytes", ErrCorrupt, name, n, h.Size)
+	}
+	var got objects.Checksum
+	hs.Sum(got[:0])
+	if got != want {
+		return fmt.Errorf("%w: object %s has checksum %s", ErrCorrupt, name, got)
+	}
+	if err := checkDeflateEnd(zr, br, src); err != nil {
+		return err
+	}
+	ref := ObjectRef{objects.KindFile, want}
+	ok, err := t.claim(ref)
+	if err != nil || !ok {
+		return err
+	}
+	if err := t.ensureSubdir(want); err != nil {
+		t.unclaim(ref)
+		return err
+	}
+	dst := t.stagedPath(ref)
+	if tmp != nil {
+		err = tmpBuf.Flush()
+		if err == nil {
+			err = tmp.Chmod(0o644)
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), dst)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+		tmp = nil
+	} else {
+		err = os.WriteFile(dst, raw.Bytes(), 0o644)
+		if err != nil {
+			os.Remove(dst)
+		}
+	}
+	if err != nil {
+		t.unclaim(ref)
+		return fmt.Errorf("stage %s: %w", name, err)
+	}
+	t.ObjectsWritten.Add(1)
+	t.BytesWritten.Add(int64(h.Size))
+	return nil
+}
+
+// maxDeflateSize bounds the raw deflate encoding of size bytes of content.
+// Deflate's worst case is stored blocks, five bytes per 64 KiB; the bound
+// allows a quarter more than the content plus 64 KiB, for a pathological
+// encoder, and no more: anything longer is refused as corrupt.
+func maxDeflateSize(size uint64) int64 {
+	return int64(size) + int64(size/4) + 1<<16
+}
+
+// capReader reads at most left bytes of an untrusted stream. Reading past
+// the cap fails with ErrCorrupt (a stream that simply ends there is fine).
+// It remembers the stream's own error, so that a transport failure is
+// reported as such, and turns a run of empty reads into io.ErrNoProgress.
+type capReader struct {
+	r     io.Reader
+	left  int64
+	n     int64 // bytes read
+	empty int
+	err   error // the first error of r other than io.EOF
+	name  string
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.left <= 0 {
+		// At the cap: only the end of the stream is acceptable.
+		var one [1]byte
+		n, err := c.read(one[:])
+		if n > 0 {
+			return 0, fmt.Errorf("%w: object %s: input longer than any valid encoding of its content", ErrCorrupt, c.name)
+		}
+		return 0, err
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+func (c *capReader) read(p []byte) (int, error) {
+	for {
+		n, err := c.r.Read(p)
+		c.n += int64(n)
+		if err != nil && err != io.EOF && c.err == nil {
+			c.err = err
+		}
+		if n != 0 || err != nil {
+			c.empty = 0
+			return n, err
+		}
+		if c.empty++; c.empty >= 100 {
+			c.err = io.ErrNoProgress
+			return 0, io.ErrNoProgress
+		}
+	}
+}
+
+// wrap turns an error met while reading the object into the error to
+// return: the stream's own failure as it is, ErrCorrupt for anything else
+// (short input, bad deflate data, input over the cap).
+func (c *capReader) wrap(what string, err error) error {
+	if errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	if c.err != nil {
+		return fmt.Errorf("object %s: reading %s: %w", c.name, what, c.err)
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%w: object %s: %s: %v", ErrCorrupt, c.name, what, err)
+}
+
+// inflateReader reads decompressed content, classifying errors with
+// capReader.wrap.
+type inflateReader struct {
+	r   io.Reader
+	src *capReader
+}
+
+func (i *inflateReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = i.src.wrap("content", err)
+	}
+	return n, err
+}
+
+// checkDeflateEnd makes sure the deflate stream ended right at the end of
+// the declared content and that no input follows it.
+func checkDeflateEnd(zr io.Reader, br *bufio.Reader, src *capReader) error {
+	var one [1]byte
+	if n, err := zr.Read(one[:]); n != 0 || err != io.EOF {
+		if err != nil && err != io.EOF {
+			return src.wrap("content", err)
+		}
+		return fmt.Errorf("%w: object %s: content longer than its header says", ErrCorrupt, src.name)
+	}
+	if br.Buffered() != 0 {
+		return fmt.Errorf("%w: object %s: data after the end of the compressed content", ErrCorrupt, src.name)
+	}
+	if n, err := src.Read(one[:]); n != 0 || err != io.EOF {
+		if err != nil && err != io.EOF {
+			return src.wrap("content", err)
+		}
+		return fmt.Errorf("%w: object %s: data after the end of the compressed content", ErrCorrupt, src.name)
+	}
+	return nil
 }
