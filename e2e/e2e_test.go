@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,8 +186,38 @@ func TestMissingDeploymentFailsClearly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("boot: %v\n%s", err, out)
 	}
-	expectLines(t, out, "deployment not found", "STRATA-INITRAMFS: prepare-root failed")
+	expectLines(t, out, "STRATA-INITRAMFS: prepare-root failed")
+	// One line on the console says why, naming the ostree= argument.
+	want := "error: prepare-root: cannot boot: deployment not found: ostree=/ostree/boot.1/demo/nope/0 does not exist under /sysroot"
+	found := false
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, want) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("console lacks a line with %q:\n%s", want, out)
+	}
 	if strings.Contains(out, "STRATA-BOOTED") {
 		t.Error("booted without a deployment")
+	}
+}
+
+// TestStrataIsStatic: the strata that runs in the initramfs is built with
+// CGO_ENABLED=0 and needs no dynamic loader or shared library.
+func TestStrataIsStatic(t *testing.T) {
+	e := getEnv(t)
+	f, err := elf.Open(e.strata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatalf("%s has an ELF interpreter: not static", e.strata)
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) != 0 {
+		t.Fatalf("%s needs shared libraries %v", e.strata, libs)
 	}
 }

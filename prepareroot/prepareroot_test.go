@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,17 +75,14 @@ func TestKernelArg(t *testing.T) {
 	}
 }
 
-// TestRunInMountNamespace runs Run for real in a private mount namespace
-// (the test re-executes itself) and checks the resulting root.
-func TestRunInMountNamespace(t *testing.T) {
-	if os.Getenv("PREPAREROOT_CHILD") != "" {
-		childRun(t)
-		return
-	}
+// inNamespace re-executes the test binary to run only test in a private
+// mount namespace with PREPAREROOT_CHILD set; the child reports CHILD-OK.
+func inNamespace(t *testing.T, test string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("this test needs root (CI runs as root)")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRunInMountNamespace$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v")
 	cmd.Env = append(os.Environ(), "PREPAREROOT_CHILD=1", "PREPAREROOT_DIR="+t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	out, err := cmd.CombinedOutput()
@@ -93,93 +91,209 @@ func TestRunInMountNamespace(t *testing.T) {
 	}
 }
 
-func childRun(t *testing.T) {
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+func isChild() bool { return os.Getenv("PREPAREROOT_CHILD") != "" }
+
+// childSysroot makes / private in the child's namespace and mounts a
+// tmpfs physical root holding one deployment; it returns the sysroot, the
+// run directory and the ostree= argument.
+func childSysroot(t *testing.T, repoConfig string) (s, run, arg string) {
+	t.Helper()
+	dir := os.Getenv("PREPAREROOT_DIR")
+	mustDo(t, unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""))
+	s = filepath.Join(dir, "sysroot")
+	mustDo(t, os.MkdirAll(s, 0o755))
+	mustDo(t, unix.Mount("tmpfs", s, "tmpfs", 0, ""))
+	arg = makeSysroot(t, s)
+	if repoConfig != "" {
+		mustDo(t, os.MkdirAll(filepath.Join(s, "ostree/repo"), 0o755))
+		mustDo(t, os.WriteFile(filepath.Join(s, "ostree/repo/config"), []byte(repoConfig), 0o644))
 	}
-	must(unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""))
-	s := filepath.Join(os.Getenv("PREPAREROOT_DIR"), "sysroot")
-	must(os.MkdirAll(s, 0o755))
-	must(unix.Mount("tmpfs", s, "tmpfs", 0, ""))
-	arg := makeSysroot(t, s)
-	if _, err := Run(s, Options{Cmdline: "console=ttyS0 ostree=" + arg + " quiet"}); err != nil {
+	return s, filepath.Join(dir, "run"), arg
+}
+
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
 		t.Fatal(err)
 	}
-	// /usr is read-only.
-	if err := os.WriteFile(filepath.Join(s, "usr/x"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+}
+
+// mountsUnder lists the mount points below dir in /proc/self/mountinfo,
+// relative to dir ("." for dir itself); a point mounted twice appears
+// twice.
+func mountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	mustDo(t, err)
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := strings.ReplaceAll(f[4], `\040`, " ")
+		if rel, err := filepath.Rel(dir, mp); err == nil && !strings.HasPrefix(rel, "..") {
+			out = append(out, rel)
+		}
+	}
+	return out
+}
+
+func writeErr(p string) error { return os.WriteFile(p, []byte("x"), 0o644) }
+
+// TestRunInMountNamespace runs Run for real in a private mount namespace
+// and checks the resulting root: read-only /usr, writable /etc, the
+// stateroot's /var, the physical root moved (not copied) to /sysroot,
+// /boot from the physical root, the ostree-booted mark in the run dir.
+func TestRunInMountNamespace(t *testing.T) {
+	if !isChild() {
+		inNamespace(t, "TestRunInMountNamespace")
+		return
+	}
+	s, run, arg := childSysroot(t, "[core]\nrepo_version=1\nmode=bare\n")
+	mustDo(t, os.MkdirAll(filepath.Join(s, "boot/loader.0/entries"), 0o755))
+	mustDo(t, os.Symlink("loader.0", filepath.Join(s, "boot/loader")))
+	mustDo(t, os.MkdirAll(filepath.Join(s, "ostree/deploy/demo/deploy/abc123.0/boot"), 0o755))
+	d, err := Run(s, Options{Cmdline: "console=ttyS0 ostree=" + arg + " quiet", RunDir: run})
+	mustDo(t, err)
+	if d.OS != "demo" {
+		t.Fatalf("deployment %+v", d)
+	}
+	if err := writeErr(filepath.Join(s, "usr/x")); !errors.Is(err, unix.EROFS) {
 		t.Fatalf("writing /usr: %v, want EROFS", err)
 	}
 	if _, err := os.Stat(filepath.Join(s, "usr/bin/tool")); err != nil {
 		t.Fatal(err)
 	}
-	// /etc is writable.
-	must(os.WriteFile(filepath.Join(s, "etc/hostname"), []byte("h"), 0o644))
-	// /var is the stateroot's var.
-	must(os.WriteFile(filepath.Join(s, "var/data"), []byte("d"), 0o644))
+	mustDo(t, writeErr(filepath.Join(s, "etc/hostname")))
+	mustDo(t, writeErr(filepath.Join(s, "var/data")))
 	if _, err := os.Stat(filepath.Join(s, "sysroot/ostree/deploy/demo/var/data")); err != nil {
 		t.Fatalf("/var is not the stateroot's: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(s, "var/lib")); err != nil {
 		t.Fatal(err)
 	}
-	// The physical root is at /sysroot; the booted mark is in /run.
-	if _, err := os.Stat(filepath.Join(s, "sysroot/ostree/boot.1")); err != nil {
+	// The physical root is writable at /sysroot (no readonly config).
+	mustDo(t, writeErr(filepath.Join(s, "sysroot/x")))
+	if _, err := os.Stat(filepath.Join(s, "boot/loader/entries")); err != nil {
+		t.Fatalf("/boot is not the physical root's: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "ostree-booted")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(s, "run/ostree-booted")); err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(filepath.Join(run, "ostree-sysroot-ro.stamp")); err == nil {
+		t.Fatal("read-only stamp without sysroot.readonly")
+	}
+	if _, err := os.Stat(s + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s.tmp left behind: %v", s, err)
+	}
+	// The physical root was moved, so each point is mounted exactly once.
+	mounts := mountsUnder(t, s)
+	sort.Strings(mounts)
+	got := strings.Join(mounts, " ")
+	if want := ". boot sysroot usr var"; got != want {
+		t.Fatalf("mounts under the sysroot: %q, want %q", got, want)
 	}
 	os.Stdout.WriteString("CHILD-OK\n")
 }
 
 // TestReadonlySysroot: with sysroot.readonly=true the physical root is
-// mounted read-only at /sysroot, while /etc stays writable.
+// read-only at /sysroot, while /etc, /var and the stateroot's var seen
+// through /sysroot stay writable, and the read-only stamp is written.
 func TestReadonlySysroot(t *testing.T) {
-	if os.Getenv("PREPAREROOT_CHILD_RO") != "" {
-		must := func(err error) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		must(unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""))
-		s := filepath.Join(os.Getenv("PREPAREROOT_DIR"), "sysroot")
-		must(os.MkdirAll(s, 0o755))
-		must(unix.Mount("tmpfs", s, "tmpfs", 0, ""))
-		arg := makeSysroot(t, s)
-		must(os.MkdirAll(filepath.Join(s, "ostree/repo"), 0o755))
-		must(os.WriteFile(filepath.Join(s, "ostree/repo/config"), []byte("[core]\nrepo_version=1\nmode=bare\n\n[sysroot]\nreadonly=true\n"), 0o644))
-		if _, err := Run(s, Options{Cmdline: "ostree=" + arg}); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(s, "sysroot/x"), nil, 0o644); !errors.Is(err, unix.EROFS) {
-			t.Fatalf("writing /sysroot: %v, want EROFS", err)
-		}
-		must(os.WriteFile(filepath.Join(s, "etc/x"), nil, 0o644))
-		os.Stdout.WriteString("CHILD-OK\n")
+	if !isChild() {
+		inNamespace(t, "TestReadonlySysroot")
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReadonlySysroot$", "-test.v")
-	cmd.Env = append(os.Environ(), "PREPAREROOT_CHILD_RO=1", "PREPAREROOT_DIR="+t.TempDir())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "CHILD-OK") {
-		t.Fatalf("child: %v\n%s", err, out)
+	s, run, arg := childSysroot(t, "[core]\nrepo_version=1\nmode=bare\n\n[sysroot]\nreadonly=true\n")
+	_, err := Run(s, Options{Cmdline: "ostree=" + arg, RunDir: run})
+	mustDo(t, err)
+	for _, p := range []string{"sysroot/x", "sysroot/ostree/x", "usr/x"} {
+		if err := writeErr(filepath.Join(s, p)); !errors.Is(err, unix.EROFS) {
+			t.Fatalf("writing %s: %v, want EROFS", p, err)
+		}
+	}
+	for _, p := range []string{"etc/x", "var/x", "sysroot/ostree/deploy/demo/var/y"} {
+		mustDo(t, writeErr(filepath.Join(s, p)))
+	}
+	if _, err := os.Stat(filepath.Join(run, "ostree-sysroot-ro.stamp")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "ostree-booted")); err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("CHILD-OK\n")
+}
+
+// TestReadonlySysrootNeedsWritableMount: as ostree-prepare-root, a
+// read-only configuration on a sysroot that is already mounted read-only
+// is refused before anything is mounted.
+func TestReadonlySysrootNeedsWritableMount(t *testing.T) {
+	if !isChild() {
+		inNamespace(t, "TestReadonlySysrootNeedsWritableMount")
+		return
+	}
+	s, run, arg := childSysroot(t, "[sysroot]\nreadonly=true\n")
+	mustDo(t, unix.Mount("", s, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""))
+	before := mountsUnder(t, s)
+	_, err := Run(s, Options{Cmdline: "ostree=" + arg, RunDir: run})
+	if err == nil || !strings.Contains(err.Error(), "sysroot.readonly=true requires") {
+		t.Fatalf("got %v", err)
+	}
+	if after := mountsUnder(t, s); strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Fatalf("mounts changed: %v -> %v", before, after)
+	}
+	os.Stdout.WriteString("CHILD-OK\n")
+}
+
+func TestReadonlySysrootConfig(t *testing.T) {
+	for _, c := range []struct {
+		name, config string
+		want, err    bool
+	}{
+		{"no config", "", false, false},
+		{"no key", "[core]\nmode=bare\n", false, false},
+		{"true", "[core]\nmode=bare\n\n[sysroot]\nreadonly=true\n", true, false},
+		{"one", "[sysroot]\nreadonly = 1\n", true, false},
+		{"false", "[sysroot]\nreadonly=false\n", false, false},
+		{"other group", "[core]\nreadonly=true\n", false, false},
+		{"invalid", "[sysroot]\nreadonly=yes\n", false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := t.TempDir()
+			if c.config != "" {
+				mustDo(t, os.MkdirAll(filepath.Join(s, "ostree/repo"), 0o755))
+				mustDo(t, os.WriteFile(filepath.Join(s, "ostree/repo/config"), []byte(c.config), 0o644))
+			}
+			got, err := ReadonlySysroot(s)
+			if got != c.want || (err != nil) != c.err {
+				t.Fatalf("got %v, %v; want %v, error %v", got, err, c.want, c.err)
+			}
+		})
 	}
 }
 
+// TestMissingDeploymentFailsBeforeMounting: every way ostree= can miss
+// gives ErrNoDeployment in one line naming the argument, with no mount.
 func TestMissingDeploymentFailsBeforeMounting(t *testing.T) {
 	s := t.TempDir()
 	makeSysroot(t, s)
-	rec := &recorder{}
-	_, err := Run(s, Options{Cmdline: "ostree=/ostree/boot.0/demo/nope/0", Mounter: rec})
-	if !errors.Is(err, ErrNoDeployment) || len(rec.calls) != 0 {
-		t.Fatalf("err %v, %d mounts", err, len(rec.calls))
-	}
-	if _, err := Run(s, Options{Cmdline: "quiet", Mounter: rec}); !errors.Is(err, ErrNoDeployment) {
-		t.Fatalf("no ostree=: %v", err)
+	for _, cmdline := range []string{"ostree=/ostree/boot.0/demo/nope/0", "ostree=/ostree/boot.1/demo/bootcsum/7", "ostree=/ostree/boot.1/demo", "quiet", "ostree=relative/0"} {
+		rec := &recorder{}
+		_, err := Run(s, Options{Cmdline: cmdline, Mounter: rec, RunDir: filepath.Join(s, "run")})
+		if !errors.Is(err, ErrNoDeployment) || len(rec.calls) != 0 {
+			t.Fatalf("%s: err %v, %d mounts", cmdline, err, len(rec.calls))
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "\n") {
+			t.Errorf("%s: message is not one line: %q", cmdline, msg)
+		}
+		if v, ok := KernelArg(cmdline, "ostree"); ok && !strings.Contains(msg, v) {
+			t.Errorf("%s: message %q does not name the argument", cmdline, msg)
+		}
+		if _, err := os.Stat(filepath.Join(s, "run")); err == nil {
+			t.Fatalf("%s: run dir written", cmdline)
+		}
 	}
 }
 

@@ -22,7 +22,7 @@ switch_root to SYSROOT. Not supported: composefs, /boot automounts.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := prepareroot.Run(args[0], prepareroot.Options{})
 			if err != nil {
-				return fmt.Errorf("prepare-root: %w", err)
+				return fmt.Errorf("prepare-root: cannot boot: %w", err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "strata prepare-root: booting %s (stateroot %s)\n", d.Path, d.OS)
 			return nil

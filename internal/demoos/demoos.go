@@ -88,6 +88,8 @@ const initramfsInit = `#!/bin/busybox sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+mkdir -p /run
+mount -t tmpfs -o mode=0755,nosuid,nodev run /run
 for m in $(cat /etc/modules-order); do insmod /lib/modules/$m 2>/dev/null; done
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
@@ -100,6 +102,7 @@ if ! /bin/strata prepare-root /sysroot; then
 	echo "STRATA-INITRAMFS: prepare-root failed"
 	poweroff -f
 fi
+mount --move /run /sysroot/run
 mount --move /dev /sysroot/dev
 mount --move /proc /sysroot/proc
 mount --move /sys /sysroot/sys
@@ -114,7 +117,7 @@ func BuildInitramfs(out string, k *Kernel, busybox, strataBin string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for _, d := range []string{"bin", "dev", "proc", "sys", "sysroot", "etc", "lib/modules"} {
+	for _, d := range []string{"bin", "dev", "proc", "sys", "run", "sysroot", "etc", "lib/modules"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
 		}
