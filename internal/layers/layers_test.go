@@ -50,6 +50,8 @@ var layer = map[string]int{
 	"internal/layers":   9,
 	"interop":           10,
 	"bench":             10,
+
+	"internal/faultserver": 9,
 }
 
 // sameLayer lists allowed imports between packages of one layer.

@@ -1,0 +1,425 @@
+// Package fetch reads files of a repository published as static files: an
+// archive-mode repo under an http://, https:// or file:// base URL.
+//
+// A Fetcher knows nothing about objects or checksums. It hands out the bytes
+// the server sent; verifying them is the caller's job (pull tees every stream
+// into a hasher and refuses a mismatch). What the Fetcher guarantees is
+// transport hygiene: bounded parallel requests over shared keep-alive
+// connections, retries with backoff on transient failures (5xx, 408, 429,
+// resets, truncated bodies, stalls), transparent resumption of an interrupted
+// body with an HTTP Range request, size caps enforced while reading, a
+// low-speed abort, a per-request timeout, and ctx cancellation everywhere.
+//
+// Errors name the URL (with any password redacted). Two sentinels can be
+// tested with errors.Is: ErrNotFound (HTTP 404/410, a missing file://
+// file), which is never retried, and ErrTooLarge (a cap was exceeded).
+// ErrTooSlow marks an attempt aborted by the low-speed limit.
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Sentinel errors; test with errors.Is.
+var (
+	// ErrNotFound: the server answered 404 or 410, or a file:// file does
+	// not exist. Not retried.
+	ErrNotFound = errors.New("not found")
+	// ErrTooLarge: the resource is, or turned out while reading to be,
+	// larger than the cap the caller gave. Not retried.
+	ErrTooLarge = errors.New("larger than allowed")
+	// ErrTooSlow: an attempt moved fewer than Options.LowSpeedLimit bytes
+	// per second for Options.LowSpeedTime. Retried like a reset.
+	ErrTooSlow = errors.New("transfer too slow")
+	// ErrChanged: a resumed download found the resource changed (its ETag
+	// or Last-Modified differ from the first response). Not retried: the
+	// caller must start again from offset 0.
+	ErrChanged = errors.New("resource changed during download")
+)
+
+// Defaults, chosen to match ostree's.
+const (
+	// DefaultMaxParallel is ostree's _OSTREE_MAX_OUTSTANDING_FETCHER_REQUESTS.
+	DefaultMaxParallel = 8
+	// DefaultRetries is ostree's default --network-retries.
+	DefaultRetries = 5
+	// DefaultLowSpeedLimit and DefaultLowSpeedTime are the libcurl backend's
+	// CURLOPT_LOW_SPEED_LIMIT / CURLOPT_LOW_SPEED_TIME.
+	DefaultLowSpeedLimit = 1000
+	DefaultLowSpeedTime  = 30 * time.Second
+	// DefaultConnectTimeout bounds dialing and the TLS handshake.
+	DefaultConnectTimeout = 30 * time.Second
+	// DefaultUserAgent is sent unless Options.UserAgent says otherwise.
+	DefaultUserAgent = "strata (libostree-compatible)"
+	// DefaultBackoff and DefaultMaxBackoff shape the retry delays.
+	DefaultBackoff    = 250 * time.Millisecond
+	DefaultMaxBackoff = 10 * time.Second
+)
+
+// Options configures a Fetcher. The zero value is usable: every field has a
+// default, documented on the field. The TLS fields mirror ostree's remote
+// keys of the same names.
+type Options struct {
+	// MaxParallel bounds the requests in flight at once across all calls
+	// (a Stream holds its slot while fn runs); 0 means DefaultMaxParallel.
+	MaxParallel int
+	// Retries is how many times one call retries after a transient failure
+	// (ostree's n-network-retries); 0 means DefaultRetries, negative means
+	// no retries.
+	Retries int
+	// Backoff is the first retry delay, doubled on each further retry up to
+	// MaxBackoff, each delay drawn uniformly from [d/2, d]. A Retry-After
+	// header up to MaxBackoff is honoured. 0 means the defaults.
+	Backoff, MaxBackoff time.Duration
+	// LowSpeedLimit (bytes/s) and LowSpeedTime: an attempt whose transfer
+	// rate stays below the limit for LowSpeedTime is aborted with
+	// ErrTooSlow (and retried). Time spent waiting for the caller to read
+	// does not count. 0 means the defaults; a negative LowSpeedLimit turns
+	// the check off.
+	LowSpeedLimit int64
+	LowSpeedTime  time.Duration
+	// Timeout bounds one attempt, from dial to the last byte read; 0 means
+	// no bound (the low-speed check still catches stalls). Bound a whole
+	// call, retries included, with ctx.
+	Timeout time.Duration
+	// ConnectTimeout bounds dial + TLS handshake; 0 means
+	// DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+
+	// TLSCAPath is a PEM file of trusted roots used instead of the system
+	// pool (tls-ca-path).
+	TLSCAPath string
+	// TLSClientCertPath and TLSClientKeyPath are a PEM client certificate
+	// and key presented to the server (tls-client-cert-path,
+	// tls-client-key-path); both or neither.
+	TLSClientCertPath, TLSClientKeyPath string
+	// TLSPermissive accepts any server certificate (tls-permissive). Off by
+	// default; never turn it on without a reason.
+	TLSPermissive bool
+
+	// DisableHTTP2 speaks HTTP/1.1 only (ostree's http2=false). By default
+	// https:// negotiates HTTP/2 with ALPN.
+	DisableHTTP2 bool
+	// H2C speaks HTTP/2 over cleartext http:// with prior knowledge (no
+	// HTTP/1.1 fallback for http:// URLs).
+	H2C bool
+	// Proxy is an HTTP proxy URL (the remote's proxy key); "" uses the
+	// environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY).
+	Proxy string
+	// UserAgent replaces DefaultUserAgent.
+	UserAgent string
+	// Header is added to every request (ostree's --http-header).
+	Header http.Header
+}
+
+// Stats counts a Fetcher's traffic since New. Bytes counts body bytes
+// received, including bytes discarded when a server ignored a Range request.
+type Stats struct {
+	Requests int64 // HTTP requests sent (or files opened for file://)
+	Bytes    int64 // body bytes received (or read from disk)
+	Retries  int64 // attempts repeated after a transient failure
+}
+
+// Fetcher fetches paths under one base URL. It is safe for concurrent use;
+// all calls share one connection pool and one parallelism bound.
+type Fetcher struct {
+	base    *url.URL
+	dir     string // file:// root, or "" for HTTP
+	client  *http.Client
+	tr      *http.Transport
+	opt     Options
+	slots   chan struct{}
+	retries int
+
+	requests, bytes, retried atomic.Int64
+}
+
+// New returns a Fetcher for base, an http://, https:// or file:// URL of a
+// repository root. TLS files are read here; a bad one is an error naming it.
+func New(base string, o Options) (*Fetcher, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("fetch: base URL %q: %w", base, err)
+	}
+	if o.MaxParallel <= 0 {
+		o.MaxParallel = DefaultMaxParallel
+	}
+	retries := o.Retries
+	switch {
+	case retries == 0:
+		retries = DefaultRetries
+	case retries < 0:
+		retries = 0
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = DefaultBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.LowSpeedLimit == 0 {
+		o.LowSpeedLimit = DefaultLowSpeedLimit
+	}
+	if o.LowSpeedTime <= 0 {
+		o.LowSpeedTime = DefaultLowSpeedTime
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = DefaultUserAgent
+	}
+	f := &Fetcher{base: u, opt: o, slots: make(chan struct{}, o.MaxParallel), retries: retries}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("fetch: base URL %s: file URL with host %q", u.Redacted(), u.Host)
+		}
+		if u.Path == "" {
+			return nil, fmt.Errorf("fetch: base URL %s: no path", u.Redacted())
+		}
+		f.dir = u.Path
+		return f, nil
+	case "http", "https":
+		if u.Host == "" {
+			return nil, fmt.Errorf("fetch: base URL %s: no host", u.Redacted())
+		}
+	default:
+		return nil, fmt.Errorf("fetch: base URL %s: unsupported scheme %q (want http, https or file)", u.Redacted(), u.Scheme)
+	}
+	tr, err := newTransport(&o)
+	if err != nil {
+		return nil, err
+	}
+	f.tr = tr
+	// Redirects are followed (ostree does too); headers, Range included,
+	// are carried along.
+	f.client = &http.Client{Transport: tr}
+	return f, nil
+}
+
+func newTransport(o *Options) (*http.Transport, error) {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.TLSCAPath != "" {
+		pem, err := os.ReadFile(o.TLSCAPath)
+		if err != nil {
+			return nil, fmt.Errorf("fetch: tls-ca-path: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("fetch: tls-ca-path %s: no PEM certificate in it", o.TLSCAPath)
+		}
+		tlsConf.RootCAs = pool
+	}
+	if (o.TLSClientCertPath == "") != (o.TLSClientKeyPath == "") {
+		return nil, errors.New("fetch: tls-client-cert-path and tls-client-key-path go together")
+	}
+	if o.TLSClientCertPath != "" {
+		cert, err := tls.LoadX509KeyPair(o.TLSClientCertPath, o.TLSClientKeyPath)
+		if err != nil {
+			return nil, fmt.Errorf("fetch: client certificate %s / key %s: %w", o.TLSClientCertPath, o.TLSClientKeyPath, err)
+		}
+		tlsConf.Certificates = []tls.Certificate{cert}
+	}
+	tlsConf.InsecureSkipVerify = o.TLSPermissive
+
+	proxy := http.ProxyFromEnvironment
+	if o.Proxy != "" {
+		pu, err := url.Parse(o.Proxy)
+		if err != nil {
+			return nil, fmt.Errorf("fetch: proxy %q: %w", o.Proxy, err)
+		}
+		proxy = http.ProxyURL(pu)
+	}
+	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	var protos http.Protocols
+	switch {
+	case o.H2C:
+		protos.SetHTTP2(true)
+		protos.SetUnencryptedHTTP2(true)
+	case o.DisableHTTP2:
+		protos.SetHTTP1(true)
+	default:
+		protos.SetHTTP1(true)
+		protos.SetHTTP2(true)
+	}
+	return &http.Transport{
+		Proxy:               proxy,
+		DialContext:         dialer.DialContext,
+		TLSClientConfig:     tlsConf,
+		TLSHandshakeTimeout: o.ConnectTimeout,
+		ForceAttemptHTTP2:   !o.DisableHTTP2,
+		Protocols:           &protos,
+		MaxConnsPerHost:     o.MaxParallel,
+		MaxIdleConnsPerHost: o.MaxParallel,
+		IdleConnTimeout:     90 * time.Second,
+		// Objects are compressed already, and transparent gzip would
+		// break Range offsets and byte counts.
+		DisableCompression: true,
+	}, nil
+}
+
+// Close releases idle connections. Calls in flight are not interrupted
+// (cancel their ctx for that).
+func (f *Fetcher) Close() error {
+	if f.tr != nil {
+		f.tr.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Stats returns the traffic counters.
+func (f *Fetcher) Stats() Stats {
+	return Stats{Requests: f.requests.Load(), Bytes: f.bytes.Load(), Retries: f.retried.Load()}
+}
+
+// URL returns the URL path resolves to (password redacted), for messages.
+func (f *Fetcher) URL(path string) string {
+	u, err := f.resolve(path)
+	if err != nil {
+		return f.base.Redacted() + "/" + path
+	}
+	return u.Redacted()
+}
+
+// resolve joins a repository-relative path ("objects/ab/cd.filez") to the
+// base. Absolute paths and ".." are refused: a path never leaves the repo.
+func (f *Fetcher) resolve(path string) (*url.URL, error) {
+	if path == "" || strings.HasPrefix(path, "/") || strings.ContainsAny(path, "\x00?#\\") {
+		return nil, fmt.Errorf("fetch: invalid path %q", path)
+	}
+	for _, el := range strings.Split(path, "/") {
+		if el == "" || el == "." || el == ".." {
+			return nil, fmt.Errorf("fetch: invalid path %q", path)
+		}
+	}
+	return f.base.JoinPath(path), nil
+}
+
+// Get fetches path whole. A maxSize > 0 caps the body: a larger declared
+// length fails before the body is read, a longer body fails as soon as the
+// cap is passed, both with ErrTooLarge naming the URL and the cap.
+// Transient failures are retried (a broken body resumes with Range).
+func (f *Fetcher) Get(ctx context.Context, path string, maxSize int64) ([]byte, error) {
+	var data []byte
+	err := f.stream(ctx, path, 0, maxSize, func(r io.Reader, size int64) error {
+		if size >= 0 && size < 64<<20 {
+			data = make([]byte, 0, size)
+		}
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(buf)
+			data = append(data, buf[:n]...)
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// Stream fetches path from byte offset on and calls fn once with a reader of
+// exactly those bytes: offset 0 is a whole fetch, offset > 0 resumes a
+// partial download (with "Range: bytes=offset-"; when the server ignores
+// Range and sends everything, the first offset bytes are read and dropped).
+// Transient failures in the middle of the body are hidden from fn: the
+// reader waits (backoff), asks again from where it stopped, and goes on; fn
+// sees an error from Read only once retries are exhausted, the ctx is done,
+// or a permanent error occurs. A maxSize > 0 caps the resource's total size
+// (offset included), as in Get.
+//
+// The error returned is fn's when fn fails (whether or not it came from the
+// reader), else the fetch error; ErrNotFound when the resource is missing
+// (then fn is not called). fn must not retain the reader after it returns
+// and must not call the Fetcher (it holds a parallelism slot while it runs).
+func (f *Fetcher) Stream(ctx context.Context, path string, offset, maxSize int64, fn func(r io.Reader) error) error {
+	if offset < 0 {
+		return fmt.Errorf("fetch %s: negative offset %d", f.URL(path), offset)
+	}
+	return f.stream(ctx, path, offset, maxSize, func(r io.Reader, _ int64) error { return fn(r) })
+}
+
+// stream is Stream with the remaining size (-1 if unknown) passed to fn.
+func (f *Fetcher) stream(ctx context.Context, path string, offset, maxSize int64, fn func(r io.Reader, size int64) error) error {
+	u, err := f.resolve(path)
+	if err != nil {
+		return err
+	}
+	if maxSize > 0 && offset > maxSize {
+		return fmt.Errorf("fetch %s: offset %d beyond the %d-byte cap: %w", u.Redacted(), offset, maxSize, ErrTooLarge)
+	}
+	if f.dir != "" {
+		return f.streamFile(ctx, u, offset, maxSize, fn)
+	}
+	s := &stream{f: f, ctx: ctx, url: u, name: u.Redacted(), pos: offset, maxSize: maxSize, size: -1}
+	defer s.close()
+	// Open the first attempt before calling fn, so a missing resource is
+	// ErrNotFound without fn running, and fn learns the size.
+	if err := s.open(); err != nil {
+		return err
+	}
+	size := int64(-1)
+	if s.size >= 0 {
+		size = s.size - s.pos
+	}
+	if err := fn(s, size); err != nil {
+		return err
+	}
+	return nil
+}
+
+// backoff returns the delay before retry number n (1-based).
+func (f *Fetcher) backoff(n int, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 && retryAfter <= f.opt.MaxBackoff {
+		return retryAfter
+	}
+	d := f.opt.Backoff
+	for i := 1; i < n && d < f.opt.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, f.opt.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// acquire takes a parallelism slot.
+func (f *Fetcher) acquire(ctx context.Context) error {
+	select {
+	case f.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *Fetcher) release() { <-f.slots }
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
