@@ -127,8 +127,8 @@ func publicPacket(p rawPacket) (rawPacket, error) {
 	return q, err
 }
 
-// keyring is an ordered set of key blocks, one per primary key.
-type keyring struct {
+// keyringSet is an ordered set of key blocks, one per primary key.
+type keyringSet struct {
 	blocks []*keyBlock
 }
 
@@ -136,7 +136,7 @@ type keyring struct {
 // or secret keys) into k. It returns the number of keys that were new,
 // the number that changed, and the signatures found outside any key
 // (revocation certificates), which the caller applies with revoke.
-func (k *keyring) add(data []byte) (added, updated int, lone []rawPacket, err error) {
+func (k *keyringSet) add(data []byte) (added, updated int, lone []rawPacket, err error) {
 	bodies, err := dearmor(data)
 	if err != nil {
 		return 0, 0, nil, err
@@ -164,7 +164,7 @@ func (k *keyring) add(data []byte) (added, updated int, lone []rawPacket, err er
 // revoke adds revocation certificates to the keys that issued them; a
 // certificate for a key that is not in k is an error wrapping
 // repo.ErrNotFound.
-func (k *keyring) revoke(sigs []rawPacket) (updated int, err error) {
+func (k *keyringSet) revoke(sigs []rawPacket) (updated int, err error) {
 	for _, s := range sigs {
 		b := k.findIssuer(s)
 		if b == nil {
@@ -177,7 +177,7 @@ func (k *keyring) revoke(sigs []rawPacket) (updated int, err error) {
 	return updated, nil
 }
 
-func (k *keyring) find(fpr []byte) *keyBlock {
+func (k *keyringSet) find(fpr []byte) *keyBlock {
 	for _, b := range k.blocks {
 		if bytes.Equal(b.fpr, fpr) {
 			return b
@@ -187,7 +187,7 @@ func (k *keyring) find(fpr []byte) *keyBlock {
 }
 
 // findIssuer returns the block whose primary key issued signature s.
-func (k *keyring) findIssuer(s rawPacket) *keyBlock {
+func (k *keyringSet) findIssuer(s rawPacket) *keyBlock {
 	p, err := packet.Read(bytes.NewReader(s.raw))
 	if err != nil {
 		return nil
@@ -205,7 +205,7 @@ func (k *keyring) findIssuer(s rawPacket) *keyBlock {
 	return nil
 }
 
-func (k *keyring) bytes() []byte {
+func (k *keyringSet) bytes() []byte {
 	var w bytes.Buffer
 	for _, b := range k.blocks {
 		b.serialize(&w)
@@ -282,32 +282,50 @@ func RemoteKeyringPath(repoPath, remote string) string {
 }
 
 // ImportKeys adds OpenPGP public keys to the keyring file at keyringPath
-// (created if missing), as `ostree remote gpg-import` does: src holds keys
-// in binary or ASCII-armored form (`gpg --export [-a]`; secret keys
-// contribute only their public part) and revocation certificates for keys
-// already in the keyring. Keys already present are merged (new user IDs,
-// subkeys and signatures, revocations included, are added). When keyIDs
-// is not empty only the keys it names are imported (8- or 16-digit key IDs
-// or fingerprints of a primary key or subkey); an ID that names no key in
-// src is an error wrapping repo.ErrNotFound and nothing is written.
-//
-// The file is written durably (fsutil.WriteFile) in the binary keyring
-// format OSTree and gpg read, without gpg's trust packets. ImportKeys
-// returns the number of keys that were not in the keyring before.
+// (created if missing), as `ostree remote gpg-import` does, with
+// MergeKeys's rules. The file is written durably (fsutil.WriteFile) and
+// only when the import succeeds. It returns the number of keys that were
+// not in the keyring before.
 func ImportKeys(ctx context.Context, keyringPath string, src []byte, keyIDs []string) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	var in keyring
-	_, _, lone, err := in.add(src)
-	if err != nil {
+	old, err := os.ReadFile(keyringPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("import keys: %w", err)
 	}
-	var sel keyring
-	if len(keyIDs) == 0 {
-		sel = in
-	} else {
-		lone = nil
+	merged, n, err := MergeKeys(old, src, keyIDs)
+	if err != nil {
+		return 0, fmt.Errorf("import keys into %s: %w", keyringPath, err)
+	}
+	if err := fsutil.WriteFile(keyringPath, merged, 0o644); err != nil {
+		return 0, fmt.Errorf("import keys: %w", err)
+	}
+	return n, nil
+}
+
+// MergeKeys returns keyring (a binary keyring such as
+// $remote.trustedkeys.gpg, or nil) with the public keys of src added: src
+// holds keys in binary or ASCII-armored form (`gpg --export [-a]`; secret
+// keys contribute only their public part) and revocation certificates for
+// keys in keyring or src. Keys already present are merged as gpg merges
+// them (new user IDs, subkeys and signatures, revocations included). When
+// keyIDs is not empty only the keys it names are taken from src (8- or
+// 16-digit key IDs or fingerprints of a primary key or subkey); an ID that
+// names no key in src is an error wrapping repo.ErrNotFound.
+//
+// The result is in the binary keyring format OSTree and gpg read, without
+// gpg's trust packets. MergeKeys also returns the number of keys that
+// were not in keyring before.
+func MergeKeys(keyring, src []byte, keyIDs []string) ([]byte, int, error) {
+	var in keyringSet
+	_, _, lone, err := in.add(src)
+	if err != nil {
+		return nil, 0, err
+	}
+	sel := in
+	if len(keyIDs) > 0 {
+		sel, lone = keyringSet{}, nil
 		for _, id := range keyIDs {
 			found := false
 			for _, b := range in.blocks {
@@ -319,19 +337,14 @@ func ImportKeys(ctx context.Context, keyringPath string, src []byte, keyIDs []st
 				}
 			}
 			if !found {
-				return 0, fmt.Errorf("import keys: %w: key %q", repo.ErrNotFound, id)
+				return nil, 0, fmt.Errorf("%w: key %q", repo.ErrNotFound, id)
 			}
 		}
 	}
-	var out keyring
-	old, err := os.ReadFile(keyringPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return 0, fmt.Errorf("import keys: %w", err)
-	case len(old) > 0:
-		if _, _, _, err := out.add(old); err != nil {
-			return 0, fmt.Errorf("import keys: keyring %s: %w", keyringPath, err)
+	var out keyringSet
+	if len(bytes.TrimSpace(keyring)) > 0 {
+		if _, _, _, err := out.add(keyring); err != nil {
+			return nil, 0, fmt.Errorf("existing keyring: %w", err)
 		}
 	}
 	added := 0
@@ -340,18 +353,15 @@ func ImportKeys(ctx context.Context, keyringPath string, src []byte, keyIDs []st
 		b.serialize(&one)
 		n, _, _, err := out.add(one.Bytes())
 		if err != nil {
-			return 0, fmt.Errorf("import keys: %w", err)
+			return nil, 0, err
 		}
 		added += n
 	}
 	if _, err := out.revoke(lone); err != nil {
-		return 0, fmt.Errorf("import keys into %s: %w", keyringPath, err)
+		return nil, 0, err
 	}
 	if len(out.blocks) == 0 {
-		return 0, fmt.Errorf("import keys: %w: no OpenPGP keys found", repo.ErrInvalid)
+		return nil, 0, fmt.Errorf("%w: no OpenPGP keys found", repo.ErrInvalid)
 	}
-	if err := fsutil.WriteFile(keyringPath, out.bytes(), 0o644); err != nil {
-		return 0, fmt.Errorf("import keys: %w", err)
-	}
-	return added, nil
+	return out.bytes(), added, nil
 }

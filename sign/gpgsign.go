@@ -16,6 +16,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
+	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 )
 
@@ -229,4 +230,119 @@ func (s *GPGSigner) Sign(ctx context.Context, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("gpg key %s: %w", s.Fingerprint(), err)
 	}
 	return b.Bytes(), nil
+}
+
+// keyIDs returns the IDs of the signer's keys: the
+// primary key and its subkeys.
+func (s *GPGSigner) keyIDs() []uint64 {
+	ids := []uint64{s.entity.PrimaryKey.KeyId}
+	for _, sk := range s.entity.Subkeys {
+		ids = append(ids, sk.PublicKey.KeyId)
+	}
+	return ids
+}
+
+// gpgIssuers returns the issuer key IDs (upper-case hex, 16 digits) and
+// fingerprints (when the signature records one) of the signature packets
+// in sig.
+func gpgIssuers(sig []byte) (ids, fprs []string) {
+	pkts, err := splitPackets(sig)
+	if err != nil {
+		return nil, nil
+	}
+	for _, p := range pkts {
+		pp, err := packet.Read(bytes.NewReader(p.raw))
+		if err != nil {
+			continue
+		}
+		s, ok := pp.(*packet.Signature)
+		if !ok {
+			continue
+		}
+		if s.IssuerKeyId != nil {
+			ids = append(ids, fmt.Sprintf("%016X", *s.IssuerKeyId))
+		}
+		if len(s.IssuerFingerprint) > 0 {
+			fprs = append(fprs, strings.ToUpper(hex.EncodeToString(s.IssuerFingerprint)))
+		}
+	}
+	return ids, fprs
+}
+
+// GPGSignCommit adds s's signature to commit c's detached metadata, as
+// `ostree gpg-sign` does: a commit that already has a signature by the
+// same key (its primary key or a subkey) is left alone and the error
+// wraps repo.ErrExists.
+func GPGSignCommit(ctx context.Context, r *repo.Repo, c objects.Checksum, s *GPGSigner) error {
+	data, err := r.ReadMetadata(objects.KindCommit, c)
+	if err != nil {
+		return err
+	}
+	sig, err := s.Sign(ctx, data)
+	if err != nil {
+		return fmt.Errorf("sign commit %s: %w", c, err)
+	}
+	return UpdateCommitMeta(ctx, r, c, func(md objects.Metadata) (objects.Metadata, error) {
+		sigs, err := Signatures(md, GPGKey)
+		if err != nil {
+			return nil, err
+		}
+		for _, old := range sigs {
+			ids, _ := gpgIssuers(old)
+			for _, id := range ids {
+				for _, mine := range s.keyIDs() {
+					if id == fmt.Sprintf("%016X", mine) {
+						return nil, fmt.Errorf("%w: commit %s is already signed with GPG key %s", repo.ErrExists, c, s.Fingerprint())
+					}
+				}
+			}
+		}
+		return Append(md, GPGKey, sig)
+	})
+}
+
+// DeleteGPGSignatures removes the OpenPGP signatures of commit c made by
+// any of keyIDs (8- or 16-digit key IDs or fingerprints of the key that
+// made the signature: a subkey's when a subkey signed) and returns how
+// many it removed, as `ostree gpg-sign --delete` does. Signatures that
+// match no key ID stay; no match is not an error.
+func DeleteGPGSignatures(ctx context.Context, r *repo.Repo, c objects.Checksum, keyIDs []string) (int, error) {
+	n := 0
+	err := UpdateCommitMeta(ctx, r, c, func(md objects.Metadata) (objects.Metadata, error) {
+		sigs, err := Signatures(md, GPGKey)
+		if err != nil {
+			return nil, err
+		}
+		var keep [][]byte
+		for _, s := range sigs {
+			ids, fprs := gpgIssuers(s)
+			if issuedBy(ids, fprs, keyIDs) {
+				n++
+				continue
+			}
+			keep = append(keep, s)
+		}
+		return WithSignatures(md, GPGKey, keep), nil
+	})
+	return n, err
+}
+
+func issuedBy(ids, fprs, keyIDs []string) bool {
+	for _, k := range keyIDs {
+		k = strings.ToUpper(strings.TrimPrefix(strings.TrimPrefix(strings.ReplaceAll(k, " ", ""), "0x"), "0X"))
+		if len(k) < 8 {
+			continue
+		}
+		for _, f := range fprs {
+			if strings.HasSuffix(f, k) {
+				return true
+			}
+		}
+		for _, id := range ids {
+			if strings.HasSuffix(id, k) || len(k) > 16 && strings.HasSuffix(k, id) {
+				return true
+			}
+		}
+	}
+	return false
 }

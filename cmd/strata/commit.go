@@ -169,7 +169,7 @@ the same as --tree=dir=PATH. The new commit's checksum is printed on stdout.`,
 	fl.StringArrayVar(&signKeys, "sign", nil, "sign the commit with this ed25519 secret key (base64; repeatable)")
 	fl.StringVar(&signType, "sign-type", "ed25519", "signature type for --sign")
 	fl.StringArrayVar(&gpgKeys, "gpg-sign", nil, "GPG key ID to sign the commit with (repeatable)")
-	fl.StringVar(&gpgHome, "gpg-homedir", "", "GPG home directory to find keys in")
+	fl.StringVar(&gpgHome, "gpg-homedir", "", gpgHomedirHelp)
 	rootCmd.AddCommand(cmd)
 }
 

@@ -179,9 +179,10 @@ func signers(signType string, keys, gpgKeys []string, gpgHome string) ([]sign.Si
 	return out, nil
 }
 
-// newGPGSigner is replaced once OpenPGP signing lands.
+// newGPGSigner finds the secret key for --gpg-sign=KEYID --gpg-homedir=DIR
+// (see sign.NewGPGSigner for what DIR may hold).
 var newGPGSigner = func(keyID, homedir string) (sign.Signer, error) {
-	return nil, fmt.Errorf("--gpg-sign: OpenPGP signing is not supported yet")
+	return sign.NewGPGSigner(context.Background(), keyID, homedir)
 }
 
 // signSummary returns summary.sig contents for data, or nil when no key is

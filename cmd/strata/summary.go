@@ -90,6 +90,6 @@ a summary.sig is written beside it; otherwise any old summary.sig is removed.`,
 	fl.StringArrayVar(&signKeys, "sign", nil, "sign the summary with this ed25519 secret key (base64; repeatable)")
 	fl.StringVar(&signType, "sign-type", "ed25519", "signature type to use")
 	fl.StringArrayVar(&gpgKeys, "gpg-sign", nil, "GPG key ID to sign the summary with (repeatable)")
-	fl.StringVar(&gpgHome, "gpg-homedir", "", "GPG home directory to find keys in")
+	fl.StringVar(&gpgHome, "gpg-homedir", "", gpgHomedirHelp)
 	rootCmd.AddCommand(cmd)
 }
