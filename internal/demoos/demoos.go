@@ -10,6 +10,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -82,23 +83,49 @@ func (k *Kernel) moduleOrder(names []string) ([]string, error) {
 	return order, nil
 }
 
-// initramfsInit is /init of the initramfs.
+// PrepareRoot selects the program the initramfs runs to set up the
+// deployment: strata's or OSTree's own (Debian's ostree-boot).
+type PrepareRoot int
+
+const (
+	// StrataPrepareRoot runs `strata prepare-root /sysroot` (static).
+	StrataPrepareRoot PrepareRoot = iota
+	// OstreePrepareRoot runs /usr/lib/ostree/ostree-prepare-root, copied
+	// with the shared libraries it links from the build machine.
+	OstreePrepareRoot
+)
+
+// OstreePrepareRootPath is where Debian's ostree-boot installs it.
+const OstreePrepareRootPath = "/usr/lib/ostree/ostree-prepare-root"
+
+func (p PrepareRoot) String() string {
+	if p == OstreePrepareRoot {
+		return "ostree-prepare-root"
+	}
+	return "strata prepare-root"
+}
+
+// initramfsInit is /init of the initramfs. It mounts the API
+// filesystems and a tmpfs /run (which prepare-root marks and which moves
+// into the new root, as systemd carries /run across switch_root), loads
+// the virtio and ext4 modules, mounts /dev/vda at /sysroot, runs
+// prepare-root and switches to the deployment's /sbin/init.
 const initramfsInit = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mkdir -p /run
 mount -t tmpfs -o mode=0755,nosuid,nodev run /run
 for m in $(cat /etc/modules-order); do insmod /lib/modules/$m 2>/dev/null; done
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-mkdir -p /sysroot
 if ! mount -t ext4 -o rw /dev/vda /sysroot; then
 	echo "STRATA-INITRAMFS: cannot mount /dev/vda"
 	poweroff -f
 fi
-if ! /bin/strata prepare-root /sysroot; then
+@PREPARE_ROOT_SETUP@
+echo "STRATA-INITRAMFS: running @PREPARE_ROOT_NAME@"
+if ! @PREPARE_ROOT@ /sysroot; then
 	echo "STRATA-INITRAMFS: prepare-root failed"
 	poweroff -f
 fi
@@ -110,8 +137,9 @@ exec switch_root /sysroot /sbin/init
 `
 
 // BuildInitramfs writes a gzip'd cpio initramfs to out holding busybox,
-// the boot modules, the static strata binary and /init.
-func BuildInitramfs(out string, k *Kernel, busybox, strataBin string) error {
+// the boot modules, /init and the prepare-root program pr: the static
+// strata binary strataBin, or ostree-prepare-root with its libraries.
+func BuildInitramfs(out string, k *Kernel, busybox, strataBin string, pr PrepareRoot) error {
 	dir, err := os.MkdirTemp("", "initramfs-")
 	if err != nil {
 		return err
@@ -125,10 +153,26 @@ func BuildInitramfs(out string, k *Kernel, busybox, strataBin string) error {
 	if err := copyFile(busybox, filepath.Join(dir, "bin/busybox"), 0o755); err != nil {
 		return err
 	}
-	if err := copyFile(strataBin, filepath.Join(dir, "bin/strata"), 0o755); err != nil {
-		return err
+	init := strings.ReplaceAll(initramfsInit, "@PREPARE_ROOT_NAME@", pr.String())
+	switch pr {
+	case StrataPrepareRoot:
+		if err := copyFile(strataBin, filepath.Join(dir, "bin/strata"), 0o755); err != nil {
+			return err
+		}
+		init = strings.ReplaceAll(init, "@PREPARE_ROOT@", "/bin/strata prepare-root")
+		init = strings.ReplaceAll(init, "@PREPARE_ROOT_SETUP@\n", "")
+	case OstreePrepareRoot:
+		if err := copyWithLibraries(OstreePrepareRootPath, dir); err != nil {
+			return err
+		}
+		init = strings.ReplaceAll(init, "@PREPARE_ROOT@", OstreePrepareRootPath)
+		// Debian's build (with systemd) leaves /var to a var.mount unit
+		// unless this marker asks it to bind the stateroot's var itself.
+		init = strings.ReplaceAll(init, "@PREPARE_ROOT_SETUP@", "mkdir -p /run/ostree && touch /run/ostree/initramfs-mount-var")
+	default:
+		return fmt.Errorf("unknown prepare-root %d", pr)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "init"), []byte(initramfsInit), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "init"), []byte(init), 0o755); err != nil {
 		return err
 	}
 	mods, err := k.moduleOrder(bootModules)
@@ -157,9 +201,42 @@ func BuildInitramfs(out string, k *Kernel, busybox, strataBin string) error {
 	return os.WriteFile(out, buf.Bytes(), 0o644)
 }
 
+// copyWithLibraries copies the dynamically linked program bin into the
+// tree root at the same path, with every shared library and the dynamic
+// loader that ldd lists, each at the path ldd names.
+func copyWithLibraries(bin, root string) error {
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		return fmt.Errorf("ldd %s: %w (install ostree-boot)", bin, err)
+	}
+	files := []string{bin}
+	for _, line := range strings.Split(string(out), "\n") {
+		// "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+		// "/lib64/ld-linux-x86-64.so.2 (0x...)"; linux-vdso has no file.
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			files = append(files, f[2])
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			files = append(files, f[0])
+		}
+	}
+	for _, f := range files {
+		dst := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := copyFile(f, dst, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // osInit is the booted OS's /sbin/init: it mounts the basics, reports the
-// booted version, runs /dev/vdb's run.sh when a control disk is attached,
-// and powers off.
+// booted version, marks the boot good (`strata admin boot-complete`, the
+// health check of this tiny OS), runs /dev/vdb's run.sh when a control
+// disk is attached, and powers off.
 const osInit = `#!/bin/sh
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 mounted() { grep -q " $1 " /proc/mounts 2>/dev/null; }
@@ -167,13 +244,21 @@ mounted /proc || mount -t proc proc /proc
 mounted /sys || mount -t sysfs sys /sys
 mounted /dev || mount -t devtmpfs dev /dev
 mounted /tmp || mount -t tmpfs tmp /tmp
+mounted /run || mount -t tmpfs run /run
 . /usr/lib/os-release
 echo "STRATA-BOOTED version=$VERSION_ID"
+if bc=$(strata admin boot-complete 2>&1); then
+	echo "STRATA-BOOT-COMPLETE"
+else
+	echo "STRATA-BOOT-COMPLETE-FAILED: $bc"
+fi
 if [ -b /dev/vdb ]; then
 	mkdir -p /run/ctl
 	if mount -t ext4 /dev/vdb /run/ctl 2>/dev/null && [ -f /run/ctl/run.sh ]; then
+		cd /run/ctl
 		sh /run/ctl/run.sh
 		echo "STRATA-SCRIPT-DONE rc=$?"
+		cd /
 		umount /run/ctl
 	fi
 fi
@@ -182,10 +267,22 @@ echo "STRATA-POWEROFF"
 poweroff -f
 `
 
+// brokenInit is /sbin/init of a version that never becomes healthy: it
+// exits, the kernel panics and (panic=-1) reboots, before boot-complete.
+const brokenInit = `#!/bin/sh
+. /usr/lib/os-release
+echo "STRATA-BOOTED version=$VERSION_ID"
+echo "STRATA-INIT-FAILED: this version is broken on purpose"
+exit 1
+`
+
 // Version describes one build of the demo OS.
 type Version struct {
-	ID   string // VERSION_ID, e.g. "1"
-	Init string // /usr/sbin/init contents; empty for the default
+	ID string // VERSION_ID, e.g. "1"
+	// Broken makes /sbin/init fail before boot-complete.
+	Broken bool
+	// Init replaces /sbin/init when not empty.
+	Init string
 }
 
 // BuildTree writes the OS tree for v into dir (which must not exist):
@@ -201,7 +298,7 @@ func BuildTree(dir string, v Version, k *Kernel, busybox, strataBin, initramfs s
 	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
 		return err
 	}
-	for _, l := range [][2]string{{"usr/bin", "bin"}, {"usr/sbin", "sbin"}, {"usr/lib", "lib"}} {
+	for _, l := range [][2]string{{"usr/bin", "bin"}, {"usr/sbin", "sbin"}, {"usr/lib", "lib"}, {"sysroot/ostree", "ostree"}} {
 		if err := os.Symlink(l[0], filepath.Join(dir, l[1])); err != nil {
 			return err
 		}
@@ -209,7 +306,7 @@ func BuildTree(dir string, v Version, k *Kernel, busybox, strataBin, initramfs s
 	if err := copyFile(busybox, filepath.Join(dir, "usr/bin/busybox"), 0o755); err != nil {
 		return err
 	}
-	for _, app := range []string{"sh", "ls", "cat", "echo", "mount", "umount", "touch", "rm", "mkdir", "poweroff", "sync", "sleep", "grep", "sed", "test", "[", "stat", "uname", "cp", "mv", "ln", "head", "tail", "wc", "find", "df", "dmesg", "printf", "true", "false", "id", "chmod"} {
+	for _, app := range []string{"sh", "ls", "cat", "echo", "mount", "umount", "touch", "rm", "mkdir", "poweroff", "sync", "sleep", "grep", "sed", "test", "[", "stat", "uname", "cp", "mv", "ln", "head", "tail", "wc", "find", "df", "dmesg", "printf", "true", "false", "id", "chmod", "date", "readlink", "cut", "tr", "sort", "diff"} {
 		if err := os.Symlink("busybox", filepath.Join(dir, "usr/bin", app)); err != nil {
 			return err
 		}
@@ -218,7 +315,11 @@ func BuildTree(dir string, v Version, k *Kernel, busybox, strataBin, initramfs s
 		return err
 	}
 	init := v.Init
-	if init == "" {
+	switch {
+	case init != "":
+	case v.Broken:
+		init = brokenInit
+	default:
 		init = osInit
 	}
 	if err := os.WriteFile(filepath.Join(dir, "usr/sbin/init"), []byte(init), 0o755); err != nil {

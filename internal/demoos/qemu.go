@@ -1,15 +1,16 @@
 package demoos
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -56,125 +57,44 @@ func MountImage(img, dir string) (func() error, error) {
 	}, nil
 }
 
-// Entry is a Boot Loader Specification entry.
-type Entry struct {
-	File    string
-	Title   string
-	Version int
-	Linux   string
-	Initrd  string
-	Options string
-}
-
-// ParseEntry parses a BLS entry file's text.
-func ParseEntry(name, text string) (*Entry, error) {
-	e := &Entry{File: name}
-	for _, line := range strings.Split(text, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
-		v = strings.TrimSpace(v)
-		switch k {
-		case "title":
-			e.Title = v
-		case "version":
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return nil, fmt.Errorf("%s: bad version %q", name, v)
-			}
-			e.Version = n
-		case "linux":
-			e.Linux = v
-		case "initrd":
-			e.Initrd = v
-		case "options":
-			e.Options = v
-		}
-	}
-	if e.Linux == "" {
-		return nil, fmt.Errorf("%s: no linux line", name)
-	}
-	return e, nil
-}
-
-// Entries reads boot/loader/entries of the sysroot mounted at mnt, the
-// default (highest version, as BLS loaders sort) first.
-func Entries(mnt string) ([]*Entry, error) {
-	dir := filepath.Join(mnt, "boot/loader/entries")
-	names, err := filepath.Glob(filepath.Join(dir, "*.conf"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*Entry
-	for _, n := range names {
-		data, err := os.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		e, err := ParseEntry(filepath.Base(n), string(data))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no boot entries in %s", dir)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version > out[j].Version })
-	return out, nil
-}
-
-// bootPath finds a kernel or initramfs named by an entry: BLS paths are
-// relative to the partition holding /boot, which here is the root.
-func bootPath(mnt, p string) (string, error) {
-	for _, c := range []string{filepath.Join(mnt, "boot", p), filepath.Join(mnt, p)} {
-		if _, err := os.Stat(c); err == nil {
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("boot file %s not found under %s", p, mnt)
-}
-
-// BootFiles copies an entry's kernel and initramfs out of the mounted
-// sysroot into dir, as a boot loader would load them.
-func BootFiles(mnt string, e *Entry, dir string) (kernel, initrd string, err error) {
-	kp, err := bootPath(mnt, e.Linux)
-	if err != nil {
-		return "", "", err
-	}
-	kernel = filepath.Join(dir, "vmlinuz")
-	if err := copyFile(kp, kernel, 0o644); err != nil {
-		return "", "", err
-	}
-	if e.Initrd != "" {
-		ip, err := bootPath(mnt, e.Initrd)
-		if err != nil {
-			return "", "", err
-		}
-		initrd = filepath.Join(dir, "initrd")
-		if err := copyFile(ip, initrd, 0o644); err != nil {
-			return "", "", err
-		}
-	}
-	return kernel, initrd, nil
-}
-
 // QEMU boots a kernel under TCG (no KVM) with the disks attached as
-// virtio drives and returns what the serial console printed.
+// virtio drives (vda, vdb, ...) and the serial console on stdio.
 type QEMU struct {
 	Kernel, Initrd, Append string
-	Disks                  []string // vda, vdb, ...
-	Timeout                time.Duration
-	MemoryMB               int
-	// Kill, when non-zero, kills QEMU after this long (a power cut).
-	Kill time.Duration
+	Disks                  []string
+	Timeout                time.Duration // default 3 minutes
+	MemoryMB               int           // default 512
+	// Cut, when set, cuts the power: QEMU is killed Cut.Delay after the
+	// console first prints a line containing Cut.Marker.
+	Cut *PowerCut
+	// Console, when set, receives the console output as it comes.
+	Console io.Writer
 }
 
-// Run boots and waits for the guest to power off (or Kill/Timeout).
-func (q *QEMU) Run(ctx context.Context) (string, error) {
+// PowerCut names the instant of a power cut.
+type PowerCut struct {
+	Marker string
+	Delay  time.Duration
+}
+
+// Result is what one boot printed and how it ended.
+type Result struct {
+	Console string
+	Cut     bool          // the power was cut as asked
+	Elapsed time.Duration // from QEMU's start to its end
+	// Marks holds, for each console line starting with "STRATA-", the
+	// time since QEMU started at which it was first seen.
+	Marks map[string]time.Duration
+}
+
+// Run boots and waits for the guest to power off or reboot (QEMU runs
+// with -no-reboot), for the power cut, or for the timeout (an error).
+func (q *QEMU) Run(ctx context.Context) (*Result, error) {
 	mem := q.MemoryMB
 	if mem == 0 {
 		mem = 512
 	}
-	args := []string{"-m", strconv.Itoa(mem), "-nographic", "-no-reboot", "-nodefaults",
+	args := []string{"-m", strconv.Itoa(mem), "-smp", "1", "-nographic", "-no-reboot", "-nodefaults",
 		"-serial", "stdio", "-kernel", q.Kernel, "-append", q.Append + " console=ttyS0 panic=-1"}
 	if q.Initrd != "" {
 		args = append(args, "-initrd", q.Initrd)
@@ -186,24 +106,106 @@ func (q *QEMU) Run(ctx context.Context) (string, error) {
 	if timeout == 0 {
 		timeout = 3 * time.Minute
 	}
-	if q.Kill != 0 && q.Kill < timeout {
-		timeout = q.Kill
-	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, "qemu-system-x86_64", args...)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	err := cmd.Run()
-	if q.Kill != 0 && cctx.Err() != nil {
-		return out.String(), nil // the power cut we asked for
-	}
-	if cctx.Err() != nil {
-		return out.String(), fmt.Errorf("qemu: no power-off within %s", timeout)
-	}
+	cmd.Stdin = nil
+	pr, pw, err := os.Pipe()
 	if err != nil {
-		return out.String(), fmt.Errorf("qemu: %v", err)
+		return nil, err
 	}
-	return out.String(), nil
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	pw.Close()
+	res := &Result{Marks: map[string]time.Duration{}}
+	var out bytes.Buffer
+	var cutTimer *time.Timer
+	var cutMu sync.Mutex
+	sc := bufio.NewReader(pr)
+	for {
+		line, rerr := sc.ReadString('\n')
+		if line != "" {
+			now := time.Since(start)
+			out.WriteString(line)
+			if q.Console != nil {
+				q.Console.Write([]byte(line))
+			}
+			clean := strings.TrimSpace(stripEscapes(line))
+			if i := strings.Index(clean, "STRATA-"); i >= 0 {
+				key := clean[i:]
+				if _, ok := res.Marks[key]; !ok {
+					res.Marks[key] = now
+				}
+			}
+			if q.Cut != nil && cutTimer == nil && strings.Contains(line, q.Cut.Marker) {
+				cutTimer = time.AfterFunc(q.Cut.Delay, func() {
+					cutMu.Lock()
+					defer cutMu.Unlock()
+					res.Cut = true
+					cmd.Process.Kill()
+				})
+			}
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	pr.Close()
+	werr := cmd.Wait()
+	res.Elapsed = time.Since(start)
+	if cutTimer != nil {
+		cutTimer.Stop()
+	}
+	cutMu.Lock()
+	defer cutMu.Unlock()
+	res.Console = out.String()
+	switch {
+	case res.Cut:
+		return res, nil
+	case cctx.Err() != nil && ctx.Err() == nil:
+		return res, fmt.Errorf("qemu: no power-off within %s", timeout)
+	case ctx.Err() != nil:
+		return res, ctx.Err()
+	case werr != nil:
+		return res, fmt.Errorf("qemu: %w", werr)
+	}
+	return res, nil
+}
+
+// stripEscapes drops ANSI escape sequences and carriage returns, which
+// the firmware and the serial console mix into the output.
+func stripEscapes(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == 0x1b {
+			// ESC c, or ESC [ params final-byte.
+			if i+1 < len(s) && s[i+1] == '[' {
+				i += 2
+				for i < len(s) && (s[i] < 0x40 || s[i] > 0x7e) {
+					i++
+				}
+			} else {
+				i++
+			}
+			continue
+		}
+		if c == '\r' {
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// Lines returns the console output without escape sequences, one string
+// per line.
+func (r *Result) Lines() []string {
+	return strings.Split(stripEscapes(r.Console), "\n")
 }
