@@ -26,11 +26,15 @@ type gpgKeys struct {
 	// good and other are keys in home; expired is a key in expiredHome
 	// whose gpg.conf fakes a time in 2020 when it was valid.
 	good, other, expired string // fingerprints
-	expiredHome          string
-	goodPub, otherPub    []byte // binary exports
-	goodPubArmored       []byte
-	expiredPub           []byte
-	goodRevocation       []byte // gpg's revocation certificate, usable
+	// sub is a certify-only primary key with an ed25519 signing subkey
+	// (subID); rsa an RSA-2048 key. Both in home.
+	sub, subID, rsa   string
+	expiredHome       string
+	goodPub, otherPub []byte // binary exports
+	goodPubArmored    []byte
+	expiredPub        []byte
+	subPub, rsaPub    []byte
+	goodRevocation    []byte // gpg's revocation certificate, usable
 }
 
 var (
@@ -65,7 +69,11 @@ func gpgRun(home string, args ...string) ([]byte, error) {
 }
 
 func genKey(home, uid, expire string, extra ...string) (string, error) {
-	if _, err := gpgRun(home, append(extra, "--quick-gen-key", uid, "ed25519", "sign", expire)...); err != nil {
+	return genKeyAlgo(home, uid, "ed25519", "sign", expire, extra...)
+}
+
+func genKeyAlgo(home, uid, algo, usage, expire string, extra ...string) (string, error) {
+	if _, err := gpgRun(home, append(extra, "--quick-gen-key", uid, algo, usage, expire)...); err != nil {
 		return "", err
 	}
 	out, err := gpgRun(home, "--with-colons", "--list-keys", uid)
@@ -99,6 +107,30 @@ func testGPG(t *testing.T) *gpgKeys {
 			return
 		}
 		if k.other, gpgErr = genKey(k.home, "Strata Other <other@example.com>", "never"); gpgErr != nil {
+			return
+		}
+		if k.rsa, gpgErr = genKeyAlgo(k.home, "Strata RSA <rsa@example.com>", "rsa2048", "sign", "never"); gpgErr != nil {
+			return
+		}
+		if k.sub, gpgErr = genKeyAlgo(k.home, "Strata Sub <sub@example.com>", "ed25519", "cert", "never"); gpgErr != nil {
+			return
+		}
+		if _, gpgErr = gpgRun(k.home, "--quick-add-key", k.sub, "ed25519", "sign", "never"); gpgErr != nil {
+			return
+		}
+		var out []byte
+		if out, gpgErr = gpgRun(k.home, "--with-colons", "--list-keys", k.sub); gpgErr != nil {
+			return
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Split(l, ":"); f[0] == "sub" && len(f) > 4 {
+				k.subID = f[4]
+			}
+		}
+		if k.subPub, gpgErr = gpgRun(k.home, "--export", k.sub); gpgErr != nil {
+			return
+		}
+		if k.rsaPub, gpgErr = gpgRun(k.home, "--export", k.rsa); gpgErr != nil {
 			return
 		}
 		// Valid from 2020-01-01 for two days; ostree signs with it at
@@ -186,6 +218,8 @@ func TestGPGInteropOstreeSigns(t *testing.T) {
 	signed := sum("-b", "main", "--gpg-sign="+k.good, "--gpg-homedir="+k.home)
 	unsigned := sum("-b", "unsigned")
 	expired := sum("-b", "expired", "--gpg-sign="+k.expired, "--gpg-homedir="+k.expiredHome)
+	bySub := sum("-b", "sub", "--gpg-sign="+k.sub, "--gpg-homedir="+k.home)
+	byRSA := sum("-b", "rsa", "--gpg-sign="+k.rsa, "--gpg-homedir="+k.home)
 	runCmd(t, "ostree", "--repo="+rp, "summary", "-u", "--gpg-sign="+k.good, "--gpg-homedir="+k.home)
 
 	// The keyring as ostree writes it for a remote, in a client repo.
@@ -210,6 +244,16 @@ func TestGPGInteropOstreeSigns(t *testing.T) {
 	}
 	if !strings.Contains(msg, k.good) || !strings.Contains(msg, k.good[24:]) || !strings.Contains(msg, "good@example.com") {
 		t.Errorf("success message %q does not name key %s", msg, k.good)
+	}
+
+	// A signing subkey (the message names it and the primary key) and
+	// an RSA key.
+	subV := verifierOf(t, k.subPub, k.rsaPub)
+	if msg, err := VerifyCommit(r, bySub, []Verifier{subV}); err != nil || !strings.Contains(msg, k.subID) || !strings.Contains(msg, k.sub) {
+		t.Errorf("subkey signature: %q %v (want subkey %s of %s)", msg, err, k.subID, k.sub)
+	}
+	if msg, err := VerifyCommit(r, byRSA, []Verifier{subV}); err != nil || !strings.Contains(msg, "RSA") {
+		t.Errorf("RSA signature: %q %v", msg, err)
 	}
 
 	// summary.sig, an a{sv} with ostree.gpgsigs over the summary bytes.
@@ -362,11 +406,26 @@ func TestGPGInteropStrataSigns(t *testing.T) {
 	}
 	good := mk("main", viaGPG)
 	mk("other", fromFile)
+	for _, id := range []string{k.sub, k.rsa[24:]} {
+		s, err := NewGPGSigner(ctx, id, k.home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id == k.sub && s.KeyID() != k.subID {
+			t.Errorf("signing with %s uses key %s, want its signing subkey %s", id, s.KeyID(), k.subID)
+		}
+		mk("by-"+id[len(id)-4:], s)
+	}
+	armored, err := gpgRun(k.home, "--export", "--armor", k.good, k.sub, k.rsa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := writeKeyringFile(t, armored)
 
 	client := filepath.Join(dir, "client")
 	runCmd(t, "ostree", "--repo="+client, "init", "--mode=archive")
-	runCmd(t, "ostree", "--repo="+client, "remote", "add", "--gpg-import="+writeKeyringFile(t, k.goodPubArmored), "origin", "file://"+rp)
-	runCmd(t, "ostree", "--repo="+client, "pull", "origin", "main")
+	runCmd(t, "ostree", "--repo="+client, "remote", "add", "--gpg-import="+trusted, "origin", "file://"+rp)
+	runCmd(t, "ostree", "--repo="+client, "pull", "origin", "main", "by-"+k.sub[36:], "by-"+k.rsa[36:])
 	if out := runCmd(t, "ostree", "--repo="+client, "rev-parse", "origin:main"); strings.TrimSpace(out) != good.String() {
 		t.Fatalf("pulled %s, want %s", out, good)
 	}

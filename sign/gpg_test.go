@@ -387,3 +387,29 @@ func FuzzGPGVerify(f *testing.F) {
 		_, _, _ = parseKeyBlocks(sig)
 	})
 }
+
+func TestIssuedBy(t *testing.T) {
+	ids := []string{"0123456789ABCDEF"}
+	fprs := []string{"AAAABBBBCCCCDDDDEEEEFFFF0123456789ABCDEF"}
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{
+		{"0123456789ABCDEF", true},
+		{"89abcdef", true},
+		{"0x89ABCDEF", true},
+		{"AAAABBBBCCCCDDDDEEEEFFFF0123456789ABCDEF", true},
+		{"AAAA BBBB CCCC DDDD EEEE FFFF 0123 4567 89AB CDEF", true},
+		{"ABCDEF", false}, // too short to be a key ID
+		{"FEDCBA9876543210", false},
+	} {
+		if got := issuedBy(ids, fprs, []string{tc.key}); got != tc.want {
+			t.Errorf("%s: %v", tc.key, got)
+		}
+	}
+	// A signature that records only the issuer key ID matches a full
+	// fingerprint ending in it.
+	if !issuedBy(ids, nil, []string{"AAAABBBBCCCCDDDDEEEEFFFF0123456789ABCDEF"}) {
+		t.Error("fingerprint against key ID")
+	}
+}
