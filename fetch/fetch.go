@@ -348,8 +348,9 @@ func (f *Fetcher) Get(ctx context.Context, path string, maxSize int64) ([]byte, 
 // (offset included), as in Get.
 //
 // The error returned is fn's when fn fails (whether or not it came from the
-// reader), else the fetch error; ErrNotFound when the resource is missing
-// (then fn is not called). fn must not retain the reader after it returns
+// reader), else the reader's final error if it had one (even when fn
+// ignored it), else nil; ErrNotFound when the resource is missing (then fn
+// is not called). fn must not retain the reader after it returns
 // and must not call the Fetcher (it holds a parallelism slot while it runs).
 func (f *Fetcher) Stream(ctx context.Context, path string, offset, maxSize int64, fn func(r io.Reader) error) error {
 	if offset < 0 {
@@ -384,7 +385,8 @@ func (f *Fetcher) stream(ctx context.Context, path string, offset, maxSize int64
 	if err := fn(s, size); err != nil {
 		return err
 	}
-	return nil
+	// fn may have swallowed a read error; it is still the outcome.
+	return s.err
 }
 
 // backoff returns the delay before retry number n (1-based).

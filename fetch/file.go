@@ -48,7 +48,10 @@ func (f *Fetcher) streamFile(ctx context.Context, u *url.URL, offset, maxSize in
 		}
 	}
 	r := &fileReader{ctx: ctx, f: f, file: file, name: name, pos: offset, maxSize: maxSize}
-	return fn(r, size-offset)
+	if err := fn(r, size-offset); err != nil {
+		return err
+	}
+	return r.err
 }
 
 // fileReader reads a local file, honouring ctx and the cap (the file may
