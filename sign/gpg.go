@@ -46,7 +46,7 @@ type GPGVerifier struct {
 	// means time.Now.
 	Now func() time.Time
 
-	ring    keyring
+	ring    keyringSet
 	sources []string
 
 	once     sync.Once
@@ -355,8 +355,11 @@ func (v *GPGVerifier) check(data []byte, p rawPacket) GPGSignature {
 	case err == nil:
 	case errors.Is(err, pgperrors.ErrUnknownIssuer):
 		where := "not in the trusted keyrings"
-		if v.NumKeys() == 0 {
+		switch {
+		case v.NumKeys() == 0:
 			where = "no trusted keys are configured"
+		case signer != nil:
+			where = "the key is trusted but not marked for signing"
 		}
 		res.Err = fmt.Errorf("%w (%s)", ErrKeyMissing, where)
 	case errors.Is(err, pgperrors.ErrKeyRevoked):
