@@ -252,3 +252,32 @@ func TestWriteArchiveFileStreamErrors(t *testing.T) {
 		}
 	}
 }
+
+// Transactions begun at once from many goroutines all start: a Begin's
+// cleanup of stale staging directories may lock another's brand-new lock
+// file for an instant, and that Begin then takes another name.
+func TestConcurrentBegin(t *testing.T) {
+	r, err := Init(filepath.Join(t.TempDir(), "repo"), ModeArchive, InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 16)
+	for range 16 {
+		go func() {
+			for range 30 {
+				tx, err := r.Begin(context.Background())
+				if err != nil {
+					errs <- err
+					return
+				}
+				tx.Abort()
+			}
+			errs <- nil
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

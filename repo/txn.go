@@ -80,6 +80,11 @@ func (r *Repo) Begin(ctx context.Context) (*Txn, error) {
 		rand.Read(rnd[:])
 		t.staging = filepath.Join(r.path, "tmp", "staging-strata-"+hex.EncodeToString(rnd[:]))
 		if t.stLock, err = fsutil.LockFile(ctx, t.staging+".lock", true, false); err != nil {
+			if errors.Is(err, fsutil.ErrLocked) && try < 5 {
+				// A concurrent Begin's cleanStaleStaging locked the new
+				// file for an instant (and removes it): take another name.
+				continue
+			}
 			lock.Unlock()
 			return nil, err
 		}
