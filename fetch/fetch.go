@@ -314,80 +314,124 @@ func (f *Fetcher) resolve(path string) (*url.URL, error) {
 // cap is passed, both with ErrTooLarge naming the URL and the cap.
 // Transient failures are retried (a broken body resumes with Range).
 func (f *Fetcher) Get(ctx context.Context, path string, maxSize int64) ([]byte, error) {
-	var data []byte
-	err := f.stream(ctx, path, 0, maxSize, func(r io.Reader, size int64) error {
-		if size >= 0 && size < 64<<20 {
-			data = make([]byte, 0, size)
-		}
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Read(buf)
-			data = append(data, buf[:n]...)
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-		}
-	})
+	b, err := f.Open(ctx, path, 0, maxSize)
 	if err != nil {
 		return nil, err
 	}
-	return data, nil
-}
-
-// Stream fetches path from byte offset on and calls fn once with a reader of
-// exactly those bytes: offset 0 is a whole fetch, offset > 0 resumes a
-// partial download (with "Range: bytes=offset-"; when the server ignores
-// Range and sends everything, the first offset bytes are read and dropped).
-// Transient failures in the middle of the body are hidden from fn: the
-// reader waits (backoff), asks again from where it stopped, and goes on; fn
-// sees an error from Read only once retries are exhausted, the ctx is done,
-// or a permanent error occurs. A maxSize > 0 caps the resource's total size
-// (offset included), as in Get.
-//
-// The error returned is fn's when fn fails (whether or not it came from the
-// reader), else the reader's final error if it had one (even when fn
-// ignored it), else nil; ErrNotFound when the resource is missing (then fn
-// is not called). fn must not retain the reader after it returns
-// and must not call the Fetcher (it holds a parallelism slot while it runs).
-func (f *Fetcher) Stream(ctx context.Context, path string, offset, maxSize int64, fn func(r io.Reader) error) error {
-	if offset < 0 {
-		return fmt.Errorf("fetch %s: negative offset %d", f.URL(path), offset)
+	defer b.Close()
+	var data []byte
+	if n := b.Size(); n >= 0 && n < 64<<20 {
+		data = make([]byte, 0, n)
 	}
-	return f.stream(ctx, path, offset, maxSize, func(r io.Reader, _ int64) error { return fn(r) })
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := b.Read(buf)
+		data = append(data, buf[:n]...)
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
-// stream is Stream with the remaining size (-1 if unknown) passed to fn.
-func (f *Fetcher) stream(ctx context.Context, path string, offset, maxSize int64, fn func(r io.Reader, size int64) error) error {
-	u, err := f.resolve(path)
+// Stream is Open, fn, Close: it calls fn once with the body of path from
+// offset on. The error returned is fn's when fn fails (whether or not it
+// came from the reader), else the body's final read error if it had one
+// (even when fn ignored it), else nil. When Open fails (ErrNotFound, ...),
+// fn is not called. fn must not retain the reader, and must not call the
+// Fetcher when MaxParallel slots could all be taken (the body holds one).
+func (f *Fetcher) Stream(ctx context.Context, path string, offset, maxSize int64, fn func(r io.Reader) error) error {
+	b, err := f.Open(ctx, path, offset, maxSize)
 	if err != nil {
 		return err
 	}
+	defer b.Close()
+	if err := fn(b); err != nil {
+		return err
+	}
+	return b.err()
+}
+
+// Open starts fetching path from byte offset on and returns its body,
+// which reads exactly those bytes: offset 0 is a whole fetch, offset > 0
+// resumes a partial download ("Range: bytes=offset-"; when the server
+// ignores Range and sends everything, the first offset bytes are read and
+// dropped, so the body still starts at offset). Open returns once the
+// response headers are in: ErrNotFound for a missing resource, ErrTooLarge
+// when the declared size passes maxSize, ErrChanged when offset is beyond
+// the end.
+//
+// Transient failures in the middle of the body are hidden from the reader:
+// the body waits (backoff), asks again from where it stopped, and goes on,
+// with If-Range so that a changed resource is ErrChanged, never a splice of
+// two versions. Read returns an error only once retries are exhausted, ctx
+// is done (ctx stays in use until Close), or a permanent error occurs; the
+// error is sticky. A maxSize > 0 caps the resource's total size, offset
+// included: reading past it fails with ErrTooLarge.
+//
+// The body holds one of the MaxParallel slots until Close, which the caller
+// must call. A Body is not safe for concurrent use.
+func (f *Fetcher) Open(ctx context.Context, path string, offset, maxSize int64) (*Body, error) {
+	u, err := f.resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		return nil, fmt.Errorf("fetch %s: negative offset %d", u.Redacted(), offset)
+	}
 	if maxSize > 0 && offset > maxSize {
-		return fmt.Errorf("fetch %s: offset %d beyond the %d-byte cap: %w", u.Redacted(), offset, maxSize, ErrTooLarge)
+		return nil, fmt.Errorf("fetch %s: offset %d beyond the %d-byte cap: %w", u.Redacted(), offset, maxSize, ErrTooLarge)
 	}
 	if f.dir != "" {
-		return f.streamFile(ctx, u, offset, maxSize, fn)
+		return f.openFile(ctx, u, offset, maxSize)
 	}
 	s := &stream{f: f, ctx: ctx, url: u, name: u.Redacted(), pos: offset, maxSize: maxSize, size: -1}
-	defer s.close()
-	// Open the first attempt before calling fn, so a missing resource is
-	// ErrNotFound without fn running, and fn learns the size.
 	if err := s.open(); err != nil {
-		return err
+		return nil, err
 	}
 	size := int64(-1)
 	if s.size >= 0 {
 		size = s.size - s.pos
 	}
-	if err := fn(s, size); err != nil {
-		return err
-	}
-	// fn may have swallowed a read error; it is still the outcome.
-	return s.err
+	return &Body{r: s, size: size}, nil
 }
+
+// Body is an open download (see Open).
+type Body struct {
+	r interface {
+		io.Reader
+		close()
+		final() error
+	}
+	size   int64
+	closed bool
+}
+
+// Read reads the next bytes of the resource.
+func (b *Body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errors.New("fetch: read of a closed body")
+	}
+	return b.r.Read(p)
+}
+
+// Size is the number of bytes from the offset to the end as the server
+// declared it, or -1 when it did not.
+func (b *Body) Size() int64 { return b.size }
+
+// Close ends the download and frees its slot. It always returns nil.
+func (b *Body) Close() error {
+	if !b.closed {
+		b.closed = true
+		b.r.close()
+	}
+	return nil
+}
+
+// err is the final read error, if any.
+func (b *Body) err() error { return b.r.final() }
 
 // backoff returns the delay before retry number n (1-based).
 func (f *Fetcher) backoff(n int, retryAfter time.Duration) time.Duration {

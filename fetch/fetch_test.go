@@ -171,6 +171,21 @@ func checkGetAndStream(t *testing.T, ctx context.Context, f *fetch.Fetcher, fx *
 			t.Errorf("Stream from %d: %d bytes, %v; want %d bytes", off, len(got), err, len(big)-int(off))
 		}
 	}
+	b, err := f.Open(ctx, "objects/ab/cdef.filez", 1000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Size() != int64(len(big))-1000 {
+		t.Errorf("Open from 1000: Size %d, want %d", b.Size(), len(big)-1000)
+	}
+	got, err := io.ReadAll(b)
+	if err != nil || !bytes.Equal(got, big[1000:]) {
+		t.Errorf("Open from 1000: %d bytes, %v", len(got), err)
+	}
+	b.Close()
+	if _, err := b.Read(make([]byte, 1)); err == nil {
+		t.Errorf("Read after Close: no error")
+	}
 	if _, err := readStream(ctx, f, "objects/ab/cdef.filez", int64(len(big))+1, 0); !errors.Is(err, fetch.ErrChanged) {
 		t.Errorf("Stream beyond the end: %v, want ErrChanged", err)
 	}

@@ -11,47 +11,51 @@ import (
 	"syscall"
 )
 
-// streamFile serves a file:// fetch: the same contract as HTTP without the
+// openFile opens a file:// fetch: the same contract as HTTP without the
 // network (no retries: a local read error is not transient).
-func (f *Fetcher) streamFile(ctx context.Context, u *url.URL, offset, maxSize int64, fn func(io.Reader, int64) error) error {
+func (f *Fetcher) openFile(ctx context.Context, u *url.URL, offset, maxSize int64) (_ *Body, err error) {
 	name := u.Redacted()
 	if err := f.acquire(ctx); err != nil {
-		return fmt.Errorf("fetch %s: %w", name, err)
+		return nil, fmt.Errorf("fetch %s: %w", name, err)
 	}
-	defer f.release()
+	var file *os.File
+	defer func() {
+		if err != nil {
+			if file != nil {
+				file.Close()
+			}
+			f.release()
+		}
+	}()
 	f.requests.Add(1)
-	file, err := os.Open(u.Path)
+	file, err = os.Open(u.Path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return fmt.Errorf("fetch %s: %w", name, ErrNotFound)
+			return nil, fmt.Errorf("fetch %s: %w", name, ErrNotFound)
 		}
-		return fmt.Errorf("fetch %s: %w", name, err)
+		return nil, fmt.Errorf("fetch %s: %w", name, err)
 	}
-	defer file.Close()
 	st, err := file.Stat()
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", name, err)
+		return nil, fmt.Errorf("fetch %s: %w", name, err)
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("fetch %s: not a regular file", name)
+		return nil, fmt.Errorf("fetch %s: not a regular file", name)
 	}
 	size := st.Size()
 	if maxSize > 0 && size > maxSize {
-		return fmt.Errorf("fetch %s: %d bytes, more than %d: %w", name, size, maxSize, ErrTooLarge)
+		return nil, fmt.Errorf("fetch %s: %d bytes, more than %d: %w", name, size, maxSize, ErrTooLarge)
 	}
 	if offset > size {
-		return fmt.Errorf("fetch %s: %w: offset %d is beyond the end (%d bytes)", name, ErrChanged, offset, size)
+		return nil, fmt.Errorf("fetch %s: %w: offset %d is beyond the end (%d bytes)", name, ErrChanged, offset, size)
 	}
 	if offset > 0 {
 		if _, err := file.Seek(offset, io.SeekStart); err != nil {
-			return fmt.Errorf("fetch %s: %w", name, err)
+			return nil, fmt.Errorf("fetch %s: %w", name, err)
 		}
 	}
 	r := &fileReader{ctx: ctx, f: f, file: file, name: name, pos: offset, maxSize: maxSize}
-	if err := fn(r, size-offset); err != nil {
-		return err
-	}
-	return r.err
+	return &Body{r: r, size: size - offset}, nil
 }
 
 // fileReader reads a local file, honouring ctx and the cap (the file may
@@ -65,6 +69,13 @@ type fileReader struct {
 	maxSize int64
 	err     error
 }
+
+func (r *fileReader) close() {
+	r.file.Close()
+	r.f.release()
+}
+
+func (r *fileReader) final() error { return r.err }
 
 func (r *fileReader) Read(p []byte) (int, error) {
 	if r.err != nil {

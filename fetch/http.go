@@ -340,7 +340,8 @@ func (s *stream) endAttempt() {
 	}
 }
 
-func (s *stream) close() { s.endAttempt() }
+func (s *stream) close()       { s.endAttempt() }
+func (s *stream) final() error { return s.err }
 
 // drain reads a little of an error body so its connection can be reused.
 func drain(r io.Reader) { _, _ = io.CopyN(io.Discard, r, 4<<10) }
