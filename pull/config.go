@@ -1,0 +1,225 @@
+package pull
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/strata-os/strata/remote"
+	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/sign"
+)
+
+// NewGPGVerifier builds the OpenPGP verifier of a remote from its keyrings
+// (binary or armored key data, each as read from one file). It is nil
+// until OpenPGP support is linked in; a remote with gpg-verify on then
+// cannot be pulled from.
+var NewGPGVerifier func(keyrings [][]byte) (sign.Verifier, error)
+
+// GlobalGPGKeyringDirs are searched for *.gpg keyrings trusted for every
+// remote, as OSTree trusts $datadir/ostree/trusted.gpg.d.
+var GlobalGPGKeyringDirs = []string{"/usr/share/ostree/trusted.gpg.d"}
+
+// OpenSource returns the Source for a remote URL: a LocalSource for file://
+// URLs (and plain paths), an HTTPSource otherwise. contentURL is the
+// remote's contenturl ("" for url). partialDir is where to keep partial
+// downloads (see PartialDir).
+func OpenSource(rawURL, contentURL, partialDir string) (Source, error) {
+	if p, ok := localPath(rawURL); ok {
+		r, err := repo.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("remote repository %s: %w", rawURL, err)
+		}
+		return NewLocalSource(r), nil
+	}
+	meta, err := NewFetcher(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	content := meta
+	if contentURL != "" && contentURL != rawURL {
+		if content, err = NewFetcher(contentURL); err != nil {
+			return nil, err
+		}
+	}
+	return NewHTTPSource(meta, content, partialDir), nil
+}
+
+func localPath(u string) (string, bool) {
+	if strings.HasPrefix(u, "/") {
+		return u, true
+	}
+	pu, err := url.Parse(u)
+	if err != nil || pu.Scheme != "file" {
+		return "", false
+	}
+	return pu.Path, true
+}
+
+// PolicyFor builds the verification policy of a remote from its options,
+// as OSTree reads them: gpg-verify (default true) and gpg-verify-summary
+// with the remote's imported keyring, gpgkeypath and the global keyrings;
+// sign-verify and sign-verify-summary ("true" for every signature type,
+// with the configured keys or else the system's, or a list of types, each
+// needing configured keys: verification-ed25519-key, -file);
+// collection-id.
+func PolicyFor(cfg *remote.Config, rm *remote.Remote) (Policy, error) {
+	var p Policy
+	p.CollectionID = rm.GetDefault("collection-id", "")
+	gpgCommits, err := rm.GPGVerify()
+	if err != nil {
+		return p, err
+	}
+	gpgSummary, err := rm.GPGVerifySummary()
+	if err != nil {
+		return p, err
+	}
+	if gpgCommits || gpgSummary {
+		v, err := gpgVerifier(cfg, rm)
+		if err != nil {
+			return p, err
+		}
+		if gpgCommits {
+			p.GPG = v
+		}
+		if gpgSummary {
+			p.SummaryGPG = v
+		}
+	}
+	if p.Sign, err = signVerifiers(rm, "sign-verify"); err != nil {
+		return p, err
+	}
+	if p.SummarySign, err = signVerifiers(rm, "sign-verify-summary"); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+func gpgVerifier(cfg *remote.Config, rm *remote.Remote) (sign.Verifier, error) {
+	if NewGPGVerifier == nil {
+		return nil, fmt.Errorf("remote %s: gpg-verify is on, but OpenPGP verification is not available in this build; use ed25519 signatures (sign-verify) or add the remote with --no-gpg-verify", rm.Name)
+	}
+	var rings [][]byte
+	kr, err := cfg.ReadKeyring(rm)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: keyring: %w", rm.Name, err)
+	}
+	if kr != nil {
+		rings = append(rings, kr)
+	}
+	var paths []string
+	for _, p := range rm.GetList("gpgkeypath") {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: gpgkeypath: %w", rm.Name, err)
+		}
+		if st.IsDir() {
+			paths = append(paths, keyFiles(p, "")...)
+		} else {
+			paths = append(paths, p)
+		}
+	}
+	for _, d := range GlobalGPGKeyringDirs {
+		paths = append(paths, keyFiles(d, ".gpg")...)
+	}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+		}
+		rings = append(rings, data)
+	}
+	if len(rings) == 0 {
+		return nil, fmt.Errorf("%w: remote %s: gpg-verify is on but no GPG keys are configured (remote gpg-import, or gpgkeypath)", sign.ErrBadSignature, rm.Name)
+	}
+	return NewGPGVerifier(rings)
+}
+
+// keyFiles lists the regular files of dir ending in suffix, sorted.
+func keyFiles(dir, suffix string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), suffix) {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// signVerifiers reads sign-verify or sign-verify-summary.
+func signVerifiers(rm *remote.Remote, key string) ([]sign.Verifier, error) {
+	raw, ok := rm.Get(key)
+	if !ok || raw == "" {
+		return nil, nil
+	}
+	var types []string
+	required := true
+	switch raw {
+	case "true", "1":
+		types, required = []string{"ed25519"}, false
+	case "false", "0":
+		return nil, nil
+	default:
+		types = rm.GetList(key)
+	}
+	var out []sign.Verifier
+	for _, t := range types {
+		if t != "ed25519" {
+			return nil, fmt.Errorf("%w: remote %s: %s: signature type %q is not implemented (only ed25519)", repo.ErrInvalid, rm.Name, key, t)
+		}
+		v, err := ed25519Verifier(rm, required)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// ed25519Verifier loads verification-ed25519-file and -key; with neither,
+// it fails when required, and otherwise trusts the system's keys.
+func ed25519Verifier(rm *remote.Remote, required bool) (sign.Verifier, error) {
+	v := &sign.Ed25519Verifier{}
+	file, hasFile := rm.Get("verification-ed25519-file")
+	inline, hasInline := rm.Get("verification-ed25519-key")
+	if !hasFile && !hasInline {
+		if required {
+			return nil, fmt.Errorf("%w: remote %s: no keys found for required signapi type ed25519", repo.ErrInvalid, rm.Name)
+		}
+		sv, err := sign.LoadEd25519KeyDirs(sign.SystemKeyDirs)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+		}
+		return sv, nil
+	}
+	if hasFile {
+		keys, err := sign.ReadEd25519Keys(file, false)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: failed loading ed25519 keys from %s: %w", rm.Name, file, err)
+		}
+		for _, k := range keys {
+			v.Keys = append(v.Keys, ed25519.PublicKey(k))
+		}
+	}
+	if hasInline {
+		k, err := sign.ParseEd25519Public(inline)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: verification-ed25519-key: %w", rm.Name, err)
+		}
+		v.Keys = append(v.Keys, k)
+	}
+	if len(v.Keys) == 0 {
+		return nil, errors.New("no ed25519 keys")
+	}
+	return v, nil
+}

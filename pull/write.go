@@ -1,0 +1,328 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/summary"
+)
+
+// plan counts what is missing and checks that the disk can hold it. Sizes
+// come from the new commits' ostree.sizes when they have it.
+func (p *puller) plan(meta []metaObj, files []objects.Checksum) (Plan, []objects.Checksum, error) {
+	pl := Plan{Metadata: len(meta)}
+	sizes := map[objects.Checksum]objSize{}
+	for _, c := range p.order {
+		ci := p.commits[c]
+		if !ci.stored {
+			pl.Commits++
+			pl.MetadataBytes += int64(len(ci.data))
+		}
+		s, err := parseSizes(ci.cm.Metadata)
+		if err != nil {
+			return pl, nil, fmt.Errorf("commit %s: %w", c, err)
+		}
+		for k, v := range s {
+			sizes[k] = v
+		}
+	}
+	for _, m := range meta {
+		pl.MetadataBytes += int64(len(m.data))
+	}
+	var missing []objects.Checksum
+	known := true
+	for _, c := range files {
+		ok, err := p.dst.HasObject(objects.KindFile, c)
+		if err != nil {
+			return pl, nil, err
+		}
+		if ok {
+			continue
+		}
+		missing = append(missing, c)
+		s, found := sizes[c]
+		if !found || s.kind != objects.KindFile {
+			known = false
+			continue
+		}
+		pl.ContentBytes += int64(s.archived)
+		if p.dst.Mode() == repo.ModeArchive {
+			pl.DiskBytes += int64(s.archived)
+		} else {
+			pl.DiskBytes += int64(s.unpacked)
+		}
+	}
+	pl.Content = len(missing)
+	if known {
+		pl.DiskBytes += pl.MetadataBytes
+		if err := p.dst.CheckFreeSpace(uint64(pl.DiskBytes)); err != nil {
+			return pl, nil, err
+		}
+	} else {
+		pl.ContentBytes, pl.DiskBytes = -1, -1
+	}
+	p.stats.ContentTotal.Store(int64(pl.Content))
+	p.stats.BytesTotal.Store(pl.ContentBytes)
+	return pl, missing, nil
+}
+
+// txWriter is one writer's sequence of transactions: objects are staged
+// in the current one, which is committed (published) every interval, so
+// that an interrupted pull keeps what it verified.
+type txWriter struct {
+	r        *repo.Repo
+	ctx      context.Context
+	interval time.Duration
+	tx       *repo.Txn
+	began    time.Time
+}
+
+func (w *txWriter) txn() (*repo.Txn, error) {
+	if w.tx == nil {
+		tx, err := w.r.Begin(w.ctx)
+		if err != nil {
+			return nil, err
+		}
+		w.tx, w.began = tx, time.Now()
+	}
+	return w.tx, nil
+}
+
+func (w *txWriter) maybeFlush() error {
+	if w.tx != nil && time.Since(w.began) >= w.interval {
+		return w.flush()
+	}
+	return nil
+}
+
+func (w *txWriter) flush() error {
+	if w.tx == nil {
+		return nil
+	}
+	tx := w.tx
+	w.tx = nil
+	return tx.Commit()
+}
+
+// writeMeta stores the received dirtrees and dirmetas.
+func (p *puller) writeMeta(ctx context.Context, meta []metaObj) error {
+	if len(meta) == 0 {
+		return nil
+	}
+	tx, err := p.dst.Begin(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	for _, m := range meta {
+		if err := tx.WriteMetadataVerified(m.kind, m.data, m.c); err != nil {
+			tx.Abort()
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// retryable reports whether a failed object transfer is worth another
+// attempt: a transport failure, not bad bytes, a missing object or a
+// cancellation.
+func retryable(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && !errors.Is(err, repo.ErrCorrupt) && !errors.Is(err, repo.ErrNotFound) &&
+		!errors.Is(err, ErrTooLarge) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// objectAttempts bounds the transfers of one object in one pull. Requests
+// are retried by the Fetcher; this covers a body that breaks after it
+// started, which the next attempt resumes where it broke.
+const objectAttempts = 3
+
+// fetchFiles fetches the missing file objects with Parallel workers, each
+// staging into its own transaction and publishing it every FlushInterval.
+// On failure, what was verified is still published.
+func (p *puller) fetchFiles(ctx context.Context, missing []objects.Checksum, pl Plan) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	byBytes := pl.ContentBytes >= 0
+	if byBytes {
+		p.rep.Phase("Receiving objects", "bytes", pl.ContentBytes)
+	} else {
+		p.rep.Phase("Receiving objects", "objects", int64(len(missing)))
+	}
+	defer p.rep.Done()
+	onBytes := func(n int64) {
+		p.stats.BytesReceived.Add(n)
+		if byBytes {
+			p.rep.Add(n)
+		}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		once     sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		once.Do(func() {
+			firstErr = err
+			cancel()
+		})
+	}
+	ch := make(chan objects.Checksum)
+	var wg sync.WaitGroup
+	for range min(p.o.Parallel, len(missing)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &txWriter{r: p.dst, ctx: context.WithoutCancel(ctx), interval: p.o.FlushInterval}
+			defer func() {
+				if err := w.flush(); err != nil {
+					fail(err)
+				}
+			}()
+			for c := range ch {
+				tx, err := w.txn()
+				if err != nil {
+					fail(err)
+					return
+				}
+				for attempt := 1; ; attempt++ {
+					_, err = p.src.File(fctx, tx, c, onBytes)
+					if err == nil || attempt == objectAttempts || !retryable(fctx, err) {
+						break
+					}
+					select {
+					case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+					case <-fctx.Done():
+					}
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						err = ctx.Err()
+					}
+					fail(err)
+					return
+				}
+				p.stats.ContentFetched.Add(1)
+				if !byBytes {
+					p.rep.Add(1)
+				}
+				if err := w.maybeFlush(); err != nil {
+					fail(err)
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, c := range missing {
+		select {
+		case ch <- c:
+		case <-fctx.Done():
+			break feed
+		}
+	}
+	close(ch)
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+// finish stores the commits and their detached metadata, then moves the
+// refs, in a transaction of their own that starts after every object of
+// their trees is published. Commits whose tree is not all there (CommitOnly,
+// Subpaths) are first marked partial; markers of commits now complete are
+// removed last.
+func (p *puller) finish(ctx context.Context, targets []target) error {
+	partialPull := p.o.CommitOnly || len(p.o.Subpaths) > 0
+	tx, err := p.dst.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Abort()
+	for _, c := range p.order {
+		ci := p.commits[c]
+		if !ci.stored {
+			if partialPull {
+				if err := p.dst.MarkCommitPartial(c); err != nil {
+					return err
+				}
+			}
+			if err := tx.WriteMetadataVerified(objects.KindCommit, ci.data, c); err != nil {
+				return err
+			}
+		}
+		if ci.meta != nil {
+			if err := p.writeCommitMeta(tx, ci); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range targets {
+		if t.path == "" {
+			continue
+		}
+		old, err := p.dst.ReadRef(t.path)
+		if err != nil && !errors.Is(err, repo.ErrNotFound) {
+			return err
+		}
+		if old == t.commit {
+			continue
+		}
+		if err := tx.SetRef(t.path, &t.commit); err != nil {
+			return err
+		}
+		name := t.name
+		if p.o.Remote != "" && !p.o.Mirror {
+			name = p.o.Remote + ":" + t.name
+		}
+		p.res.Refs = append(p.res.Refs, RefUpdate{Name: name, Path: t.path, Old: old, New: t.commit})
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if !partialPull {
+		for _, c := range p.order {
+			if ci := p.commits[c]; ci.partial {
+				if err := p.dst.ClearCommitPartial(c); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if p.o.Mirror && len(p.o.Refs) == 0 && p.sumData != nil && !p.src.Local() {
+		var sig objects.Metadata
+		if p.sumSig != nil {
+			if sig, err = summary.ParseSig(p.sumSig); err != nil {
+				return err
+			}
+		}
+		if err := summary.Publish(p.dst, p.sumData, sig); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeCommitMeta stores the source's detached metadata unless the stored
+// copy is the same.
+func (p *puller) writeCommitMeta(tx *repo.Txn, ci *commitInfo) error {
+	if ci.stored {
+		old, err := p.dst.ReadCommitMeta(ci.c)
+		if err != nil && !errors.Is(err, repo.ErrCorrupt) {
+			return err
+		}
+		a, _ := old.Marshal()
+		b, _ := ci.meta.Marshal()
+		if old != nil && string(a) == string(b) {
+			return nil
+		}
+	}
+	return tx.WriteCommitMeta(ci.c, ci.meta)
+}
