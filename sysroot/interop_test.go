@@ -1,0 +1,112 @@
+package sysroot
+
+// Interop with the real ostree (2022.7): the same commits deployed by
+// strata and by `ostree admin deploy` give the same sysroot, and each
+// tool works on the other's sysroot.
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// ostreeCommit commits dir with the ostree CLI at a fixed timestamp.
+func ostreeCommit(t *testing.T, repoPath, dir, ref, version, ts string) string {
+	t.Helper()
+	return strings.TrimSpace(ostree(t, "commit", "--repo="+repoPath, "-b", ref, "--tree=dir="+dir, "-s", "v"+version,
+		"--add-metadata-string=version="+version, "--timestamp="+ts))
+}
+
+// ostreeSysroot makes a sysroot with ostree admin init-fs and os-init.
+func ostreeSysroot(t *testing.T, osname string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "sysroot")
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ostree(t, "admin", "init-fs", p)
+	ostree(t, "admin", "os-init", "--sysroot="+p, osname)
+	ostree(t, "config", "--repo="+p+"/ostree/repo", "set", "sysroot.bootloader", "none")
+	t.Cleanup(func() { unsealAll(p) })
+	return p
+}
+
+// layoutSkip leaves out what legitimately differs between a strata and an
+// ostree sysroot: the repositories (compared by checksums elsewhere) and
+// the SELinux relabel stamp ostree writes into /var.
+func layoutSkip(rel string) bool {
+	return rel == "ostree/repo" || rel == "ostree/deploy/testos/var/.ostree-selabeled"
+}
+
+// TestSameSysrootAsOstree deploys the same commits with strata and with
+// ostree, with a local /etc change in between, and compares the whole
+// sysroots (boot entries byte for byte, link farms, deployment trees,
+// origins, modes) and `ostree admin status` of both.
+func TestSameSysrootAsOstree(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 0)
+	o := ostreeSysroot(t, "testos")
+	ts := []string{"2024-01-01 10:00:00", "2024-01-02 10:00:00", "2024-01-03 10:00:00"}
+	trees := []string{
+		buildTree(t, treeSpec{version: "1.0", etc: map[string]string{"conf.d/a.conf": "a=1\n"}}),
+		buildTree(t, treeSpec{version: "2.0", kernel: "kernel-2\n"}),
+		buildTree(t, treeSpec{version: "3.0", kernel: "kernel-2\n"}),
+	}
+	s := f.open()
+	for i, dir := range trees {
+		version := []string{"1.0", "2.0", "3.0"}[i]
+		a := ostreeCommit(t, filepath.Join(f.path, "ostree/repo"), dir, "testos/stable", version, ts[i])
+		b := ostreeCommit(t, filepath.Join(o, "ostree/repo"), dir, "testos/stable", version, ts[i])
+		if a != b {
+			t.Fatalf("commits differ: %s %s", a, b)
+		}
+		var kargs []string
+		if i == 0 {
+			kargs = []string{"root=/dev/vda1", "console=ttyS0", "quiet"}
+		}
+		args := []string{"admin", "deploy", "--sysroot=" + o, "--os=testos"}
+		for _, k := range kargs {
+			args = append(args, "--karg="+k)
+		}
+		ostree(t, append(args, "testos/stable")...)
+		if _, err := s.Deploy(ctx, DeployOptions{OS: "testos", Revision: "testos/stable", Karg: kargs}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			// Local /etc changes in the merge deployment: an edit, an
+			// addition, a deletion, a new directory, a mode change.
+			for _, root := range []string{f.path, o} {
+				dirs, _ := filepath.Glob(filepath.Join(root, "ostree/deploy/testos/deploy/*.0"))
+				etc := filepath.Join(dirs[0], "etc")
+				must(t, os.WriteFile(filepath.Join(etc, "hosts"), []byte("10.0.0.1 box\n"), 0o644))
+				must(t, os.WriteFile(filepath.Join(etc, "local.conf"), []byte("local\n"), 0o600))
+				must(t, os.Remove(filepath.Join(etc, "motd")))
+				must(t, os.MkdirAll(filepath.Join(etc, "mydir/sub"), 0o750))
+				must(t, os.WriteFile(filepath.Join(etc, "mydir/sub/x"), []byte("x\n"), 0o644))
+				must(t, os.Chmod(filepath.Join(etc, "ssh/sshd_config"), 0o600))
+			}
+		}
+		if x, y := listTree(t, f.path, layoutSkip), listTree(t, o, layoutSkip); x != y {
+			t.Fatalf("after deploy %d, sysroots differ:\nstrata:\n%s\n\nostree:\n%s", i+1, x, y)
+		}
+		if x, y := ostree(t, "admin", "status", "--sysroot="+f.path), ostree(t, "admin", "status", "--sysroot="+o); x != y {
+			t.Fatalf("after deploy %d, ostree admin status differs:\nstrata's:\n%s\nostree's:\n%s", i+1, x, y)
+		}
+		if x, y := refsOf(t, f.path), refsOf(t, o); x != y {
+			t.Fatalf("after deploy %d, refs differ:\nstrata:\n%s\nostree:\n%s", i+1, x, y)
+		}
+	}
+}
+
+func refsOf(t *testing.T, sysroot string) string {
+	return ostree(t, "refs", "--repo="+filepath.Join(sysroot, "ostree/repo"))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
