@@ -5,7 +5,7 @@ GO ?= go
 export PATH := /usr/local/bin:/usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
 # Packages whose tests run under the race detector (they use goroutines).
-RACE_PKGS := ./repo/... ./commit/... ./checkout/... ./fsutil/... ./fetch/... ./pull/...
+RACE_PKGS := ./repo/... ./commit/... ./checkout/... ./fsutil/... ./fetch/... ./pull/... ./sysroot/...
 
 .PHONY: all build deps demo test test-go lint bench bench-quick clean
 
