@@ -113,8 +113,8 @@ type Options struct {
 	// DisableHTTP2 speaks HTTP/1.1 only (ostree's http2=false). By default
 	// https:// negotiates HTTP/2 with ALPN.
 	DisableHTTP2 bool
-	// H2C speaks HTTP/2 over cleartext http:// with prior knowledge (no
-	// HTTP/1.1 fallback for http:// URLs).
+	// H2C speaks HTTP/2 only: over cleartext http:// with prior knowledge,
+	// and over https:// (no HTTP/1.1 fallback for either).
 	H2C bool
 	// Proxy is an HTTP proxy URL (the remote's proxy key); "" uses the
 	// environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY).
@@ -319,21 +319,26 @@ func (f *Fetcher) Get(ctx context.Context, path string, maxSize int64) ([]byte, 
 		return nil, err
 	}
 	defer b.Close()
-	var data []byte
-	if n := b.Size(); n >= 0 && n < 64<<20 {
-		data = make([]byte, 0, n)
-	}
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := b.Read(buf)
-		data = append(data, buf[:n]...)
-		if err == io.EOF {
-			return data, nil
-		}
-		if err != nil {
+	if n := b.Size(); n >= 0 && n <= 64<<20 {
+		// Declared (and within the cap, or Open would have failed): read
+		// exactly that, then make sure nothing follows.
+		data := make([]byte, n)
+		if _, err := io.ReadFull(b, data); err != nil {
 			return nil, err
 		}
+		if _, err := b.Read(make([]byte, 1)); err != io.EOF {
+			if err == nil {
+				err = fmt.Errorf("fetch %s: body longer than its declared %d bytes", f.URL(path), n)
+			}
+			return nil, err
+		}
+		return data, nil
 	}
+	data, err := io.ReadAll(b)
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // Stream is Open, fn, Close: it calls fn once with the body of path from

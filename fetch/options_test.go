@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -187,5 +188,73 @@ func TestSwallowedError(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "500") {
 		t.Fatalf("%v, want the 500 that ended the retries", err)
+	}
+}
+
+// TestKeepAlive: sequential requests share one connection, also after an
+// error answer and a 404; parallel HTTP/2 requests share one too.
+func TestKeepAlive(t *testing.T) {
+	ctx := context.Background()
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			fx := newFixture(t)
+			s := fs.New(t, fx.dir, tr.srv)
+			s.Add(fs.Rule{Path: "config", Times: 1, Fault: fs.Fault{Kind: fs.Status, Status: 503}})
+			o := fast()
+			if tr.opt != nil {
+				tr.opt(&o, s)
+			}
+			f := newFetcher(t, s.URL, o)
+			for range 10 {
+				if _, err := f.Get(ctx, "config", 1000); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.Get(ctx, "missing", 1000); !errors.Is(err, fetch.ErrNotFound) {
+					t.Fatal(err)
+				}
+			}
+			if n := s.Conns(); n != 1 {
+				t.Errorf("%d connections for %d requests", n, s.Count(""))
+			}
+		})
+	}
+}
+
+// TestProxy: Options.Proxy routes requests through the proxy.
+func TestProxy(t *testing.T) {
+	fx := newFixture(t)
+	s := fs.New(t, fx.dir, fs.Options{}) // serves absolute-URI requests too
+	o := fast()
+	o.Proxy = s.URL
+	f := newFetcher(t, "http://repo.invalid/", o)
+	got, err := f.Get(context.Background(), "config", 1000)
+	if err != nil || !bytes.Equal(got, fx.files["config"]) || s.Count("config") != 1 {
+		t.Fatalf("through the proxy: %q, %v", got, err)
+	}
+}
+
+// TestSlowHeaders: a server that takes too long to answer at all is caught
+// by the low-speed check and by the per-request timeout.
+func TestSlowHeaders(t *testing.T) {
+	fx := newFixture(t)
+	s := fs.New(t, fx.dir, fs.Options{})
+	s.Add(fs.Rule{Path: "config", Times: 1, Fault: fs.Fault{Delay: time.Minute}})
+	s.Add(fs.Rule{Path: "summary", Fault: fs.Fault{Delay: time.Minute}})
+	o := fast()
+	o.LowSpeedTime = 100 * time.Millisecond
+	f := newFetcher(t, s.URL, o)
+	start := time.Now()
+	if got, err := f.Get(context.Background(), "config", 1000); err != nil || !bytes.Equal(got, fx.files["config"]) || f.Stats().Retries != 1 {
+		t.Errorf("slow first answer: %q, %v, %+v", got, err, f.Stats())
+	}
+	o.LowSpeedLimit = -1
+	o.Timeout = 100 * time.Millisecond
+	o.Retries = -1
+	f = newFetcher(t, s.URL, o)
+	if _, err := f.Get(context.Background(), "summary", 1000); err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("no answer within Timeout: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("took %v", took)
 	}
 }

@@ -88,6 +88,9 @@ type Fault struct {
 	RetryAfter string // Status: Retry-After header value, if any
 	After      int64  // Reset, Truncate, Stall, Trickle: body bytes sent first; Flip: resource offset
 	Rate       int    // Trickle: bytes per second (default 100)
+	// Delay holds the response back (before its headers) for this long,
+	// or until the client leaves; with Kind None it makes a slow server.
+	Delay time.Duration
 }
 
 // Rule selects requests for a fault. See the package comment for counting.
@@ -138,6 +141,7 @@ type Server struct {
 	rules []*rule
 	log   []Request
 	bytes int64
+	conns int
 }
 
 type rule struct {
@@ -151,7 +155,13 @@ func New(tb testing.TB, root string, o Options) *Server {
 	tb.Helper()
 	s := &Server{root: root, done: make(chan struct{})}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.srv.Config.ErrorLog = nil
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
+		}
+	}
 	if o.TLS {
 		s.srv.EnableHTTP2 = o.HTTP2
 		if o.ClientCAs != nil {
@@ -210,11 +220,11 @@ func (s *Server) Add(rules ...Rule) {
 	}
 }
 
-// Reset drops all rules and the request log.
+// Reset drops all rules and zeroes the log and counters.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rules, s.log, s.bytes = nil, nil, 0
+	s.rules, s.log, s.bytes, s.conns = nil, nil, 0, 0
 }
 
 // Requests returns the log of requests served so far, in order of arrival.
@@ -235,6 +245,14 @@ func (s *Server) Count(p string) int {
 		}
 	}
 	return n
+}
+
+// Conns returns how many connections clients opened so far (keep-alive
+// and HTTP/2 multiplexing keep it low).
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
 }
 
 // Bytes returns the body bytes written so far.
@@ -276,6 +294,18 @@ func (s *Server) record(i, code int, n int64) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rel := strings.TrimPrefix(r.URL.Path, "/")
 	f, i := s.pick(Request{Path: rel, Range: r.Header.Get("Range"), Header: r.Header.Clone(), Proto: r.Proto})
+	if f.Delay > 0 {
+		t := time.NewTimer(f.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-s.done:
+			t.Stop()
+			return
+		}
+	}
 	if f.Kind == Status {
 		if f.RetryAfter != "" {
 			w.Header().Set("Retry-After", f.RetryAfter)
