@@ -110,3 +110,83 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestStrataOnOstreeSysroot: strata reads, deploys, rolls back and cleans
+// up a sysroot ostree made, and ostree keeps working on the result.
+func TestStrataOnOstreeSysroot(t *testing.T) {
+	ctx := context.Background()
+	o := ostreeSysroot(t, "testos")
+	rp := filepath.Join(o, "ostree/repo")
+	for i, v := range []string{"1", "2"} {
+		ostreeCommit(t, rp, buildTree(t, treeSpec{version: v, kernel: "k" + v}), "testos/stable", v, "2024-01-0"+v+" 00:00:00")
+		args := []string{"admin", "deploy", "--sysroot=" + o, "--os=testos", "--retain", "testos/stable"}
+		if i == 0 {
+			args = append(args, "--karg=root=/dev/vda1")
+		}
+		ostree(t, args...)
+	}
+	s, err := Open(o, Options{})
+	must(t, err)
+	if got := strings.Join(names(s), ","); got != ostreeStatusOrder(t, o) {
+		t.Fatalf("strata reads %s, ostree %s", got, ostreeStatusOrder(t, o))
+	}
+	if d := s.Deployments()[0]; !strings.HasPrefix(d.Options(), "root=/dev/vda1 ostree=/ostree/boot.") || d.Refspec() != "testos/stable" {
+		t.Fatalf("deployment 0: options %q refspec %q", d.Options(), d.Refspec())
+	}
+	ostreeCommit(t, rp, buildTree(t, treeSpec{version: "3", kernel: "k3"}), "testos/stable", "3", "2024-01-03 00:00:00")
+	if _, err := s.Deploy(ctx, DeployOptions{OS: "testos", Revision: "testos/stable"}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, n int) {
+		t.Helper()
+		if got := strings.Join(names(s), ","); got != ostreeStatusOrder(t, o) || len(s.Deployments()) != n {
+			t.Fatalf("%s: strata %s, ostree %s", what, got, ostreeStatusOrder(t, o))
+		}
+	}
+	check("strata deploy", 2)
+	if _, err := s.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("strata rollback", 2)
+	if _, err := s.Cleanup(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	check("strata cleanup", 2)
+	ostree(t, "fsck", "--repo="+rp)
+	// ostree deploys on top of what strata wrote.
+	ostreeCommit(t, rp, buildTree(t, treeSpec{version: "4", kernel: "k4"}), "testos/stable", "4", "2024-01-04 00:00:00")
+	ostree(t, "admin", "deploy", "--sysroot="+o, "--os=testos", "testos/stable")
+	must(t, s.load())
+	check("ostree deploy after strata", 2)
+	if d := s.Deployments()[0]; !strings.HasPrefix(d.Options(), "root=/dev/vda1 ostree=") {
+		t.Fatalf("kernel arguments lost along the way: %q", d.Options())
+	}
+}
+
+// TestOstreeOnStrataSysroot: ostree deploys, undeploys and cleans up on a
+// sysroot strata made (with boot-counting entry names).
+func TestOstreeOnStrataSysroot(t *testing.T) {
+	f := newFixture(t, -1)
+	rp := filepath.Join(f.path, "ostree/repo")
+	ostree(t, "config", "--repo="+rp, "set", "sysroot.bootloader", "none")
+	s := f.open()
+	for _, v := range []string{"1", "2"} {
+		ostreeCommit(t, rp, buildTree(t, treeSpec{version: v, kernel: "k" + v}), "testos/stable", v, "2024-01-0"+v+" 00:00:00")
+		f.deploy(s, DeployOptions{Retain: true, Karg: []string{"root=/dev/vda1"}})
+	}
+	if got := ostreeStatusOrder(t, f.path); got != strings.Join(names(s), ",") {
+		t.Fatalf("ostree reads %s, strata %v", got, names(s))
+	}
+	ostreeCommit(t, rp, buildTree(t, treeSpec{version: "3", kernel: "k3"}), "testos/stable", "3", "2024-01-03 00:00:00")
+	ostree(t, "admin", "deploy", "--sysroot="+f.path, "--os=testos", "--retain", "testos/stable")
+	ostree(t, "admin", "undeploy", "--sysroot="+f.path, "2")
+	ostree(t, "admin", "cleanup", "--sysroot="+f.path)
+	must(t, s.load())
+	if got := ostreeStatusOrder(t, f.path); got != strings.Join(names(s), ",") || len(s.Deployments()) != 2 {
+		t.Fatalf("after ostree: ostree %s, strata %v", got, names(s))
+	}
+	if !strings.Contains(s.Deployments()[1].Options(), "root=/dev/vda1") {
+		t.Errorf("options %q", s.Deployments()[1].Options())
+	}
+	ostree(t, "fsck", "--repo="+rp)
+}
