@@ -59,7 +59,7 @@ func (s *Sysroot) SetDefault(ctx context.Context, index int) (*Deployment, error
 				list = append(list, x)
 			}
 		}
-		_, err = s.writeDeployments(ctx, list, writeOptions{postclean: true})
+		_, err = s.writeDeployments(ctx, list, writeOptions{postclean: true, prune: true})
 		return err
 	})
 	return d, err
@@ -97,7 +97,7 @@ func (s *Sysroot) Rollback(ctx context.Context) (*Deployment, error) {
 				list = append(list, x)
 			}
 		}
-		_, err := s.writeDeployments(ctx, list, writeOptions{postclean: true})
+		_, err := s.writeDeployments(ctx, list, writeOptions{postclean: true, prune: true})
 		return err
 	})
 	return target, err
@@ -155,7 +155,7 @@ func (s *Sysroot) EditKargs(ctx context.Context, index int, e KargsEdit) (string
 				list = append(list, x)
 			}
 		}
-		if _, err := s.writeDeployments(ctx, list, writeOptions{postclean: true}); err != nil {
+		if _, err := s.writeDeployments(ctx, list, writeOptions{postclean: true, prune: true}); err != nil {
 			return err
 		}
 		out = stripOstreeKarg(ka.String())

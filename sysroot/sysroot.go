@@ -161,6 +161,9 @@ type Sysroot struct {
 // Open loads the sysroot at path: its repository, the current boot
 // version and the deployments its boot entries name.
 func Open(path string, o Options) (*Sysroot, error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	if o.BootDir == "" {
 		o.BootDir = filepath.Join(path, "boot")
 	}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-os/strata/fsutil"
+	"github.com/strata-os/strata/sysroot"
 )
 
 // adminCmd groups the deployment verbs, as `ostree admin` does. Verbs
@@ -60,4 +63,68 @@ func installCrashHook(spec string) {
 		return nil
 	}
 	fsutil.Failpoint.Store(&f)
+}
+
+// sysrootOptions are the paths of the running system's state. The
+// STRATA_RUN_DIR, STRATA_ROOT and STRATA_CMDLINE environment variables
+// replace /run, / and /proc/cmdline, for tests that simulate a booted
+// system.
+func sysrootOptions(cmd *cobra.Command) sysroot.Options {
+	o := sysroot.Options{
+		RunDir:   os.Getenv("STRATA_RUN_DIR"),
+		Root:     os.Getenv("STRATA_ROOT"),
+		Cmdline:  os.Getenv("STRATA_CMDLINE"),
+		Progress: newReporter(cmd),
+		OnLockWait: func(lock string) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "Waiting for sysroot lock %s...\n", lock)
+		},
+	}
+	return o
+}
+
+// sysrootPath picks the sysroot: --sysroot, whose default / is the
+// running system. A booted system whose / has no ostree/ (the deployment
+// tree does not link it) is reached through /sysroot, the physical root
+// prepare-root mounts there, with /boot as the boot directory when it
+// holds the loader.
+func sysrootPath(o *sysroot.Options) string {
+	p := globals.sysroot
+	if p == "" {
+		p = "/"
+	}
+	if p != "/" {
+		return p
+	}
+	run := o.RunDir
+	if run == "" {
+		run = "/run"
+	}
+	if _, err := os.Stat(filepath.Join(run, "ostree-booted")); err != nil {
+		return p
+	}
+	if _, err := os.Stat("/ostree/deploy"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/sysroot/ostree/deploy"); err == nil {
+		if _, err := os.Lstat("/boot/loader"); err == nil {
+			o.BootDir = "/boot"
+		}
+		return "/sysroot"
+	}
+	return p
+}
+
+// openSysroot loads the sysroot named by the global flags.
+func openSysroot(cmd *cobra.Command) (*sysroot.Sysroot, error) {
+	o := sysrootOptions(cmd)
+	return sysroot.Open(sysrootPath(&o), o)
+}
+
+// parseIndex parses a deployment index argument.
+func parseIndex(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: invalid index: %s", sysroot.ErrInvalid, s)
+	}
+	return n, nil
 }
