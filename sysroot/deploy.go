@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/checkout"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
@@ -167,43 +168,43 @@ func (s *Sysroot) requireStateroot(osname string) error {
 // deployKargs computes the kernel arguments of a new deployment as
 // `ostree admin deploy` does; nil means "inherit from the merge
 // deployment".
-func (s *Sysroot) deployKargs(o DeployOptions, merge *Deployment) (*kargs, error) {
-	var ka *kargs
+func (s *Sysroot) deployKargs(o DeployOptions, merge *Deployment) (*bootloader.Kargs, error) {
+	var ka *bootloader.Kargs
 	switch {
 	case o.KargNone:
-		ka = &kargs{}
+		ka = &bootloader.Kargs{}
 	case o.KargProcCmdline:
 		data, err := os.ReadFile(s.opts.Cmdline)
 		if err != nil {
 			return nil, fmt.Errorf("--karg-proc-cmdline: %w", err)
 		}
-		ka = &kargs{}
+		ka = &bootloader.Kargs{}
 		for _, a := range strings.Fields(string(data)) {
 			if strings.HasPrefix(a, "BOOT_IMAGE=") || strings.HasPrefix(a, "initrd=") {
 				continue
 			}
-			ka.append(a)
+			ka.Append(a)
 		}
 	case merge != nil && (len(o.Karg) > 0 || len(o.KargAppend) > 0 || len(o.KargDelete) > 0):
-		ka = parseKargs(merge.Options())
+		ka = bootloader.ParseKargs(merge.Options())
 	}
 	if len(o.Karg) > 0 && ka == nil {
-		ka = &kargs{}
+		ka = &bootloader.Kargs{}
 	}
 	for _, a := range o.Karg {
-		ka.replace(a)
+		ka.Set(a)
 	}
 	if len(o.KargAppend) > 0 && ka == nil {
-		ka = &kargs{}
+		ka = &bootloader.Kargs{}
 	}
 	for _, a := range o.KargAppend {
-		ka.append(a)
+		ka.Append(a)
 	}
 	for _, a := range o.KargDelete {
 		if ka == nil {
 			return nil, fmt.Errorf("%w: --karg-delete %s: no kernel arguments to delete from", ErrInvalid, a)
 		}
-		if err := ka.remove(a); err != nil {
+		if err := ka.Delete(a); err != nil {
 			return nil, err
 		}
 	}
@@ -240,12 +241,12 @@ const stagingPrefix = ".strata-staging-"
 // stateroot's /var seeded when empty, a syncfs, the rename into place,
 // the origin file and, when finalize, the immutable flag. Nothing of it
 // is referenced by a boot entry yet.
-func (s *Sysroot) newDeployment(ctx context.Context, osname string, csum objects.Checksum, origin *repo.KeyFile, merge *Deployment, ka *kargs, finalize bool) (d *Deployment, plan *etcPlan, err error) {
+func (s *Sysroot) newDeployment(ctx context.Context, osname string, csum objects.Checksum, origin *repo.KeyFile, merge *Deployment, ka *bootloader.Kargs, finalize bool) (d *Deployment, plan *etcPlan, err error) {
 	serial, err := s.allocateSerial(osname, csum)
 	if err != nil {
 		return nil, nil, err
 	}
-	d = &Deployment{OS: osname, Checksum: csum, Serial: serial, Origin: origin, BootSerial: -1, entry: newBootEntry()}
+	d = &Deployment{OS: osname, Checksum: csum, Serial: serial, Origin: origin, BootSerial: -1, entry: bootloader.NewEntry()}
 	if ka != nil {
 		d.entry.Set("options", ka.String())
 	}
@@ -268,11 +269,11 @@ func (s *Sysroot) newDeployment(ctx context.Context, osname string, csum objects
 	if err := checkout.Checkout(ctx, s.repo, csum, staging, checkout.Options{Progress: s.opts.Progress}); err != nil {
 		return nil, nil, fmt.Errorf("checking out deployment tree: %w", err)
 	}
-	layout, err := findKernel(staging)
+	layout, err := bootloader.FindKernel(ctx, staging)
 	if err != nil {
 		return nil, nil, err
 	}
-	d.BootChecksum = layout.bootcsum
+	d.BootChecksum = layout.BootCsum
 	if err := s.prepareEtc(ctx, staging, csum); err != nil {
 		return nil, nil, err
 	}
@@ -375,11 +376,9 @@ func (s *Sysroot) prepareVar(ctx context.Context, root, osname string, csum obje
 // units run on the next boot. The merge is planned before anything is
 // written, so an impossible merge fails with nothing changed.
 func (s *Sysroot) finalizeDir(ctx context.Context, d *Deployment, root string, merge *Deployment) (*etcPlan, error) {
-	if merge != nil && d.entry.Get("options") == "" {
-		if _, ok := d.entry.vals["options"]; !ok && merge.entry != nil {
-			if v, ok := merge.entry.vals["options"]; ok {
-				d.entry.Set("options", v)
-			}
+	if _, ok := d.entry.Get("options"); !ok && merge != nil && merge.entry != nil {
+		if v, ok := merge.entry.Get("options"); ok {
+			d.entry.Set("options", v)
 		}
 	}
 	var plan *etcPlan

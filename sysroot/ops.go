@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/diff"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
@@ -127,25 +128,25 @@ func (s *Sysroot) EditKargs(ctx context.Context, index int, e KargsEdit) (string
 		if d.Staged {
 			return fmt.Errorf("%w: deployment %d is staged: change its kernel arguments by staging again", ErrInvalid, index)
 		}
-		ka := parseKargs(d.Options())
+		ka := bootloader.ParseKargs(d.Options())
 		for _, a := range append(append(append([]string{}, e.Replace...), e.Append...), e.Delete...) {
 			if k, _, _ := strings.Cut(a, "="); k == "ostree" || a == "" {
 				return fmt.Errorf("%w: kernel argument %q cannot be edited", ErrInvalid, a)
 			}
 		}
 		for _, a := range e.Replace {
-			ka.replace(a)
+			ka.Set(a)
 		}
 		for _, a := range e.Append {
-			ka.append(a)
+			ka.Append(a)
 		}
 		for _, a := range e.Delete {
-			if err := ka.remove(a); err != nil {
+			if err := ka.Delete(a); err != nil {
 				return err
 			}
 		}
 		nd := *d
-		nd.entry = d.entry.clone()
+		nd.entry = d.entry.Clone()
 		nd.entry.Set("options", ka.String())
 		list := make([]*Deployment, 0, len(s.deployments))
 		for _, x := range s.deployments {
@@ -179,7 +180,7 @@ func stripOstreeKarg(options string) string {
 // from usr/etc, origin), the state in RUN/ostree/staged-deployment, and
 // refs; /etc merge, sealing and the boot entries wait for FinalizeStaged.
 // A previously staged deployment is replaced.
-func (s *Sysroot) stage(ctx context.Context, osname string, csum objects.Checksum, origin *repo.KeyFile, merge *Deployment, ka *kargs, lockFinalization bool) (*Deployment, error) {
+func (s *Sysroot) stage(ctx context.Context, osname string, csum objects.Checksum, origin *repo.KeyFile, merge *Deployment, ka *bootloader.Kargs, lockFinalization bool) (*Deployment, error) {
 	if lockFinalization {
 		p := filepath.Join(s.opts.RunDir, stagedLockedFile)
 		if err := fsutil.MkdirAllSync(filepath.Dir(p), 0o755); err != nil {
@@ -195,7 +196,7 @@ func (s *Sysroot) stage(ctx context.Context, osname string, csum objects.Checksu
 	}
 	st := &stagedState{target: d, merge: merge}
 	if ka != nil {
-		st.hasKargs, st.kargs = true, ka.strv()
+		st.hasKargs, st.kargs = true, ka.Strings()
 	}
 	if err := s.writeStaged(st); err != nil {
 		return nil, err
@@ -294,15 +295,15 @@ func (s *Sysroot) BootComplete(ctx context.Context) (bool, error) {
 		if b == nil {
 			return fmt.Errorf("boot-complete: %w", ErrNotBooted)
 		}
-		base, counter := splitEntryName(b.EntryFile)
-		if counter == "" {
+		blessed := bootloader.Blessed(b.EntryFile)
+		if blessed == b.EntryFile {
 			return nil
 		}
 		dir := filepath.Join(s.boot, fmt.Sprintf("loader.%d/entries", s.bootVersion))
 		if err := fsutil.CheckFailpoint("sysroot:boot-complete"); err != nil {
 			return err
 		}
-		if err := fsutil.Rename(filepath.Join(dir, b.EntryFile), filepath.Join(dir, base+".conf")); err != nil {
+		if err := fsutil.Rename(filepath.Join(dir, b.EntryFile), filepath.Join(dir, blessed)); err != nil {
 			return fmt.Errorf("boot-complete: %w", err)
 		}
 		renamed = true

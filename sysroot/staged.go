@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/gvariant"
 	"github.com/strata-os/strata/objects"
@@ -78,11 +79,11 @@ func (s *Sysroot) readStaged() (*stagedState, error) {
 	}
 	d := st.target
 	d.Staged, d.BootSerial = true, -1
-	d.entry = newBootEntry()
+	d.entry = bootloader.NewEntry()
 	if st.hasKargs {
-		ka := &kargs{}
+		ka := &bootloader.Kargs{}
 		for _, a := range st.kargs {
-			ka.append(a)
+			ka.Append(a)
 		}
 		d.entry.Set("options", ka.String())
 	}

@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/repo"
@@ -97,7 +98,7 @@ type Deployment struct {
 	// Staged, Booted: see Sysroot.Staged and Sysroot.Booted.
 	Staged, Booted bool
 
-	entry *bootEntry // the parsed entry; for a new deployment, its options
+	entry *bootloader.Entry // the parsed entry; for a new deployment, its options
 }
 
 // Name returns "CHECKSUM.SERIAL", the deployment directory's name.
@@ -114,7 +115,7 @@ func (d *Deployment) Options() string {
 	if d.entry == nil {
 		return ""
 	}
-	return d.entry.Get("options")
+	return d.entry.Value("options")
 }
 
 // Refspec returns the origin's refspec, or "".
@@ -343,7 +344,7 @@ func (s *Sysroot) readSubBootVersion(bv int) (int, error) {
 
 type loadedEntry struct {
 	name  string
-	entry *bootEntry
+	entry *bootloader.Entry
 }
 
 // readEntries parses every regular file ending in .conf in
@@ -374,7 +375,11 @@ func (s *Sysroot) readEntries(bv int) ([]loadedEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sysroot: %w", err)
 		}
-		out = append(out, loadedEntry{name: e.Name(), entry: parseBootEntry(string(data))})
+		entry, err := bootloader.ParseEntry(data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: parsing %s: %v", ErrCorrupt, p, err)
+		}
+		out = append(out, loadedEntry{name: e.Name(), entry: entry})
 	}
 	return out, nil
 }
@@ -406,7 +411,7 @@ func parseDeployName(name string) (objects.Checksum, int, error) {
 // (ostree-*.conf) and is skipped (nil) for others, which belong to other
 // operating systems.
 func (s *Sysroot) parseDeployment(le loadedEntry) (*Deployment, error) {
-	arg, ok := kargValue(le.entry.Get("options"), "ostree")
+	arg, ok := kargValue(le.entry.Value("options"), "ostree")
 	if !ok {
 		if strings.HasPrefix(le.name, "ostree-") {
 			return nil, fmt.Errorf("%w: boot entry %s: no ostree= kernel argument found", ErrCorrupt, le.name)
@@ -469,14 +474,15 @@ func (s *Sysroot) loadOrigin(d *Deployment) error {
 
 // compareEntries orders boot entries as ostree does: by "version",
 // highest first (strverscmp), entries without a version last.
-func compareEntries(a, b *bootEntry) int {
-	av, bv := a.Get("version"), b.Get("version")
+func compareEntries(a, b *bootloader.Entry) int {
+	av, aok := a.Get("version")
+	bv, bok := b.Get("version")
 	switch {
-	case av != "" && bv != "":
-		return -strverscmp(av, bv)
-	case av != "":
+	case aok && bok:
+		return -bootloader.Strverscmp(av, bv)
+	case aok:
 		return -1
-	case bv != "":
+	case bok:
 		return 1
 	}
 	return 0

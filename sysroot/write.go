@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
@@ -88,9 +89,9 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment, o wr
 		}
 		c := *d
 		if d.entry != nil {
-			c.entry = d.entry.clone()
+			c.entry = d.entry.Clone()
 		} else {
-			c.entry = newBootEntry()
+			c.entry = bootloader.NewEntry()
 		}
 		nl = append(nl, &c)
 	}
@@ -192,17 +193,7 @@ func (s *Sysroot) bootconfigsEqual(a, b *Deployment) (bool, error) {
 	if a.BootChecksum != b.BootChecksum {
 		return false, nil
 	}
-	strip := func(d *Deployment) string {
-		ka := parseKargs(d.Options())
-		out := ka.items[:0:0]
-		for _, it := range ka.items {
-			if it.key != "ostree" {
-				out = append(out, it)
-			}
-		}
-		ka.items = out
-		return ka.String()
-	}
+	strip := func(d *Deployment) string { return withoutKarg(d.Options(), "ostree") }
 	if strip(a) != strip(b) {
 		return false, nil
 	}
@@ -305,7 +296,7 @@ func (s *Sysroot) bootswap(ctx context.Context, list []*Deployment, o writeOptio
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		layout, err := findKernel(s.DeploymentPath(d))
+		layout, err := bootloader.FindKernel(ctx, s.DeploymentPath(d))
 		if err != nil {
 			return fmt.Errorf("deployment %s: %w", d.Name(), err)
 		}
@@ -315,15 +306,15 @@ func (s *Sysroot) bootswap(ctx context.Context, list []*Deployment, o writeOptio
 		if entries[i], err = s.entryFor(d, layout, nbv, len(list), showOS); err != nil {
 			return err
 		}
-		names[i] = fmt.Sprintf("ostree-%d-%s", len(list)-i, d.OS)
+		// A new deployment's entry counts boot attempts; the others keep
+		// their counters (or their blessing).
+		names[i] = bootloader.EntryFileName(d.OS, len(list), i)
 		switch {
 		case o.newDeployment != nil && same(d, o.newDeployment) && tries > 0:
-			names[i] += "+" + strconv.Itoa(tries)
+			names[i] = bootloader.WithTries(names[i], uint64(tries))
 		case d.EntryFile != "":
-			_, counter := splitEntryName(d.EntryFile)
-			names[i] += counter
+			names[i] = withCounter(names[i], counterSuffix(d.EntryFile))
 		}
-		names[i] += ".conf"
 	}
 	entriesDir := filepath.Join(s.boot, fmt.Sprintf("loader.%d/entries", nbv))
 	if err := fsutil.CheckFailpoint("sysroot:entries"); err != nil {
@@ -449,7 +440,7 @@ func (s *Sysroot) createBootlinks(bv, sub int, list []*Deployment) error {
 // installKernel puts the deployment's kernel, initramfs, device tree and
 // hmac into boot/ostree/$os-$bootcsum/, unless they are there already:
 // hard links when /boot is the same filesystem, else durable copies.
-func (s *Sysroot) installKernel(d *Deployment, l *kernelLayout) error {
+func (s *Sysroot) installKernel(d *Deployment, l *bootloader.KernelLayout) error {
 	if err := fsutil.CheckFailpoint("sysroot:boot-files"); err != nil {
 		return err
 	}
@@ -457,23 +448,23 @@ func (s *Sysroot) installKernel(d *Deployment, l *kernelLayout) error {
 	if err := fsutil.MkdirAllSync(dir, 0o755); err != nil {
 		return fmt.Errorf("installing kernel: %w", err)
 	}
-	files := [][2]string{{l.kernelSrc, l.kernelName}}
-	if l.initramfsSrc != "" {
-		files = append(files, [2]string{l.initramfsSrc, l.initramfsName})
+	files := [][2]string{{l.Kernel, l.KernelName}}
+	if l.Initramfs != "" {
+		files = append(files, [2]string{l.Initramfs, l.InitramfsName})
 	}
-	if l.devicetreeSrc != "" && l.devicetreeName != "" {
-		files = append(files, [2]string{l.devicetreeSrc, l.devicetreeName})
+	if l.Devicetree != "" && l.DevicetreeName != "" {
+		files = append(files, [2]string{l.Devicetree, l.DevicetreeName})
 	}
-	if l.hmacSrc != "" {
-		files = append(files, [2]string{l.hmacSrc, l.hmacName})
+	if l.HMAC != "" {
+		files = append(files, [2]string{l.HMAC, l.HMACName})
 	}
 	for _, f := range files {
-		if err := installFile(filepath.Join(l.dir, f[0]), filepath.Join(dir, f[1])); err != nil {
+		if err := installFile(filepath.Join(l.Dir, f[0]), filepath.Join(dir, f[1])); err != nil {
 			return fmt.Errorf("installing kernel: %w", err)
 		}
 	}
-	if l.devicetreeSrc != "" && l.devicetreeName == "" {
-		if err := installTree(filepath.Join(l.dir, l.devicetreeSrc), filepath.Join(dir, l.devicetreeSrc)); err != nil {
+	if l.Devicetree != "" && l.DevicetreeName == "" {
+		if err := installTree(filepath.Join(l.Dir, l.Devicetree), filepath.Join(dir, l.Devicetree)); err != nil {
 			return fmt.Errorf("installing kernel: %w", err)
 		}
 	}
@@ -538,8 +529,8 @@ func installTree(src, dst string) error {
 
 // entryFor formats d's boot entry for boot version bv, as ostree's
 // install_deployment_kernel fills it.
-func (s *Sysroot) entryFor(d *Deployment, l *kernelLayout, bv, n int, showOS bool) ([]byte, error) {
-	e := d.entry.clone()
+func (s *Sysroot) entryFor(d *Deployment, l *bootloader.KernelLayout, bv, n int, showOS bool) ([]byte, error) {
+	e := d.entry.Clone()
 	root := s.DeploymentPath(d)
 	osr, err := readOSRelease(root)
 	if err != nil {
@@ -556,31 +547,23 @@ func (s *Sysroot) entryFor(d *Deployment, l *kernelLayout, bv, n int, showOS boo
 	if err != nil {
 		return nil, err
 	}
-	if version != "" && !strings.Contains(title, version) {
-		title += " " + version
-	}
-	title += " (ostree"
-	if showOS {
-		title += ":" + d.OS
-	}
-	title += fmt.Sprintf(":%d)", d.Index)
-	e.Set("title", title)
+	e.Set("title", bootloader.Title(title, version, d.OS, showOS, d.Index))
 	e.Set("version", strconv.Itoa(n-d.Index))
 	bootdir := "/ostree/" + d.OS + "-" + d.BootChecksum
-	e.Set("linux", bootdir+"/"+l.kernelName)
-	ka := parseKargs(e.Get("options"))
-	if l.initramfsName != "" {
-		e.Set("initrd", bootdir+"/"+l.initramfsName)
+	e.Set("linux", bootdir+"/"+l.KernelName)
+	ka := bootloader.ParseKargs(e.Value("options"))
+	if l.InitramfsName != "" {
+		e.Set("initrd", bootdir+"/"+l.InitramfsName)
 	} else {
-		ka.replace(fmt.Sprintf("init=/ostree/boot.%d/%s/%s/%d/usr/lib/ostree/ostree-prepare-root", bv, d.OS, d.BootChecksum, d.BootSerial))
+		ka.Set(fmt.Sprintf("init=/ostree/boot.%d/%s/%s/%d/usr/lib/ostree/ostree-prepare-root", bv, d.OS, d.BootChecksum, d.BootSerial))
 	}
 	switch {
-	case l.devicetreeName != "":
-		e.Set("devicetree", bootdir+"/"+l.devicetreeName)
-	case l.devicetreeSrc != "":
-		e.Set("fdtdir", bootdir+"/"+l.devicetreeSrc)
+	case l.DevicetreeName != "":
+		e.Set("devicetree", bootdir+"/"+l.DevicetreeName)
+	case l.Devicetree != "":
+		e.Set("fdtdir", bootdir+"/"+l.Devicetree)
 	}
-	ka.replace(fmt.Sprintf("ostree=/ostree/boot.%d/%s/%s/%d", bv, d.OS, d.BootChecksum, d.BootSerial))
+	ka.Set(bootloader.OstreeKarg(bv, d.OS, d.BootChecksum, d.BootSerial))
 	e.Set("options", ka.String())
 	return e.Format(), nil
 }
