@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -179,12 +178,7 @@ func (s *Sysroot) deployKargs(o DeployOptions, merge *Deployment) (*bootloader.K
 			return nil, fmt.Errorf("--karg-proc-cmdline: %w", err)
 		}
 		ka = &bootloader.Kargs{}
-		for _, a := range strings.Fields(string(data)) {
-			if strings.HasPrefix(a, "BOOT_IMAGE=") || strings.HasPrefix(a, "initrd=") {
-				continue
-			}
-			ka.Append(a)
-		}
+		ka.AppendCmdline(string(data))
 	case merge != nil && (len(o.Karg) > 0 || len(o.KargAppend) > 0 || len(o.KargDelete) > 0):
 		ka = bootloader.ParseKargs(merge.Options())
 	}

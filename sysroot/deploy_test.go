@@ -185,3 +185,72 @@ func TestBootedDetection(t *testing.T) {
 		t.Error("booted without ostree= on the command line")
 	}
 }
+
+func TestDeployKargSources(t *testing.T) {
+	f := newFixture(t, 0)
+	f.commit(treeSpec{version: "1"}, t0)
+	s := f.open()
+	must(t, os.WriteFile(f.cmd, []byte("BOOT_IMAGE=/vmlinuz root=/dev/sda3 rw initrd=/x console=ttyS0\n"), 0o644))
+	cases := []struct {
+		o    DeployOptions
+		want string
+	}{
+		{DeployOptions{KargProcCmdline: true}, "root=/dev/sda3 rw console=ttyS0"},
+		{DeployOptions{}, "root=/dev/sda3 rw console=ttyS0"}, // inherited
+		{DeployOptions{KargDelete: []string{"rw"}, KargAppend: []string{"console=tty0"}}, "root=/dev/sda3 console=ttyS0 console=tty0"},
+		{DeployOptions{Karg: []string{"console=hvc0"}}, "root=/dev/sda3 console=hvc0"},
+		{DeployOptions{KargNone: true, KargAppend: []string{"quiet"}}, "quiet"},
+		{DeployOptions{NoMerge: true}, ""},
+	}
+	for _, c := range cases {
+		d := f.deploy(s, c.o)
+		if got := withoutKarg(d.Options(), "ostree"); got != c.want {
+			t.Errorf("%+v: kernel arguments %q, want %q", c.o, got, c.want)
+		}
+	}
+}
+
+func TestDeployNeedsFreeSpace(t *testing.T) {
+	f := newFixture(t, 0)
+	f.commit(treeSpec{version: "1"}, t0)
+	f.setConfig("core", "min-free-space-percent", "99")
+	s := f.open()
+	before := listTree(t, f.path, func(rel string) bool { return rel == "ostree/repo" })
+	_, err := s.Deploy(context.Background(), DeployOptions{OS: "testos", Revision: "testos/stable"})
+	if err == nil || !strings.Contains(err.Error(), "not enough free space") {
+		t.Fatalf("deploy on a full disk: %v", err)
+	}
+	if after := listTree(t, f.path, func(rel string) bool { return rel == "ostree/repo" }); after != before {
+		t.Errorf("a refused deploy wrote:\n%s", after)
+	}
+}
+
+// TestConcurrentDeploys: deploys racing on one sysroot (each with its own
+// Sysroot) are serialized by the lock and leave a consistent sysroot.
+func TestConcurrentDeploys(t *testing.T) {
+	f := newFixture(t, 0)
+	f.commit(treeSpec{version: "1"}, t0)
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			s, err := Open(f.path, Options{RunDir: f.run, Cmdline: f.cmd})
+			if err == nil {
+				_, err = s.Deploy(context.Background(), DeployOptions{OS: "testos", Revision: "testos/stable", Retain: true})
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := f.open()
+	if got := names(s); len(got) != 4 || ostreeStatusOrder(t, f.path) != strings.Join(got, ",") {
+		t.Fatalf("after 4 concurrent deploys: %v", got)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(f.path, "ostree/deploy/testos/deploy/*"))
+	if len(dirs) != 8 {
+		t.Fatalf("deployment dirs and origins: %v", dirs)
+	}
+}
