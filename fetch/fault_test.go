@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -318,4 +319,58 @@ func writeFileTime(p string, data []byte, mtime time.Time) error {
 		return err
 	}
 	return os.Chtimes(p, mtime, mtime)
+}
+
+// TestInterruptAndResume: a download cut at a random point (ctx cancelled,
+// as by Ctrl-C) is finished by a later Open from the byte count it had,
+// and the pieces make the exact file.
+func TestInterruptAndResume(t *testing.T) {
+	fx := newFixture(t)
+	want := fx.files[bigPath]
+	s := fs.New(t, fx.dir, fs.Options{HTTP2: true})
+	for _, base := range []string{s.URL, "file://" + fx.dir} {
+		for _, h2c := range []bool{false, true} {
+			o := fast()
+			o.H2C = h2c && strings.HasPrefix(base, "http:")
+			f := newFetcher(t, base, o)
+			rng := rand.New(rand.NewPCG(3, uint64(len(base))))
+			for range 5 {
+				cut := rng.Int64N(int64(len(want)))
+				ctx, cancel := context.WithCancel(context.Background())
+				var part []byte
+				err := f.Stream(ctx, bigPath, 0, 0, func(r io.Reader) error {
+					buf := make([]byte, 1000)
+					for int64(len(part)) < cut {
+						n, err := r.Read(buf[:min(int64(len(buf)), cut-int64(len(part)))])
+						part = append(part, buf[:n]...)
+						if err != nil {
+							return err
+						}
+					}
+					cancel()
+					_, err := io.Copy(io.Discard, r)
+					return err
+				})
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("%s: interrupted download: %v", base, err)
+				}
+				rest, err := readStream(context.Background(), f, bigPath, int64(len(part)), int64(len(want)))
+				if err != nil || !bytes.Equal(append(part, rest...), want) {
+					t.Fatalf("%s: cut at %d, resumed from %d: %d more bytes, %v", base, cut, len(part), len(rest), err)
+				}
+			}
+		}
+	}
+}
+
+// TestServerGone: a refused connection is retried, then reported.
+func TestServerGone(t *testing.T) {
+	fx := newFixture(t)
+	s := fs.New(t, fx.dir, fs.Options{})
+	s.Close()
+	f := newFetcher(t, s.URL, fast())
+	_, err := f.Get(context.Background(), "config", 1000)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "after 3 retries") {
+		t.Errorf("%v", err)
+	}
 }

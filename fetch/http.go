@@ -53,8 +53,11 @@ func retryable(err error) bool {
 		errors.As(err, &verifyErr) || errors.As(err, &recordErr) {
 		return false
 	}
-	if errors.As(err, &urlErr) && strings.Contains(urlErr.Err.Error(), "unsupported protocol scheme") {
-		return false
+	if errors.As(err, &urlErr) {
+		msg := urlErr.Err.Error()
+		if strings.Contains(msg, "unsupported protocol scheme") || strings.Contains(msg, "HTTP response to HTTPS client") {
+			return false
+		}
 	}
 	return true
 }
@@ -98,6 +101,11 @@ func (s *stream) Read(p []byte) (int, error) {
 	for {
 		if s.err != nil {
 			return 0, s.err
+		}
+		if err := s.ctx.Err(); err != nil {
+			// Bytes the transport buffered are not handed out after a
+			// cancel.
+			return 0, s.fail(err)
 		}
 		if s.body == nil {
 			if s.eof {
@@ -332,7 +340,7 @@ func (s *stream) endAttempt() {
 	s.wd = nil
 	if s.cancel != nil {
 		s.cancel(context.Canceled)
-		s.cancel = nil
+		s.cancel, s.actx = nil, nil
 	}
 	if s.held {
 		s.held = false

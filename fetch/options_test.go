@@ -258,3 +258,15 @@ func TestSlowHeaders(t *testing.T) {
 		t.Errorf("took %v", took)
 	}
 }
+
+// TestHTTPSToPlainServer: an https URL for a plain HTTP server is a clear,
+// unretried error.
+func TestHTTPSToPlainServer(t *testing.T) {
+	fx := newFixture(t)
+	s := fs.New(t, fx.dir, fs.Options{})
+	f := newFetcher(t, strings.Replace(s.URL, "http://", "https://", 1), fast())
+	_, err := f.Get(context.Background(), "config", 1000)
+	if err == nil || !strings.Contains(err.Error(), "HTTP response to HTTPS client") || f.Stats().Retries != 0 {
+		t.Errorf("%v after %d retries", err, f.Stats().Retries)
+	}
+}
