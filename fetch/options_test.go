@@ -153,11 +153,11 @@ func TestSlowConsumer(t *testing.T) {
 	s := fs.New(t, fx.dir, fs.Options{})
 	o := fast()
 	o.LowSpeedLimit = 1 << 20
-	o.LowSpeedTime = 50 * time.Millisecond
+	o.LowSpeedTime = 250 * time.Millisecond
 	f := newFetcher(t, s.URL, o)
 	var got []byte
 	err := f.Stream(context.Background(), "objects/01/small.dirtree", 0, 0, func(r io.Reader) error {
-		buf := make([]byte, 4096)
+		buf := make([]byte, 1024)
 		for {
 			n, err := r.Read(buf)
 			got = append(got, buf[:n]...)
@@ -167,7 +167,7 @@ func TestSlowConsumer(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			time.Sleep(30 * time.Millisecond) // 4 KiB per 30 ms, far below 1 MiB/s
+			time.Sleep(30 * time.Millisecond) // 16 reads of 1 KiB in ~500 ms: far below 1 MiB/s
 		}
 	})
 	if err != nil || !bytes.Equal(got, fx.files["objects/01/small.dirtree"]) || f.Stats().Retries != 0 {
