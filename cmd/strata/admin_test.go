@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // adminFixture builds the CLI and a sysroot with stateroot "testos" and a
@@ -29,7 +31,7 @@ func newAdminFixture(t *testing.T) *adminFixture {
 		// Deployment directories are immutable, as ostree makes them.
 		dirs, _ := filepath.Glob(filepath.Join(f.sysroot, "ostree/deploy/*/deploy/*"))
 		for _, d := range dirs {
-			exec.Command("chattr", "-i", d).Run()
+			clearImmutable(d)
 		}
 	})
 	f.ok("admin", "init-fs", f.sysroot)
@@ -214,5 +216,18 @@ func TestAdminCrashAt(t *testing.T) {
 	loaders, _ := filepath.Glob(filepath.Join(f.sysroot, "boot/loader.*"))
 	if len(left) != 0 || len(loaders) != 1 {
 		t.Fatalf("left behind: %v %v", left, loaders)
+	}
+}
+
+// clearImmutable clears the immutable flag (FS_IMMUTABLE_FL) of a
+// directory, so that the test's temporary directory can be removed.
+func clearImmutable(dir string) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if flags, err := unix.IoctlGetInt(fd, unix.FS_IOC_GETFLAGS); err == nil && flags&0x10 != 0 {
+		unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags&^0x10)
 	}
 }
