@@ -161,10 +161,10 @@ func (s *sim) set(rel string, o overlay) {
 type parentState int
 
 const (
-	pOK       parentState = iota // every parent a real directory
-	pMissing                     // a parent is missing
-	pNotDir                      // a parent is a file
-	pSymlink                     // a parent is a symlink
+	pOK      parentState = iota // every parent a real directory
+	pMissing                    // a parent is missing
+	pNotDir                     // a parent is a file
+	pSymlink                    // a parent is a symlink
 )
 
 // stat returns what rel is in the simulated new /etc, and how its parent

@@ -66,8 +66,8 @@ var mergeCases = []mergeCase{
 		want: tree{"a": F("2")},
 	},
 	{
-		name: "xattrs are copied with a changed file",
-		orig: tree{"a": F("1")},
+		name:  "xattrs are copied with a changed file",
+		orig:  tree{"a": F("1")},
 		local: tree{"a": F("local").x("user.k", "v").x("security.selinux", "system_u:object_r:etc_t:s0")},
 		next:  tree{"a": F("2")},
 		want:  tree{"a": F("local").x("user.k", "v").x("security.selinux", "system_u:object_r:etc_t:s0")},
