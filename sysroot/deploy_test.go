@@ -254,3 +254,33 @@ func TestConcurrentDeploys(t *testing.T) {
 		t.Fatalf("deployment dirs and origins: %v", dirs)
 	}
 }
+
+// TestSeparateBootFilesystem: with /boot on another filesystem (tmpfs
+// here) the kernel and initramfs are copied, not linked.
+func TestSeparateBootFilesystem(t *testing.T) {
+	boot, err := os.MkdirTemp("/dev/shm", "strata-boot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(boot)
+	f := newFixture(t, 0)
+	f.commit(treeSpec{version: "1", kernel: "separate kernel\n"}, t0)
+	s, err := Open(f.path, Options{BootDir: boot, RunDir: f.run, Cmdline: f.cmd})
+	must(t, err)
+	d := f.deploy(s, DeployOptions{})
+	if sameFS(f.path, boot) {
+		t.Fatal("/dev/shm is on the sysroot's filesystem: this test needs a separate one")
+	}
+	k := filepath.Join(boot, "ostree", "testos-"+d.BootChecksum, "vmlinuz-"+testKver)
+	if got := readFile(t, k); got != "separate kernel\n" {
+		t.Fatalf("kernel %q", got)
+	}
+	if link, _ := os.Readlink(filepath.Join(boot, "loader")); link != "loader.1" {
+		t.Fatalf("loader -> %q", link)
+	}
+	s2, err := Open(f.path, Options{BootDir: boot})
+	must(t, err)
+	if len(s2.Deployments()) != 1 {
+		t.Fatalf("reload: %v", names(s2))
+	}
+}
