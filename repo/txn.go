@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/flate"
 	"github.com/strata-os/strata/fsutil"
@@ -71,31 +72,24 @@ func (r *Repo) Begin(ctx context.Context) (*Txn, error) {
 		return nil, err
 	}
 	// The staging lock tells other processes this directory is alive. It
-	// is taken before the directory exists, so that a concurrent Begin's
-	// cleanStaleStaging never sees the directory unlocked, and checked to
-	// be on the file at its path (a cleanup may remove a lock file between
-	// our open and our flock).
-	for try := 0; ; try++ {
-		var rnd [8]byte
-		rand.Read(rnd[:])
-		t.staging = filepath.Join(r.path, "tmp", "staging-strata-"+hex.EncodeToString(rnd[:]))
-		if t.stLock, err = fsutil.LockFile(ctx, t.staging+".lock", true, false); err != nil {
-			if errors.Is(err, fsutil.ErrLocked) && try < 5 {
-				// A concurrent Begin's cleanStaleStaging locked the new
-				// file for an instant (and removes it): take another name.
-				continue
-			}
-			lock.Unlock()
-			return nil, err
-		}
-		if t.stLock.Holds(t.staging + ".lock") {
-			break
-		}
+	// is taken on a private name and then renamed into place, so the file
+	// at the staging lock's path is locked from the instant it exists: a
+	// concurrent Begin's cleanStaleStaging can never take it for stale.
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	id := hex.EncodeToString(rnd[:])
+	tmp := filepath.Join(r.path, "tmp")
+	t.staging = filepath.Join(tmp, "staging-strata-"+id)
+	private := filepath.Join(tmp, newLockPrefix+id)
+	if t.stLock, err = fsutil.LockFile(ctx, private, true, false); err != nil {
+		lock.Unlock()
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := os.Rename(private, t.staging+".lock"); err != nil {
+		os.Remove(private)
 		t.stLock.Unlock()
-		if try == 5 {
-			lock.Unlock()
-			return nil, fmt.Errorf("begin transaction: cannot lock a staging directory in %s", filepath.Join(r.path, "tmp"))
-		}
+		lock.Unlock()
+		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	if err := os.Mkdir(t.staging, 0o755); err != nil {
 		os.Remove(t.staging + ".lock")
@@ -118,6 +112,9 @@ func (r *Repo) LockExclusive(ctx context.Context) (*fsutil.Lock, error) {
 
 // cleanStaleStaging removes staging directories whose owner died, and
 // lock files of transactions that died before making their directory.
+// newLockPrefix names a staging lock file before Begin renames it into place.
+const newLockPrefix = "newlock-strata-"
+
 func (r *Repo) cleanStaleStaging() error {
 	tmp := filepath.Join(r.path, "tmp")
 	ents, err := os.ReadDir(tmp)
@@ -125,6 +122,17 @@ func (r *Repo) cleanStaleStaging() error {
 		return err
 	}
 	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), newLockPrefix) {
+			// A lock file of a Begin that died before renaming it into
+			// place; a live one is renamed within moments.
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
+				if l, err := fsutil.LockFile(context.Background(), filepath.Join(tmp, e.Name()), true, false); err == nil {
+					os.Remove(filepath.Join(tmp, e.Name()))
+					l.Unlock()
+				}
+			}
+			continue
+		}
 		if !strings.HasPrefix(e.Name(), "staging-strata-") {
 			continue
 		}
