@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/checkout"
+	"github.com/strata-os/strata/etcmerge"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
@@ -131,7 +133,7 @@ func (s *Sysroot) Deploy(ctx context.Context, o DeployOptions) (*DeployResult, e
 			return err
 		}
 		if plan != nil {
-			res.EtcModified, res.EtcRemoved, res.EtcAdded = plan.counts()
+			res.EtcModified, res.EtcRemoved, res.EtcAdded = plan.Counts()
 		}
 		res.Deployment = d
 		list := s.simpleWriteList(osname, d, merge, writeFlags{
@@ -235,7 +237,7 @@ const stagingPrefix = ".strata-staging-"
 // stateroot's /var seeded when empty, a syncfs, the rename into place,
 // the origin file and, when finalize, the immutable flag. Nothing of it
 // is referenced by a boot entry yet.
-func (s *Sysroot) newDeployment(ctx context.Context, osname string, csum objects.Checksum, origin *repo.KeyFile, merge *Deployment, ka *bootloader.Kargs, finalize bool) (d *Deployment, plan *etcPlan, err error) {
+func (s *Sysroot) newDeployment(ctx context.Context, osname string, csum objects.Checksum, origin *repo.KeyFile, merge *Deployment, ka *bootloader.Kargs, finalize bool) (d *Deployment, plan *etcmerge.Plan, err error) {
 	serial, err := s.allocateSerial(osname, csum)
 	if err != nil {
 		return nil, nil, err
@@ -369,24 +371,24 @@ func (s *Sysroot) prepareVar(ctx context.Context, root, osname string, csum obje
 // etc/.updated and var/.updated so that systemd's ConditionNeedsUpdate
 // units run on the next boot. The merge is planned before anything is
 // written, so an impossible merge fails with nothing changed.
-func (s *Sysroot) finalizeDir(ctx context.Context, d *Deployment, root string, merge *Deployment) (*etcPlan, error) {
+func (s *Sysroot) finalizeDir(ctx context.Context, d *Deployment, root string, merge *Deployment) (*etcmerge.Plan, error) {
 	if _, ok := d.entry.Get("options"); !ok && merge != nil && merge.entry != nil {
 		if v, ok := merge.entry.Get("options"); ok {
 			d.entry.Set("options", v)
 		}
 	}
-	var plan *etcPlan
+	var plan *etcmerge.Plan
 	if merge != nil {
 		mdir := s.DeploymentPath(merge)
 		var err error
-		plan, err = planEtcMerge(ctx, filepath.Join(mdir, "usr/etc"), filepath.Join(mdir, "etc"), filepath.Join(root, "etc"))
+		plan, err = etcmerge.NewPlan(ctx, filepath.Join(mdir, "usr/etc"), filepath.Join(mdir, "etc"), filepath.Join(root, "etc"))
 		if err != nil {
 			return nil, err
 		}
 		if err := fsutil.CheckFailpoint("sysroot:etc-merge"); err != nil {
 			return nil, err
 		}
-		if err := plan.apply(ctx); err != nil {
+		if err := plan.Apply(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -446,6 +448,73 @@ func seal(dir string, immutable bool) error {
 			return nil
 		}
 		return fmt.Errorf("sysroot: set flags of %s: %w", dir, err)
+	}
+	return nil
+}
+
+// copyTree copies a file, symlink or directory (recursively) with its
+// mode, owner and xattrs.
+func copyTree(src, dst string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(src, &st); err != nil {
+		return err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		ents, err := os.ReadDir(src)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := copyTree(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+				return err
+			}
+		}
+	case unix.S_IFLNK:
+		t, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(t, dst); err != nil {
+			return err
+		}
+	case unix.S_IFREG:
+		in, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(out, in)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	default:
+		return nil // ostree ignores other file types in /etc
+	}
+	if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	vals, names, err := fsutil.ListXattrs(src)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := unix.Lsetxattr(dst, n, vals[n], 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			return err
+		}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return unix.Chmod(dst, st.Mode&0o7777)
 	}
 	return nil
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-os/strata/bootloader"
-	"github.com/strata-os/strata/diff"
+	"github.com/strata-os/strata/etcmerge"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
@@ -334,17 +334,13 @@ func (s *Sysroot) ConfigDiff(ctx context.Context, osname string) ([]EtcChange, e
 		return nil, fmt.Errorf("%w and no --os= argument given", ErrNotBooted)
 	}
 	dir := s.DeploymentPath(d)
-	changes, err := configDiff(ctx, filepath.Join(dir, "usr/etc"), filepath.Join(dir, "etc"))
+	changes, err := etcmerge.Diff(ctx, filepath.Join(dir, "usr/etc"), filepath.Join(dir, "etc"))
 	if err != nil {
 		return nil, err
 	}
-	var out []EtcChange
-	for _, k := range []diff.Kind{diff.Modified, diff.Removed, diff.Added} {
-		for _, c := range changes {
-			if c.Kind == k {
-				out = append(out, EtcChange{Kind: k.Letter()[0], Path: strings.TrimPrefix(c.Path, "/")})
-			}
-		}
+	out := make([]EtcChange, len(changes))
+	for i, c := range changes {
+		out[i] = EtcChange{Kind: c.Kind.Letter(), Path: c.Path}
 	}
 	return out, nil
 }
