@@ -379,3 +379,39 @@ func TestBootCounting(t *testing.T) {
 		t.Fatalf("ostree lists %s, strata %v", got, names(s))
 	}
 }
+
+// TestDeployListFlags: where the new deployment goes and what stays, as
+// ostree's simple_write_deployment decides.
+func TestDeployListFlags(t *testing.T) {
+	cases := []struct {
+		name string
+		o    DeployOptions
+		want string // versions, default first
+	}{
+		{"default", DeployOptions{}, "4,3"},
+		{"retain", DeployOptions{Retain: true}, "4,3,2,1"},
+		{"not-as-default", DeployOptions{NotAsDefault: true}, "3,4"},
+		{"not-as-default retain", DeployOptions{NotAsDefault: true, Retain: true}, "3,4,2,1"},
+		{"retain-rollback", DeployOptions{RetainRollback: true}, "4,3,2,1"},
+		{"no-merge", DeployOptions{NoMerge: true}, "4"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, 0)
+			s, cs := threeDeployments(t, f)
+			cs = append(cs, f.commit(treeSpec{version: "4", kernel: "kernel-4\n"}, t0.Add(4*time.Hour)))
+			f.deploy(s, c.o)
+			var got []string
+			for _, d := range s.Deployments() {
+				for i, c := range cs {
+					if d.Checksum == c {
+						got = append(got, fmt.Sprint(i+1))
+					}
+				}
+			}
+			if strings.Join(got, ",") != c.want {
+				t.Fatalf("deployments %v, want %s", got, c.want)
+			}
+		})
+	}
+}
