@@ -190,3 +190,59 @@ func TestOstreeOnStrataSysroot(t *testing.T) {
 	}
 	ostree(t, "fsck", "--repo="+rp)
 }
+
+// TestSameSysrootAsOstreeVariants compares strata's and ostree's sysroots
+// for less common trees: two stateroots (":os" in the titles), a kernel
+// without initramfs (init= in the options), the legacy boot/ layout.
+func TestSameSysrootAsOstreeVariants(t *testing.T) {
+	type step struct {
+		os  string
+		dir func(t *testing.T) string
+	}
+	plain := func(v string) func(t *testing.T) string {
+		return func(t *testing.T) string { return buildTree(t, treeSpec{version: v}) }
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"two stateroots", []step{{"testos", plain("1")}, {"other", plain("2")}}},
+		{"no initramfs", []step{{"testos", func(t *testing.T) string { return buildTree(t, treeSpec{version: "1", noInitrd: true}) }}}},
+		{"legacy boot layout", []step{{"testos", func(t *testing.T) string {
+			dir := buildTree(t, treeSpec{version: "1"})
+			must(t, os.RemoveAll(filepath.Join(dir, "usr/lib/modules")))
+			csum := strings.Repeat("0a", 32)
+			must(t, os.WriteFile(filepath.Join(dir, "boot/vmlinuz-6.1-"+csum), []byte("legacy kernel\n"), 0o644))
+			must(t, os.WriteFile(filepath.Join(dir, "boot/initramfs-6.1.img-"+csum), []byte("legacy initrd\n"), 0o644))
+			return dir
+		}}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, 0)
+			o := ostreeSysroot(t, "testos")
+			s := f.open()
+			for i, st := range c.steps {
+				if st.os != "testos" {
+					must(t, InitOS(f.path, st.os))
+					ostree(t, "admin", "os-init", "--sysroot="+o, st.os)
+				}
+				dir := st.dir(t)
+				ts := "2024-01-0" + string(rune('1'+i)) + " 00:00:00"
+				ostreeCommit(t, filepath.Join(f.path, "ostree/repo"), dir, "r", "1", ts)
+				ostreeCommit(t, filepath.Join(o, "ostree/repo"), dir, "r", "1", ts)
+				ostree(t, "admin", "deploy", "--sysroot="+o, "--os="+st.os, "--karg=root=LABEL=root", "r")
+				if _, err := s.Deploy(ctx, DeployOptions{OS: st.os, Revision: "r", Karg: []string{"root=LABEL=root"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			skip := func(rel string) bool {
+				return rel == "ostree/repo" || strings.HasSuffix(rel, "/var/.ostree-selabeled")
+			}
+			if x, y := listTree(t, f.path, skip), listTree(t, o, skip); x != y {
+				t.Fatalf("sysroots differ:\nstrata:\n%s\n\nostree:\n%s", x, y)
+			}
+		})
+	}
+}
