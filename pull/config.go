@@ -5,31 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
+	"github.com/strata-os/strata/fetch"
 	"github.com/strata-os/strata/remote"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/sign"
 )
 
-// NewGPGVerifier builds the OpenPGP verifier of a remote from its keyrings
-// (binary or armored key data, each as read from one file). It is nil
-// until OpenPGP support is linked in; a remote with gpg-verify on then
-// cannot be pulled from.
-var NewGPGVerifier func(keyrings [][]byte) (sign.Verifier, error)
-
-// GlobalGPGKeyringDirs are searched for *.gpg keyrings trusted for every
-// remote, as OSTree trusts $datadir/ostree/trusted.gpg.d.
-var GlobalGPGKeyringDirs = []string{"/usr/share/ostree/trusted.gpg.d"}
-
 // OpenSource returns the Source for a remote URL: a LocalSource for file://
-// URLs (and plain paths), an HTTPSource otherwise. contentURL is the
-// remote's contenturl ("" for url). partialDir is where to keep partial
-// downloads (see PartialDir).
-func OpenSource(rawURL, contentURL, partialDir string) (Source, error) {
+// URLs (and plain paths), of any mode, as OSTree imports from them; an
+// HTTPSource otherwise. contentURL is the remote's contenturl ("" for
+// url). partialDir is where to keep partial downloads (see PartialDir); o
+// configures the transport (see FetchOptions).
+func OpenSource(rawURL, contentURL, partialDir string, o fetch.Options) (Source, error) {
 	if p, ok := localPath(rawURL); ok {
 		r, err := repo.Open(p)
 		if err != nil {
@@ -37,13 +26,13 @@ func OpenSource(rawURL, contentURL, partialDir string) (Source, error) {
 		}
 		return NewLocalSource(r), nil
 	}
-	meta, err := NewFetcher(rawURL)
+	meta, err := NewFetcher(rawURL, o)
 	if err != nil {
 		return nil, err
 	}
 	content := meta
 	if contentURL != "" && contentURL != rawURL {
-		if content, err = NewFetcher(contentURL); err != nil {
+		if content, err = NewFetcher(contentURL, o); err != nil {
 			return nil, err
 		}
 	}
@@ -69,12 +58,23 @@ func localPath(u string) (string, bool) {
 // needing configured keys: verification-ed25519-key, -file);
 // collection-id.
 func PolicyFor(cfg *remote.Config, rm *remote.Remote) (Policy, error) {
+	return policyFor(cfg, rm, true)
+}
+
+// SummaryPolicyFor is PolicyFor for the summary alone (listing a remote's
+// refs needs no commit verifier).
+func SummaryPolicyFor(cfg *remote.Config, rm *remote.Remote) (Policy, error) {
+	return policyFor(cfg, rm, false)
+}
+
+func policyFor(cfg *remote.Config, rm *remote.Remote, commits bool) (Policy, error) {
 	var p Policy
 	p.CollectionID = rm.GetDefault("collection-id", "")
 	gpgCommits, err := rm.GPGVerify()
 	if err != nil {
 		return p, err
 	}
+	gpgCommits = gpgCommits && commits
 	gpgSummary, err := rm.GPGVerifySummary()
 	if err != nil {
 		return p, err
@@ -91,8 +91,10 @@ func PolicyFor(cfg *remote.Config, rm *remote.Remote) (Policy, error) {
 			p.SummaryGPG = v
 		}
 	}
-	if p.Sign, err = signVerifiers(rm, "sign-verify"); err != nil {
-		return p, err
+	if commits {
+		if p.Sign, err = signVerifiers(rm, "sign-verify"); err != nil {
+			return p, err
+		}
 	}
 	if p.SummarySign, err = signVerifiers(rm, "sign-verify-summary"); err != nil {
 		return p, err
@@ -100,60 +102,23 @@ func PolicyFor(cfg *remote.Config, rm *remote.Remote) (Policy, error) {
 	return p, nil
 }
 
+// gpgVerifier loads the OpenPGP keys OSTree trusts for rm: its keyring
+// (in the repository, else in remotes.d), its gpgkeypath, and the global
+// keyring directory when it has no keyring of its own.
 func gpgVerifier(cfg *remote.Config, rm *remote.Remote) (sign.Verifier, error) {
-	if NewGPGVerifier == nil {
-		return nil, fmt.Errorf("remote %s: gpg-verify is on, but OpenPGP verification is not available in this build; use ed25519 signatures (sign-verify) or add the remote with --no-gpg-verify", rm.Name)
-	}
-	var rings [][]byte
-	kr, err := cfg.ReadKeyring(rm)
+	v, err := sign.LoadGPGVerifier(sign.GPGKeyrings{
+		RepoPath:   cfg.Repo().Path(),
+		Remote:     rm.Name,
+		RemotesDir: cfg.RemotesDir(),
+		KeyPaths:   rm.GetList("gpgkeypath"),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("remote %s: keyring: %w", rm.Name, err)
+		return nil, err
 	}
-	if kr != nil {
-		rings = append(rings, kr)
+	if v.NumKeys() == 0 {
+		return nil, fmt.Errorf("remote %s: gpg-verify is on but no GPG keys are trusted for it (import some with remote gpg-import, set gpgkeypath, or put keyrings in %s): %w", rm.Name, sign.DefaultGPGKeyringDir(), sign.ErrBadSignature)
 	}
-	var paths []string
-	for _, p := range rm.GetList("gpgkeypath") {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("remote %s: gpgkeypath: %w", rm.Name, err)
-		}
-		if st.IsDir() {
-			paths = append(paths, keyFiles(p, "")...)
-		} else {
-			paths = append(paths, p)
-		}
-	}
-	for _, d := range GlobalGPGKeyringDirs {
-		paths = append(paths, keyFiles(d, ".gpg")...)
-	}
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
-		}
-		rings = append(rings, data)
-	}
-	if len(rings) == 0 {
-		return nil, fmt.Errorf("%w: remote %s: gpg-verify is on but no GPG keys are configured (remote gpg-import, or gpgkeypath)", sign.ErrBadSignature, rm.Name)
-	}
-	return NewGPGVerifier(rings)
-}
-
-// keyFiles lists the regular files of dir ending in suffix, sorted.
-func keyFiles(dir, suffix string) []string {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, e := range ents {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), suffix) {
-			out = append(out, filepath.Join(dir, e.Name()))
-		}
-	}
-	sort.Strings(out)
-	return out
+	return v, nil
 }
 
 // signVerifiers reads sign-verify or sign-verify-summary.

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 
+	"github.com/strata-os/strata/fetch"
+	"github.com/strata-os/strata/remote"
 	"github.com/strata-os/strata/repo"
 )
 
@@ -18,108 +16,89 @@ import (
 //
 // Contract: Get returns a whole file; it fails with an error wrapping
 // repo.ErrNotFound when the file does not exist, and with one wrapping
-// ErrTooLarge when it is longer than max bytes (without reading more than
-// max+1 bytes of it). Open streams a file from byte off; start is where
-// the body really begins: off when the server honoured the range, 0 when
-// it sent the whole file. A failed read of an Open body is a transport
-// failure. Implementations must be safe for concurrent use; they may
-// retry requests, but never hand out bytes of two different responses as
-// one body unless they are the same file at the same offsets.
+// ErrTooLarge when it is longer than max bytes (without reading much more
+// than max bytes of it). Open streams a file from byte off (the body's
+// first byte is the file's byte off). Transport failures are retried by
+// the Fetcher as it sees fit; a body read that fails has given up. A
+// resumed body is never a splice of two versions of a file.
+// Implementations must be safe for concurrent use.
 type Fetcher interface {
 	Get(ctx context.Context, path string, max int64) ([]byte, error)
-	Open(ctx context.Context, path string, off int64) (body io.ReadCloser, start int64, err error)
+	Open(ctx context.Context, path string, off int64) (io.ReadCloser, error)
 }
 
 // ErrTooLarge is wrapped when a fetched file exceeds its size limit.
 var ErrTooLarge = errors.New("file too large")
 
-// httpFetcher is a plain net/http Fetcher: one attempt per request, no
-// retries. It is what pull uses until the fetch package's fetcher is
-// plugged in through NewFetcher.
-type httpFetcher struct {
-	base   *url.URL
-	client *http.Client
+// netFetcher adapts a fetch.Fetcher (retries with backoff, Range resume,
+// timeouts, TLS) to Fetcher, mapping its sentinels to repo's.
+type netFetcher struct{ f *fetch.Fetcher }
+
+// NewFetcher returns the Fetcher of an http(s):// (or file:// archive)
+// base URL.
+func NewFetcher(base string, o fetch.Options) (Fetcher, error) {
+	f, err := fetch.New(base, o)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", repo.ErrInvalid, err)
+	}
+	return &netFetcher{f: f}, nil
 }
 
-// NewFetcher returns the Fetcher used for an http(s) URL. It is a variable
-// so that a better transport (retries, timeouts, TLS options) can replace
-// the default one.
-var NewFetcher = func(base string) (Fetcher, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, fmt.Errorf("%w: url %q: %v", repo.ErrInvalid, base, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%w: url %q: unsupported scheme %q", repo.ErrInvalid, base, u.Scheme)
-	}
-	if !strings.HasSuffix(u.Path, "/") {
-		u.Path += "/"
-	}
-	return &httpFetcher{base: u, client: &http.Client{}}, nil
-}
-
-func (f *httpFetcher) url(p string) string {
-	return f.base.ResolveReference(&url.URL{Path: p}).String()
-}
-
-func (f *httpFetcher) do(ctx context.Context, p string, off int64) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url(p), nil)
-	if err != nil {
-		return nil, err
-	}
-	if off > 0 {
-		req.Header.Set("Range", "bytes="+strconv.FormatInt(off, 10)+"-")
-	}
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
+func mapFetchErr(err error) error {
 	switch {
-	case resp.StatusCode == http.StatusOK, resp.StatusCode == http.StatusPartialContent && off > 0:
-		return resp, nil
-	case resp.StatusCode == http.StatusNotFound:
-		resp.Body.Close()
-		return nil, fmt.Errorf("%w: %s", repo.ErrNotFound, req.URL)
+	case err == nil:
+		return nil
+	case errors.Is(err, fetch.ErrNotFound):
+		return fmt.Errorf("%w: %w", repo.ErrNotFound, err)
+	case errors.Is(err, fetch.ErrTooLarge):
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	}
-	resp.Body.Close()
-	return nil, fmt.Errorf("GET %s: server answered %s", req.URL, resp.Status)
+	return err
 }
 
-func (f *httpFetcher) Get(ctx context.Context, p string, max int64) ([]byte, error) {
-	resp, err := f.do(ctx, p, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.ContentLength > max {
-		return nil, fmt.Errorf("%w: %s is %d bytes, more than %d", ErrTooLarge, p, resp.ContentLength, max)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", f.url(p), err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%w: %s is more than %d bytes", ErrTooLarge, p, max)
-	}
-	return data, nil
+func (n *netFetcher) Get(ctx context.Context, path string, max int64) ([]byte, error) {
+	data, err := n.f.Get(ctx, path, max)
+	return data, mapFetchErr(err)
 }
 
-func (f *httpFetcher) Open(ctx context.Context, p string, off int64) (io.ReadCloser, int64, error) {
-	resp, err := f.do(ctx, p, off)
+func (n *netFetcher) Open(ctx context.Context, path string, off int64) (io.ReadCloser, error) {
+	b, err := n.f.Open(ctx, path, off, 0)
 	if err != nil {
-		return nil, 0, err
+		return nil, mapFetchErr(err)
 	}
-	start := int64(0)
-	if resp.StatusCode == http.StatusPartialContent {
-		// "bytes START-END/SIZE"
-		cr := strings.TrimPrefix(resp.Header.Get("Content-Range"), "bytes ")
-		s, _, _ := strings.Cut(cr, "-")
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n != off {
-			resp.Body.Close()
-			return nil, 0, fmt.Errorf("GET %s: bad Content-Range %q for offset %d", f.url(p), resp.Header.Get("Content-Range"), off)
-		}
-		start = n
+	return errMapBody{b}, nil
+}
+
+// Stats returns the transport's counters.
+func (n *netFetcher) Stats() fetch.Stats { return n.f.Stats() }
+
+type errMapBody struct{ *fetch.Body }
+
+func (b errMapBody) Read(p []byte) (int, error) {
+	n, err := b.Body.Read(p)
+	if err != nil && err != io.EOF {
+		err = mapFetchErr(err)
 	}
-	return resp.Body, start, nil
+	return n, err
+}
+
+// FetchOptions returns the transport options a remote's keys ask for, as
+// OSTree names them: tls-ca-path, tls-client-cert-path,
+// tls-client-key-path, tls-permissive, proxy, http2.
+func FetchOptions(rm *remote.Remote) (fetch.Options, error) {
+	var o fetch.Options
+	o.TLSCAPath = rm.GetDefault("tls-ca-path", "")
+	o.TLSClientCertPath = rm.GetDefault("tls-client-cert-path", "")
+	o.TLSClientKeyPath = rm.GetDefault("tls-client-key-path", "")
+	o.Proxy = rm.GetDefault("proxy", "")
+	var err error
+	if o.TLSPermissive, err = rm.GetBool("tls-permissive", false); err != nil {
+		return o, err
+	}
+	h2, err := rm.GetBool("http2", true)
+	if err != nil {
+		return o, err
+	}
+	o.DisableHTTP2 = !h2
+	return o, nil
 }

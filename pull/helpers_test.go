@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/strata-os/strata/commit"
+	"github.com/strata-os/strata/fetch"
 	"github.com/strata-os/strata/gvariant"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
@@ -215,9 +216,17 @@ func countSuffix(reqs []string, suffix string) int {
 	return n
 }
 
+// testFetch makes retries quick.
+var testFetch = fetch.Options{Backoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+
 func httpSource(t *testing.T, s *server, dst *repo.Repo) Source {
 	t.Helper()
-	src, err := OpenSource(s.URL, "", PartialDir(dst))
+	return urlSource(t, s.URL, dst, testFetch)
+}
+
+func urlSource(t *testing.T, url string, dst *repo.Repo, o fetch.Options) Source {
+	t.Helper()
+	src, err := OpenSource(url, "", PartialDir(dst), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,7 @@ type Stats struct {
 	ContentTotal    atomic.Int64 // file objects to receive (from the plan)
 	BytesReceived   atomic.Int64 // bytes received, metadata included
 	BytesTotal      atomic.Int64 // file bytes to receive, -1 when unknown (from the plan)
+	ContentWritten  atomic.Int64 // content bytes written to the repository
 }
 
 // Plan is what remains to be done once the commits are verified and their
@@ -116,6 +117,7 @@ type Result struct {
 	MetadataFetched int64
 	ContentFetched  int64
 	BytesReceived   int64
+	ContentWritten  int64
 	Local           bool // objects were imported from a local repository
 }
 
@@ -226,6 +228,7 @@ func Pull(ctx context.Context, dst *repo.Repo, src Source, o Options) (*Result, 
 	p.res.MetadataFetched = p.stats.MetadataFetched.Load()
 	p.res.ContentFetched = p.stats.ContentFetched.Load()
 	p.res.BytesReceived = p.stats.BytesReceived.Load()
+	p.res.ContentWritten = p.stats.ContentWritten.Load()
 	return &p.res, nil
 }
 
@@ -242,24 +245,41 @@ func (p *puller) readSummary(ctx context.Context) error {
 		return err
 	}
 	p.stats.BytesReceived.Add(int64(len(data) + len(sig)))
-	if p.o.Policy.verifiesSummary() {
-		if sig == nil {
-			return fmt.Errorf("summary: no summary.sig, and summary signatures are required: %w", sign.ErrNoSignature)
-		}
-		md, err := summary.ParseSig(sig)
-		if err != nil {
-			return err
-		}
-		if _, err := verify("summary", data, md, p.o.Policy.SummaryGPG, p.o.Policy.SummarySign); err != nil {
-			return err
-		}
-	}
-	s, err := summary.Parse(data)
+	s, err := checkSummary(data, sig, &p.o.Policy)
 	if err != nil {
 		return err
 	}
 	p.sum, p.sumData, p.sumSig = s, data, sig
 	return nil
+}
+
+// checkSummary verifies summary bytes as policy asks and parses them.
+func checkSummary(data, sig []byte, policy *Policy) (*summary.Summary, error) {
+	if policy.verifiesSummary() {
+		if sig == nil {
+			return nil, fmt.Errorf("summary: no summary.sig, and summary signatures are required: %w", sign.ErrNoSignature)
+		}
+		md, err := summary.ParseSig(sig)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := verify("summary", data, md, policy.SummaryGPG, policy.SummarySign); err != nil {
+			return nil, err
+		}
+	}
+	return summary.Parse(data)
+}
+
+// FetchSummary fetches src's summary, verified as policy's summary
+// verifiers say, and returns it parsed and as bytes. A source without a
+// summary fails with an error wrapping repo.ErrNotFound.
+func FetchSummary(ctx context.Context, src Source, policy Policy) (*summary.Summary, []byte, error) {
+	data, sig, err := src.Summary(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := checkSummary(data, sig, &policy)
+	return s, data, err
 }
 
 // refLister is implemented by sources that can list their refs without a

@@ -2,7 +2,6 @@ package pull
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -14,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-os/strata/fetch"
+	"github.com/strata-os/strata/internal/faultserver"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 )
@@ -45,46 +46,70 @@ func bigFixture(t *testing.T, n int) (*repo.Repo, objects.Checksum, string) {
 	return src, c, bigPath
 }
 
-// TestPullResumesLargeObjectWithRange: a transfer that breaks half way
-// resumes with a Range request from where it broke, and the object is
-// verified whole.
-func TestPullResumesLargeObjectWithRange(t *testing.T) {
+// TestPullResumesAcrossRuns: a pull whose large transfer breaks for good
+// keeps the received prefix; the next pull asks only for the rest (Range)
+// and verifies prefix and rest as one object.
+func TestPullResumesAcrossRuns(t *testing.T) {
 	src, c, bigPath := bigFixture(t, 10)
-	srv := serve(t, src.Path())
-	var broke atomic.Bool
-	var rangeHdr atomic.Value
-	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path != bigPath {
-			return false
-		}
-		if h := r.Header.Get("Range"); h != "" {
-			rangeHdr.Store(h)
-			return false
-		}
-		if broke.Swap(true) {
-			return false
-		}
-		data, _ := os.ReadFile(filepath.Join(src.Path(), bigPath))
-		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
-		w.WriteHeader(http.StatusOK)
-		w.Write(data[:len(data)/2])
-		w.(http.Flusher).Flush()
-		panic(http.ErrAbortHandler) // drop the connection mid-body
-	})
+	fs := faultserver.New(t, src.Path(), faultserver.Options{})
+	rel := strings.TrimPrefix(bigPath, "/")
+	fs.Add(faultserver.Rule{Path: rel, Times: 1, Fault: faultserver.Fault{Kind: faultserver.Truncate, After: 2 << 20}})
 	dst := initRepo(t, repo.ModeBareUser)
-	if _, err := Pull(ctx, dst, httpSource(t, srv, dst), Options{Remote: "o", Refs: []string{"main"}}); err != nil {
+	noRetry := testFetch
+	noRetry.Retries = -1
+	_, err := Pull(ctx, dst, urlSource(t, fs.URL, dst, noRetry), Options{Remote: "o", Refs: []string{"main"}})
+	if err == nil {
+		t.Fatal("pull with a broken transfer and no retries succeeded")
+	}
+	t.Logf("first pull: %v", err)
+	ents, _ := os.ReadDir(PartialDir(dst))
+	if len(ents) != 1 {
+		t.Fatalf("partial files: %v", ents)
+	}
+	if _, err := Pull(ctx, dst, urlSource(t, fs.URL, dst, testFetch), Options{Remote: "o", Refs: []string{"main"}}); err != nil {
 		t.Fatal(err)
 	}
-	h, _ := rangeHdr.Load().(string)
-	if !strings.HasPrefix(h, "bytes=") || h == "bytes=0-" {
-		t.Errorf("no resuming Range request (got %q)", h)
+	var ranges []string
+	for _, r := range fs.Requests() {
+		if r.Path == rel {
+			ranges = append(ranges, r.Range)
+		}
 	}
-	t.Logf("resumed with %s", h)
-	if got, _ := dst.ReadRef("remotes/o/main"); got != c {
-		t.Error("ref not set")
+	if len(ranges) != 2 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") || ranges[1] == "bytes=0-" {
+		t.Errorf("requests of the large object: %q", ranges)
 	}
 	if ents, _ := os.ReadDir(PartialDir(dst)); len(ents) != 0 {
 		t.Errorf("partial files left: %v", ents)
+	}
+	if got, _ := dst.ReadRef("remotes/o/main"); got != c {
+		t.Error("ref not set")
+	}
+	fsckOK(t, dst)
+}
+
+// TestPullResumeBadPrefix: a kept prefix that is wrong (a power cut left
+// garbage) fails verification once, is thrown away and the object fetched
+// whole.
+func TestPullResumeBadPrefix(t *testing.T) {
+	src, c, bigPath := bigFixture(t, 3)
+	fs := faultserver.New(t, src.Path(), faultserver.Options{})
+	dst := initRepo(t, repo.ModeArchive)
+	// Plant a bogus prefix for the large object.
+	name := filepath.Base(filepath.Dir(bigPath)) + strings.TrimSuffix(filepath.Base(bigPath), ".filez")
+	if err := os.MkdirAll(PartialDir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(PartialDir(dst), name+".filez"), make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Pull(ctx, dst, urlSource(t, fs.URL, dst, testFetch), Options{Remote: "o", Refs: []string{"main"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := fs.Count(strings.TrimPrefix(bigPath, "/")); n != 2 {
+		t.Errorf("large object requested %d times, want 2 (resume, then whole)", n)
+	}
+	if got, _ := dst.ReadRef("remotes/o/main"); got != c {
+		t.Error("ref not set")
 	}
 	fsckOK(t, dst)
 }
@@ -147,120 +172,59 @@ func TestPullInterruptedThenResumed(t *testing.T) {
 // clear error, never in a corrupt object or a moved ref.
 func TestPullFaults(t *testing.T) {
 	src, c, bigPath := bigFixture(t, 20)
+	big := strings.TrimPrefix(bigPath, "/")
 	small := ""
 	for _, o := range objectSet(t, src) {
-		if strings.HasSuffix(o, ".file") && !strings.Contains(bigPath, o[2:10]) {
-			small = "/objects/" + o[:2] + "/" + strings.TrimSuffix(o[2:], ".file") + ".filez"
+		if strings.HasSuffix(o, ".file") && !strings.Contains(big, o[2:10]) {
+			small = "objects/" + o[:2] + "/" + strings.TrimSuffix(o[2:], ".file") + ".filez"
 			break
 		}
 	}
-	read := func(p string) []byte {
-		data, err := os.ReadFile(filepath.Join(src.Path(), p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
-	once := func(path string, fn func(w http.ResponseWriter, r *http.Request)) func(w http.ResponseWriter, r *http.Request) bool {
-		var done atomic.Bool
-		return func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path != path || done.Swap(true) {
-				return false
-			}
-			fn(w, r)
-			return true
-		}
-	}
-	always := func(path string, fn func(w http.ResponseWriter, r *http.Request)) func(w http.ResponseWriter, r *http.Request) bool {
-		return func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path != path {
-				return false
-			}
-			fn(w, r)
-			return true
-		}
-	}
-	status := func(code int) func(w http.ResponseWriter, r *http.Request) {
-		return func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }
-	}
-	reset := func(w http.ResponseWriter, r *http.Request) {
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			conn.Close()
-		}
-	}
-	truncated := func(p string) func(w http.ResponseWriter, r *http.Request) {
-		return func(w http.ResponseWriter, r *http.Request) {
-			data := read(p)
-			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
-			w.Write(data[:len(data)/2])
-			w.(http.Flusher).Flush()
-			panic(http.ErrAbortHandler)
-		}
-	}
-	wrong := func(p string) func(w http.ResponseWriter, r *http.Request) {
-		return func(w http.ResponseWriter, r *http.Request) {
-			data := read(p)
-			data[len(data)-10] ^= 0x55
-			w.Write(data)
-		}
-	}
-	// endless sends the object's real header, then empty deflate blocks
-	// for ever: valid so far, never ending.
-	endless := func(p string) func(w http.ResponseWriter, r *http.Request) {
-		return func(w http.ResponseWriter, r *http.Request) {
-			data := read(p)
-			hlen := 8 + int(binary.BigEndian.Uint32(data))
-			w.Write(data[:hlen])
-			buf := make([]byte, 0, 64<<10)
-			for len(buf)+5 <= cap(buf) {
-				buf = append(buf, 0, 0, 0, 0xff, 0xff)
-			}
-			for r.Context().Err() == nil {
-				if _, err := w.Write(buf); err != nil {
-					return
-				}
-			}
-		}
-	}
-	trickle := func(p string) func(w http.ResponseWriter, r *http.Request) {
-		return func(w http.ResponseWriter, r *http.Request) {
-			data := read(p)
-			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
-			for i := 0; i < len(data); i += 16 {
-				w.Write(data[i:min(i+16, len(data))])
-				w.(http.Flusher).Flush()
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}
+	type F = faultserver.Fault
+	const (
+		status   = faultserver.Status
+		reset    = faultserver.Reset
+		truncate = faultserver.Truncate
+		flip     = faultserver.Flip
+		trickle  = faultserver.Trickle
+		stall    = faultserver.Stall
+		endless  = faultserver.Endless
+		ignore   = faultserver.IgnoreRange
+	)
+	slow := testFetch
+	slow.LowSpeedLimit, slow.LowSpeedTime = 100000, 150*time.Millisecond
 	cases := []struct {
 		name    string
-		hook    func(w http.ResponseWriter, r *http.Request) bool
+		rules   []faultserver.Rule
+		fo      fetch.Options
 		wantErr error // nil: the pull succeeds
-		errText string
 	}{
-		{"500 once on an object", once(small, status(500)), nil, ""},
-		{"503 once on the summary", once("/summary", status(503)), errors.New("any"), "503"},
-		{"always 500 on an object", always(small, status(500)), errors.New("any"), "500"},
-		{"reset on an object", once(small, reset), nil, ""},
-		{"truncated large object", once(bigPath, truncated(bigPath)), nil, ""},
-		{"truncated small object", once(small, truncated(small)), nil, ""},
-		{"wrong bytes", once(small, wrong(small)), repo.ErrCorrupt, ""},
-		{"wrong bytes in the large object", once(bigPath, wrong(bigPath)), repo.ErrCorrupt, ""},
-		{"endless body", always(small, endless(small)), repo.ErrCorrupt, ""},
-		{"endless body of the large object", always(bigPath, endless(bigPath)), repo.ErrCorrupt, ""},
-		{"slow trickle", once(small, trickle(small)), nil, ""},
-		{"object missing", always(small, status(404)), repo.ErrNotFound, ""},
+		{"500 twice on an object", []faultserver.Rule{{Path: small, Times: 2, Fault: F{Kind: status, Status: 500}}}, testFetch, nil},
+		{"503 on the summary", []faultserver.Rule{{Path: "summary", Times: 1, Fault: F{Kind: status, Status: 503}}}, testFetch, nil},
+		{"500 for ever on an object", []faultserver.Rule{{Path: small, Fault: F{Kind: status, Status: 500}}}, testFetch, errors.New("500")},
+		{"404 on an object", []faultserver.Rule{{Path: small, Fault: F{Kind: status, Status: 404}}}, testFetch, repo.ErrNotFound},
+		{"reset in the large object", []faultserver.Rule{{Path: big, Times: 2, Fault: F{Kind: reset, After: 1 << 20}}}, testFetch, nil},
+		{"reset before a small object", []faultserver.Rule{{Path: small, Times: 1, Fault: F{Kind: reset}}}, testFetch, nil},
+		{"truncated large object", []faultserver.Rule{{Path: big, Times: 1, Fault: F{Kind: truncate, After: 100000}}}, testFetch, nil},
+		{"truncated, then Range ignored", []faultserver.Rule{{Path: big, Times: 1, Fault: F{Kind: truncate, After: 100000}}, {Path: big, Skip: 1, Times: 1, Fault: F{Kind: ignore}}}, testFetch, nil},
+		{"truncated commit", []faultserver.Rule{{Path: objPath(c, "commit"), Times: 1, Fault: F{Kind: truncate, After: 10}}}, testFetch, nil},
+		{"flipped bit in a small object", []faultserver.Rule{{Path: small, Times: 1, Fault: F{Kind: flip, After: 30}}}, testFetch, repo.ErrCorrupt},
+		{"flipped bit in the large object", []faultserver.Rule{{Path: big, Times: 1, Fault: F{Kind: flip, After: 2 << 20}}}, testFetch, repo.ErrCorrupt},
+		{"flipped bit in the commit", []faultserver.Rule{{Path: objPath(c, "commit"), Times: 1, Fault: F{Kind: flip, After: 20}}}, testFetch, repo.ErrCorrupt},
+		{"slow trickle", []faultserver.Rule{{Path: small, Times: 1, Fault: F{Kind: trickle, Rate: 5000}}}, testFetch, nil},
+		{"stall in the large object", []faultserver.Rule{{Path: big, Times: 1, Fault: F{Kind: stall, After: 1 << 20}}}, slow, nil},
+		{"endless small object", []faultserver.Rule{{Path: small, Fault: F{Kind: endless}}}, testFetch, repo.ErrCorrupt},
+		{"endless large object", []faultserver.Rule{{Path: big, Fault: F{Kind: endless}}}, testFetch, repo.ErrCorrupt},
+		{"endless summary", []faultserver.Rule{{Path: "summary", Fault: F{Kind: endless}}}, testFetch, ErrTooLarge},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := serve(t, src.Path())
-			srv.setHook(tc.hook)
+			fs := faultserver.New(t, src.Path(), faultserver.Options{})
+			fs.Add(tc.rules...)
 			dst := initRepo(t, repo.ModeBareUser)
 			start := time.Now()
-			_, err := Pull(ctx, dst, httpSource(t, srv, dst), Options{Remote: "o", Refs: []string{"main"}})
-			t.Logf("%v in %v", err, time.Since(start).Round(time.Millisecond))
+			_, err := Pull(ctx, dst, urlSource(t, fs.URL, dst, tc.fo), Options{Remote: "o", Refs: []string{"main"}})
+			t.Logf("%v in %v (%d requests)", err, time.Since(start).Round(time.Millisecond), fs.Count(""))
 			ref, _ := dst.ReadRef("remotes/o/main")
 			switch {
 			case tc.wantErr == nil:
@@ -271,8 +235,8 @@ func TestPullFaults(t *testing.T) {
 					t.Errorf("ref %s, want %s", ref, c)
 				}
 			default:
-				if err == nil || (tc.errText == "" && !errors.Is(err, tc.wantErr)) || !strings.Contains(err.Error(), tc.errText) {
-					t.Fatalf("got %v, want %v %q", err, tc.wantErr, tc.errText)
+				if err == nil || !(errors.Is(err, tc.wantErr) || strings.Contains(err.Error(), tc.wantErr.Error())) {
+					t.Fatalf("got %v, want %v", err, tc.wantErr)
 				}
 				if !ref.IsZero() {
 					t.Error("ref moved")
@@ -284,4 +248,9 @@ func TestPullFaults(t *testing.T) {
 			fsckOK(t, dst)
 		})
 	}
+}
+
+func objPath(c objects.Checksum, ext string) string {
+	h := c.String()
+	return "objects/" + h[:2] + "/" + h[2:] + "." + ext
 }

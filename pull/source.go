@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/strata-os/strata/fetch"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/summary"
@@ -84,6 +85,21 @@ func PartialDir(r *repo.Repo) string {
 
 // Local implements Source.
 func (s *HTTPSource) Local() bool { return false }
+
+// Requests returns how many requests the source's fetchers sent (0 when
+// they do not count them).
+func (s *HTTPSource) Requests() int64 {
+	var n int64
+	for i, f := range []Fetcher{s.meta, s.content} {
+		if i == 1 && s.content == s.meta {
+			break
+		}
+		if st, ok := f.(interface{ Stats() fetch.Stats }); ok {
+			n += st.Stats().Requests
+		}
+	}
+	return n
+}
 
 // Summary implements Source.
 func (s *HTTPSource) Summary(ctx context.Context) ([]byte, []byte, error) {
@@ -168,13 +184,14 @@ func (s *HTTPSource) file(ctx context.Context, tx *repo.Txn, c objects.Checksum,
 			os.Remove(partPath)
 		}
 	}
-	body, start, err := s.content.Open(ctx, p, have)
-	if err != nil && have > 0 && !errors.Is(err, context.Canceled) {
-		// A partial file the server will not continue (say, one that
-		// already holds the whole object): start again.
+	body, err := s.content.Open(ctx, p, have)
+	if err != nil && have > 0 && ctx.Err() == nil {
+		// A partial file the server will not continue (one that already
+		// holds the whole object, or of a file since changed): start
+		// again from the beginning.
 		os.Remove(partPath)
 		have = 0
-		body, start, err = s.content.Open(ctx, p, 0)
+		body, err = s.content.Open(ctx, p, 0)
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("object %s: %w", repo.ObjectName(objects.KindFile, c), err)
@@ -183,7 +200,7 @@ func (s *HTTPSource) file(ctx context.Context, tx *repo.Txn, c objects.Checksum,
 	cnt := &countReader{r: body, fn: progress}
 	sp := &spill{path: partPath}
 	var in io.Reader
-	if have > 0 && start == have {
+	if have > 0 {
 		f, err := os.OpenFile(partPath, os.O_RDWR, 0)
 		if err != nil {
 			return 0, false, err
@@ -192,9 +209,6 @@ func (s *HTTPSource) file(ctx context.Context, tx *repo.Txn, c objects.Checksum,
 		in = io.MultiReader(io.NewSectionReader(f, 0, have), io.TeeReader(cnt, sp))
 		resumed = true
 	} else {
-		if have > 0 {
-			os.Remove(partPath)
-		}
 		in = io.TeeReader(cnt, sp)
 	}
 	err = tx.WriteArchiveFileVerified(in, c)

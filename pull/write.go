@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-os/strata/objects"
@@ -76,6 +77,7 @@ func (p *puller) plan(meta []metaObj, files []objects.Checksum) (Plan, []objects
 // that an interrupted pull keeps what it verified.
 type txWriter struct {
 	r        *repo.Repo
+	written  *atomic.Int64 // content bytes written, summed as transactions end
 	ctx      context.Context
 	interval time.Duration
 	tx       *repo.Txn
@@ -106,6 +108,9 @@ func (w *txWriter) flush() error {
 	}
 	tx := w.tx
 	w.tx = nil
+	if w.written != nil {
+		w.written.Add(tx.BytesWritten.Load())
+	}
 	return tx.Commit()
 }
 
@@ -126,19 +131,6 @@ func (p *puller) writeMeta(ctx context.Context, meta []metaObj) error {
 	}
 	return tx.Commit()
 }
-
-// retryable reports whether a failed object transfer is worth another
-// attempt: a transport failure, not bad bytes, a missing object or a
-// cancellation.
-func retryable(ctx context.Context, err error) bool {
-	return ctx.Err() == nil && !errors.Is(err, repo.ErrCorrupt) && !errors.Is(err, repo.ErrNotFound) &&
-		!errors.Is(err, ErrTooLarge) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
-}
-
-// objectAttempts bounds the transfers of one object in one pull. Requests
-// are retried by the Fetcher; this covers a body that breaks after it
-// started, which the next attempt resumes where it broke.
-const objectAttempts = 3
 
 // fetchFiles fetches the missing file objects with Parallel workers, each
 // staging into its own transaction and publishing it every FlushInterval.
@@ -178,7 +170,7 @@ func (p *puller) fetchFiles(ctx context.Context, missing []objects.Checksum, pl 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &txWriter{r: p.dst, ctx: context.WithoutCancel(ctx), interval: p.o.FlushInterval}
+			w := &txWriter{r: p.dst, written: &p.stats.ContentWritten, ctx: context.WithoutCancel(ctx), interval: p.o.FlushInterval}
 			defer func() {
 				if err := w.flush(); err != nil {
 					fail(err)
@@ -190,17 +182,9 @@ func (p *puller) fetchFiles(ctx context.Context, missing []objects.Checksum, pl 
 					fail(err)
 					return
 				}
-				for attempt := 1; ; attempt++ {
-					_, err = p.src.File(fctx, tx, c, onBytes)
-					if err == nil || attempt == objectAttempts || !retryable(fctx, err) {
-						break
-					}
-					select {
-					case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
-					case <-fctx.Done():
-					}
-				}
-				if err != nil {
+				// Transport failures are retried (and broken bodies
+				// resumed) by the Fetcher; what comes back is final.
+				if _, err = p.src.File(fctx, tx, c, onBytes); err != nil {
 					if ctx.Err() != nil {
 						err = ctx.Err()
 					}

@@ -333,3 +333,6 @@ func (c *Config) ReadKeyring(r *Remote) ([]byte, error) {
 func (c *Config) WriteKeyring(r *Remote, data []byte) error {
 	return fsutil.WriteFile(filepath.Join(c.r.Path(), r.KeyringName()), data, 0o644)
 }
+
+// Repo returns the repository whose remotes c configures.
+func (c *Config) Repo() *repo.Repo { return c.r }

@@ -2,13 +2,20 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/gvariant"
+	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/pull"
 	"github.com/strata-os/strata/remote"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/sign"
+	"github.com/strata-os/strata/summary"
 )
 
 // remoteConfig returns the repository's remote configuration. As in
@@ -232,4 +239,182 @@ func getRemote(name string) (*remote.Remote, error) {
 // importGPGKeys is replaced once OpenPGP support lands.
 var importGPGKeys = func(cfg *remote.Config, name, file string) (int, error) {
 	return 0, fmt.Errorf("--gpg-import: OpenPGP keys are not supported yet")
+}
+
+// remoteSummary fetches a remote's summary and verifies it as the remote's
+// gpg-verify-summary and sign-verify-summary say.
+func remoteSummary(cmd *cobra.Command, name string) (*remote.Remote, *summary.Summary, []byte, error) {
+	r, err := openRepo()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, _, err := remoteConfig(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rm, err := cfg.Get(name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil, nil, fmt.Errorf("remote %q not found", name)
+		}
+		return nil, nil, nil, err
+	}
+	u, err := rm.URL()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fo, err := pull.FetchOptions(rm)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src, err := pull.OpenSource(u, "", "", fo)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	policy, err := pull.SummaryPolicyFor(cfg, rm)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s, data, err := pull.FetchSummary(cmd.Context(), src, policy)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil, nil, fmt.Errorf("remote refs not available; server has no summary file: %w", err)
+		}
+		return nil, nil, nil, err
+	}
+	return rm, s, data, nil
+}
+
+func init() {
+	var remoteCmd *cobra.Command
+	for _, c := range rootCmd.Commands() {
+		if c.Name() == "remote" {
+			remoteCmd = c
+		}
+	}
+
+	var refsJSON bool
+	refs := &cobra.Command{
+		Use:   "refs NAME",
+		Short: "List the refs of a remote repository (from its summary)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rm, s, _, err := remoteSummary(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			if refsJSON {
+				out := []refJSON{}
+				for _, ref := range s.Refs {
+					out = append(out, refJSON{Name: rm.Name + ":" + ref.Name, Checksum: ref.Checksum.String()})
+				}
+				for _, c := range s.Collections {
+					for _, ref := range c.Refs {
+						out = append(out, refJSON{Name: ref.Name, CollectionID: c.ID, Checksum: ref.Checksum.String()})
+					}
+				}
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			for _, ref := range s.Refs {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s:%s\n", rm.Name, ref.Name)
+			}
+			return nil
+		},
+	}
+	refs.Flags().BoolVar(&refsJSON, "json", false, "print the refs as JSON, with their commits")
+	remoteCmd.AddCommand(refs)
+
+	var raw bool
+	sumCmd := &cobra.Command{
+		Use:   "summary NAME",
+		Short: "Show a remote repository's summary",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, s, data, err := remoteSummary(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			if raw {
+				v, err := gvariant.Unmarshal(summary.GVType, data)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), gvariant.Print(summary.GVType, objects.Byteswap(gvariant.Variant{Type: summary.GVType, Value: v}).Value))
+				return nil
+			}
+			summary.View(cmd.OutOrStdout(), s)
+			return nil
+		},
+	}
+	sumCmd.Flags().BoolVar(&raw, "raw", false, "show raw variant data")
+	remoteCmd.AddCommand(sumCmd)
+
+	var (
+		keyrings []string
+		stdin    bool
+	)
+	gpgImport := &cobra.Command{
+		Use:   "gpg-import NAME [KEY-ID...]",
+		Short: "Import GPG keys into a remote's keyring",
+		Long: `Import OpenPGP public keys from keyring files (-k) or standard input
+(--stdin) into the keyring that verifies NAME's commits; with KEY-IDs, only
+those keys (8- or 16-digit IDs or fingerprints).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo()
+			if err != nil {
+				return err
+			}
+			cfg, _, err := remoteConfig(r)
+			if err != nil {
+				return err
+			}
+			rm, err := cfg.Get(args[0])
+			if err != nil {
+				return err
+			}
+			var srcs [][]byte
+			for _, k := range keyrings {
+				data, err := os.ReadFile(k)
+				if err != nil {
+					return fmt.Errorf("gpg-import: %w", err)
+				}
+				srcs = append(srcs, data)
+			}
+			if stdin {
+				data, err := io.ReadAll(cmd.InOrStdin())
+				if err != nil {
+					return fmt.Errorf("gpg-import: standard input: %w", err)
+				}
+				srcs = append(srcs, data)
+			}
+			if len(srcs) == 0 {
+				return fmt.Errorf("gpg-import: give keys with --keyring=FILE or --stdin (reading gpg's own keyring is not supported)")
+			}
+			ring, err := cfg.ReadKeyring(rm)
+			if err != nil {
+				return err
+			}
+			total := 0
+			for _, src := range srcs {
+				merged, n, err := sign.MergeKeys(ring, src, args[1:])
+				if err != nil {
+					return fmt.Errorf("gpg-import: %w", err)
+				}
+				ring, total = merged, total+n
+			}
+			if err := cfg.WriteKeyring(rm, ring); err != nil {
+				return err
+			}
+			s := "s"
+			if total == 1 {
+				s = ""
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Imported %d GPG key%s to remote \"%s\"\n", total, s, rm.Name)
+			return nil
+		},
+	}
+	gpgImport.Flags().StringArrayVarP(&keyrings, "keyring", "k", nil, "import keys from a keyring file (repeatable)")
+	gpgImport.Flags().BoolVar(&stdin, "stdin", false, "import keys from standard input")
+	remoteCmd.AddCommand(gpgImport)
 }
