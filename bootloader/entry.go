@@ -18,6 +18,14 @@ type Entry struct {
 	keys     []string
 	vals     map[string]string
 	overlays []string
+	// hist is every insertion of a new key and every removal, in order:
+	// what decides ostree's hash table order (see ghash.go).
+	hist []histOp
+}
+
+type histOp struct {
+	key    string
+	remove bool
 }
 
 // formatOrder is the order in which ostree writes the keys it knows, that
@@ -73,6 +81,7 @@ func (e *Entry) Value(key string) string { return e.vals[key] }
 func (e *Entry) Set(key, value string) {
 	if _, ok := e.vals[key]; !ok {
 		e.keys = append(e.keys, key)
+		e.hist = append(e.hist, histOp{key: key})
 	}
 	e.vals[key] = value
 }
@@ -83,6 +92,7 @@ func (e *Entry) Delete(key string) {
 		return
 	}
 	delete(e.vals, key)
+	e.hist = append(e.hist, histOp{key: key, remove: true})
 	for i, k := range e.keys {
 		if k == key {
 			e.keys = append(e.keys[:i:i], e.keys[i+1:]...)
@@ -104,22 +114,40 @@ func (e *Entry) OverlayInitrds() []string { return append([]string(nil), e.overl
 // when the entry has an "initrd" (ostree requires one).
 func (e *Entry) SetOverlayInitrds(paths []string) { e.overlays = append([]string(nil), paths...) }
 
-// Clone returns a deep copy of e.
+// Clone returns a copy of e as ostree_bootconfig_parser_clone makes it:
+// the keys are inserted in e's hash table order (so the copy's Keys order
+// may differ from e's, and its Format is what ostree writes for a clone).
 func (e *Entry) Clone() *Entry {
 	c := NewEntry()
-	for _, k := range e.keys {
+	for _, k := range e.hashOrder() {
 		c.Set(k, e.vals[k])
 	}
 	c.overlays = append(c.overlays, e.overlays...)
 	return c
 }
 
+// hashOrder returns the keys in the iteration order of ostree's hash
+// table after e's history of insertions and removals.
+func (e *Entry) hashOrder() []string {
+	t := newGhashTable()
+	for _, h := range e.hist {
+		if h.remove {
+			t.remove(h.key)
+		} else {
+			t.insert(h.key)
+		}
+	}
+	return t.order()
+}
+
 // Format returns the entry's file content, byte for byte as ostree's
 // ostree_bootconfig_parser_write_at writes it: "key value\n" lines for
 // title, version, options, devicetree, linux and initrd (those set), then
-// one "initrd" line per overlay initrd, then the other keys. ostree writes
-// those other keys in its hash table's order; Format writes them in e's
-// key order, which is the same whenever there is at most one of them.
+// one "initrd" line per overlay initrd, then the other keys in the
+// iteration order of ostree's GLib hash table, which Format reproduces
+// from the history of e's insertions and removals. To get ostree's bytes
+// with several such keys, build the entry with the same sequence of Set
+// calls as ostree (see docs/bootloader.md).
 func (e *Entry) Format() []byte {
 	var b bytes.Buffer
 	written := map[string]bool{}
@@ -134,7 +162,7 @@ func (e *Entry) Format() []byte {
 			writeKey(&b, "initrd", v)
 		}
 	}
-	for _, k := range e.keys {
+	for _, k := range e.hashOrder() {
 		if !written[k] {
 			writeKey(&b, k, e.vals[k])
 		}
