@@ -230,3 +230,34 @@ func checkEntries(t *testing.T, got, want map[string][]byte) {
 		}
 	}
 }
+
+// TestProcCmdlineInterop: `ostree admin deploy --karg-proc-cmdline` takes
+// this machine's /proc/cmdline as AppendProcCmdline does.
+func TestProcCmdlineInterop(t *testing.T) {
+	s := newOstreeSysroot(t, "testos")
+	tree := writeTree(t, map[string]string{
+		"usr/etc/hostname":                   "test\n",
+		"usr/lib/os-release":                 osRelease,
+		"usr/lib/modules/5.10/vmlinuz":       "k\n",
+		"usr/lib/modules/5.10/initramfs.img": "i\n",
+	})
+	s.commit(tree, "test/os", "")
+	s.deploy("test/os", "--karg-proc-cmdline", "--karg=extra=1")
+	e, err := ParseEntry(s.entries()["ostree-1-testos.conf"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := FindKernel(context.Background(), s.deploymentDirs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k Kargs
+	if err := k.AppendProcCmdline(); err != nil {
+		t.Fatal(err)
+	}
+	k.Set("extra=1")
+	k.Set(OstreeKarg(1, "testos", l.BootCsum, 0))
+	if got := e.Value("options"); got != k.String() {
+		t.Errorf("ostree's options\n%q\nAppendProcCmdline gives\n%q", got, k.String())
+	}
+}
