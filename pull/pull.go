@@ -68,7 +68,7 @@ type Options struct {
 	// Parallel bounds the objects fetched at once (default 8).
 	Parallel int
 	// FlushInterval is how often received objects are published while
-	// the pull runs (default 2s).
+	// the pull runs (default 1s): what a killed pull loses.
 	FlushInterval time.Duration
 	// Progress receives the phases: "Receiving metadata" in objects, then
 	// "Receiving objects" in bytes when the plan knows them, else in
@@ -169,7 +169,7 @@ func Pull(ctx context.Context, dst *repo.Repo, src Source, o Options) (*Result, 
 		o.Parallel = 8
 	}
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 2 * time.Second
+		o.FlushInterval = time.Second
 	}
 	p := &puller{dst: dst, src: src, o: o, rep: progress.OrNop(o.Progress), stats: o.Stats,
 		commits: map[objects.Checksum]*commitInfo{}}

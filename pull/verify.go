@@ -57,7 +57,7 @@ func verify(what string, data []byte, md objects.Metadata, gpg sign.Verifier, ot
 	if gpg != nil {
 		msg, err := sign.VerifyAny(data, md, []sign.Verifier{gpg})
 		if err != nil {
-			return nil, fmt.Errorf("%s: GPG: %w", what, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		msgs = append(msgs, msg)
 	}

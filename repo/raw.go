@@ -174,9 +174,29 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 		rec = io.Discard
 	}
 	br := bufio.NewReaderSize(io.TeeReader(src, rec), 64<<10)
-	zr := flate.NewReader(br)
-	defer zr.Close()
-	content := &inflateReader{r: io.LimitReader(zr, int64(h.Size)), src: src}
+	// OSTree writes no compressed stream at all for a symlink: its header
+	// is the whole object. An object without content may end there.
+	noStream := false
+	if h.Size == 0 {
+		if _, err := br.Peek(1); err == io.EOF {
+			noStream = true
+		} else if err != nil {
+			return src.wrap("content", err)
+		}
+	}
+	var content io.Reader = bytes.NewReader(nil)
+	var zr io.ReadCloser
+	if !noStream {
+		zr = flate.NewReader(br)
+		defer zr.Close()
+		content = &inflateReader{r: io.LimitReader(zr, int64(h.Size)), src: src}
+	}
+	end := func() error {
+		if noStream {
+			return nil
+		}
+		return checkDeflateEnd(zr, br, src)
+	}
 	if !asIs {
 		// Re-encode: WriteFileVerified checks the checksum and stores
 		// nothing otherwise; the end of the deflate stream is checked
@@ -184,7 +204,7 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 		if err := t.WriteFileVerified(h, content, want); err != nil {
 			return err
 		}
-		return checkDeflateEnd(zr, br, src)
+		return end()
 	}
 	hs := objects.NewFileHasher(h)
 	n, err := io.Copy(hs, content)
@@ -199,7 +219,7 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 	if got != want {
 		return fmt.Errorf("%w: object %s has checksum %s", ErrCorrupt, name, got)
 	}
-	if err := checkDeflateEnd(zr, br, src); err != nil {
+	if err := end(); err != nil {
 		return err
 	}
 	ref := ObjectRef{objects.KindFile, want}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -278,6 +279,72 @@ func TestConcurrentBegin(t *testing.T) {
 	for range 16 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// Objects ostree wrote: a symlink's .filez is its header alone (no
+// compressed stream), an empty file's an empty deflate block. Both are
+// received as they are, in archive and bare-user repositories.
+func TestWriteArchiveFileFromOstree(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	tree := filepath.Join(dir, "tree")
+	os.MkdirAll(tree, 0o755)
+	os.WriteFile(filepath.Join(tree, "empty"), nil, 0o644)
+	os.WriteFile(filepath.Join(tree, "hi"), []byte("hi\n"), 0o644)
+	os.Symlink("target", filepath.Join(tree, "link"))
+	for _, args := range [][]string{
+		{"init", "--repo=" + src, "--mode=archive"},
+		{"commit", "--repo=" + src, "-b", "m", "--tree=dir=" + tree},
+	} {
+		if out, err := exec.Command("ostree", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ostree %v: %v\n%s", args, err, out)
+		}
+	}
+	s, err := Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sums []objects.Checksum
+	if err := s.ListObjects(func(o ObjectRef) error {
+		if o.Kind == objects.KindFile {
+			sums = append(sums, o.Checksum)
+		}
+		return nil
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 3 {
+		t.Fatalf("%d file objects", len(sums))
+	}
+	for _, mode := range []Mode{ModeArchive, ModeBareUser} {
+		dst, err := Init(filepath.Join(t.TempDir(), "dst"), mode, InitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := dst.Begin(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range sums {
+			raw, _ := os.ReadFile(s.ObjectPath(objects.KindFile, c))
+			if err := tx.WriteArchiveFileVerified(bytes.NewReader(raw), c); err != nil {
+				t.Fatalf("%s: %v", mode, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range sums {
+			if _, rc, err := dst.OpenFileVerified(c); err != nil {
+				t.Fatalf("%s: %v", mode, err)
+			} else if _, err := io.Copy(io.Discard, rc); err != nil {
+				t.Fatalf("%s: %s does not verify: %v", mode, c, err)
+			}
+		}
+		if out, err := exec.Command("ostree", "fsck", "--repo="+dst.Path(), "--all").CombinedOutput(); err != nil {
+			t.Errorf("%s: ostree fsck: %v\n%s", mode, err, out)
 		}
 	}
 }

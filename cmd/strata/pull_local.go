@@ -51,7 +51,7 @@ carry signatures that --remote's configuration trusts.`,
 			if (gpgVerify || gpgSumVer) && remoteName == "" {
 				return fmt.Errorf("--gpg-verify and --gpg-verify-summary need --remote")
 			}
-			if remoteName != "" {
+			if gpgVerify || gpgSumVer {
 				cfg, _, err := remoteConfig(r)
 				if err != nil {
 					return err
@@ -60,19 +60,17 @@ carry signatures that --remote's configuration trusts.`,
 				if err != nil {
 					return err
 				}
-				if gpgVerify || gpgSumVer {
-					p, err := pull.PolicyFor(cfg, rm)
-					if err != nil {
-						return err
-					}
-					if gpgVerify {
-						o.Policy.GPG, o.Policy.Sign = p.GPG, p.Sign
-					}
-					if gpgSumVer {
-						o.Policy.SummaryGPG, o.Policy.SummarySign = p.SummaryGPG, p.SummarySign
-					}
-					o.Policy.CollectionID = p.CollectionID
+				p, err := pull.PolicyFor(cfg, rm)
+				if err != nil {
+					return err
 				}
+				if gpgVerify {
+					o.Policy.GPG, o.Policy.Sign = p.GPG, p.Sign
+				}
+				if gpgSumVer {
+					o.Policy.SummaryGPG, o.Policy.SummarySign = p.SummaryGPG, p.SummarySign
+				}
+				o.Policy.CollectionID = p.CollectionID
 			}
 			o.Remote = remoteName
 			o.Policy.DisableBindings = f.disableBindings
