@@ -65,6 +65,10 @@ type Options struct {
 	TimestampCheck bool
 	// Policy is what the received commits and summary must satisfy.
 	Policy Policy
+	// MaxMetadataSize caps every metadata file received: summary,
+	// commits, dirtrees, dirmetas (default objects.MaxMetadataSize, as
+	// OSTree's OSTREE_MAX_METADATA_SIZE).
+	MaxMetadataSize int64
 	// Parallel bounds the objects fetched at once (default 8).
 	Parallel int
 	// FlushInterval is how often received objects are published while
@@ -168,6 +172,9 @@ func Pull(ctx context.Context, dst *repo.Repo, src Source, o Options) (*Result, 
 	if o.Parallel <= 0 {
 		o.Parallel = 8
 	}
+	if o.MaxMetadataSize <= 0 || o.MaxMetadataSize > objects.MaxMetadataSize {
+		o.MaxMetadataSize = objects.MaxMetadataSize
+	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = time.Second
 	}
@@ -234,7 +241,7 @@ func Pull(ctx context.Context, dst *repo.Repo, src Source, o Options) (*Result, 
 
 // readSummary fetches the summary and, when the policy asks, verifies it.
 func (p *puller) readSummary(ctx context.Context) error {
-	data, sig, err := p.src.Summary(ctx)
+	data, sig, err := p.src.Summary(ctx, p.o.MaxMetadataSize)
 	if errors.Is(err, repo.ErrNotFound) {
 		if p.o.Policy.verifiesSummary() {
 			return fmt.Errorf("summary: the remote has none, and summary signatures are required: %w", err)
@@ -274,7 +281,7 @@ func checkSummary(data, sig []byte, policy *Policy) (*summary.Summary, error) {
 // verifiers say, and returns it parsed and as bytes. A source without a
 // summary fails with an error wrapping repo.ErrNotFound.
 func FetchSummary(ctx context.Context, src Source, policy Policy) (*summary.Summary, []byte, error) {
-	data, sig, err := src.Summary(ctx)
+	data, sig, err := src.Summary(ctx, summary.MaxSize)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -451,7 +458,7 @@ func (p *puller) loadCommit(ctx context.Context, c objects.Checksum, size uint64
 			return nil, err
 		}
 	} else {
-		max := int64(objects.MaxMetadataSize)
+		max := p.o.MaxMetadataSize
 		if size > 0 && size < uint64(max) {
 			max = int64(size)
 		}
@@ -469,7 +476,7 @@ func (p *puller) loadCommit(ctx context.Context, c objects.Checksum, size uint64
 	}
 	// Detached metadata: always asked for, as OSTree does, in case new
 	// signatures appeared; what is stored is kept when the source has none.
-	mdData, err := p.src.Metadata(ctx, objects.KindCommitMeta, c, objects.MaxMetadataSize)
+	mdData, err := p.src.Metadata(ctx, objects.KindCommitMeta, c, p.o.MaxMetadataSize)
 	var md objects.Metadata
 	switch {
 	case errors.Is(err, repo.ErrNotFound):
@@ -582,7 +589,7 @@ func (p *puller) walk(ctx context.Context) ([]metaObj, []objects.Checksum, error
 		if ok {
 			return p.dst.ReadMetadata(kind, c)
 		}
-		data, err := p.src.Metadata(ctx, kind, c, objects.MaxMetadataSize)
+		data, err := p.src.Metadata(ctx, kind, c, p.o.MaxMetadataSize)
 		if err != nil {
 			return nil, err
 		}

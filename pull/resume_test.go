@@ -216,6 +216,7 @@ func TestPullFaults(t *testing.T) {
 		{"endless small object", []faultserver.Rule{{Path: small, Fault: F{Kind: endless}}}, testFetch, repo.ErrCorrupt},
 		{"endless large object", []faultserver.Rule{{Path: big, Fault: F{Kind: endless}}}, testFetch, repo.ErrCorrupt},
 		{"endless summary", []faultserver.Rule{{Path: "summary", Fault: F{Kind: endless}}}, testFetch, ErrTooLarge},
+		{"endless dirtree", []faultserver.Rule{{Path: rootTree(t, src, c), Fault: F{Kind: endless}}}, testFetch, ErrTooLarge},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,7 +224,8 @@ func TestPullFaults(t *testing.T) {
 			fs.Add(tc.rules...)
 			dst := initRepo(t, repo.ModeBareUser)
 			start := time.Now()
-			_, err := Pull(ctx, dst, urlSource(t, fs.URL, dst, tc.fo), Options{Remote: "o", Refs: []string{"main"}})
+			// A small metadata cap keeps the endless summary short.
+			_, err := Pull(ctx, dst, urlSource(t, fs.URL, dst, tc.fo), Options{Remote: "o", Refs: []string{"main"}, MaxMetadataSize: 4 << 20})
 			t.Logf("%v in %v (%d requests)", err, time.Since(start).Round(time.Millisecond), fs.Count(""))
 			ref, _ := dst.ReadRef("remotes/o/main")
 			switch {
@@ -253,4 +255,13 @@ func TestPullFaults(t *testing.T) {
 func objPath(c objects.Checksum, ext string) string {
 	h := c.String()
 	return "objects/" + h[:2] + "/" + h[2:] + "." + ext
+}
+
+func rootTree(t *testing.T, r *repo.Repo, c objects.Checksum) string {
+	t.Helper()
+	cm, err := r.ReadCommit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objPath(cm.RootTree, "dirtree")
 }

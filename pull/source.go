@@ -28,8 +28,8 @@ import (
 // called from many goroutines at once.
 type Source interface {
 	// Summary returns the summary file and its signature file (nil when
-	// there is none).
-	Summary(ctx context.Context) (data, sig []byte, err error)
+	// there is none), each at most max bytes.
+	Summary(ctx context.Context, max int64) (data, sig []byte, err error)
 	// Mode returns the source repository's mode. summaryMode is the mode
 	// the summary advertises ("" when unknown).
 	Mode(ctx context.Context, summaryMode string) (repo.Mode, error)
@@ -102,12 +102,12 @@ func (s *HTTPSource) Requests() int64 {
 }
 
 // Summary implements Source.
-func (s *HTTPSource) Summary(ctx context.Context) ([]byte, []byte, error) {
-	sig, err := s.meta.Get(ctx, summary.SigFileName, summary.MaxSize)
+func (s *HTTPSource) Summary(ctx context.Context, max int64) ([]byte, []byte, error) {
+	sig, err := s.meta.Get(ctx, summary.SigFileName, max)
 	if err != nil && !errors.Is(err, repo.ErrNotFound) {
 		return nil, nil, fmt.Errorf("summary.sig: %w", err)
 	}
-	data, err := s.meta.Get(ctx, summary.FileName, summary.MaxSize)
+	data, err := s.meta.Get(ctx, summary.FileName, max)
 	if err != nil {
 		return nil, nil, fmt.Errorf("summary: %w", err)
 	}
@@ -304,12 +304,12 @@ func (s *LocalSource) Repo() *repo.Repo { return s.r }
 func (s *LocalSource) Local() bool { return true }
 
 // Summary implements Source.
-func (s *LocalSource) Summary(ctx context.Context) ([]byte, []byte, error) {
-	data, err := readCapped(filepath.Join(s.r.Path(), summary.FileName), summary.MaxSize)
+func (s *LocalSource) Summary(ctx context.Context, max int64) ([]byte, []byte, error) {
+	data, err := readCapped(filepath.Join(s.r.Path(), summary.FileName), max)
 	if err != nil {
 		return nil, nil, err
 	}
-	sig, err := readCapped(filepath.Join(s.r.Path(), summary.SigFileName), summary.MaxSize)
+	sig, err := readCapped(filepath.Join(s.r.Path(), summary.SigFileName), max)
 	if err != nil && !errors.Is(err, repo.ErrNotFound) {
 		return nil, nil, err
 	}
