@@ -118,6 +118,9 @@ func TestKernelAndEntriesInterop(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if name, err := DeploymentName(dirs[0]); err != nil || name != sc.pretty {
+				t.Errorf("DeploymentName = %q, %v; want %q", name, err, sc.pretty)
+			}
 			checkLayout(t, l, dirs[0], sc.dir, sc.kernel, sc.initramfs, sc.devicetree, sc.devicetreeName, sc.hmac)
 			bootDir := filepath.Join(s.dir, "boot/ostree", "testos-"+l.BootCsum)
 			for _, n := range []string{l.KernelName, l.InitramfsName, l.DevicetreeName, l.HMACName} {
