@@ -169,6 +169,10 @@ func TestKernelAndEntriesInterop(t *testing.T) {
 			for name, data := range second {
 				golden(t, sc.name+"/second/"+name, data)
 			}
+			es, err := ReadEntries(filepath.Join(s.dir, "boot/loader/entries"))
+			if err != nil || len(es) != 2 || es[0].Name != "ostree-2-testos.conf" || es[1].Name != "ostree-1-testos.conf" {
+				t.Errorf("ReadEntries: %v %v", es, err)
+			}
 		})
 	}
 }
