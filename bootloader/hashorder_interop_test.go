@@ -1,6 +1,7 @@
 package bootloader
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,19 +44,18 @@ func TestEntryKeyOrderInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old.Set("title", Title("Test OS 1", "1.0", "testos", false, 1))
-	old.Set("version", "1")
-	k := ParseKargs(old.Value("options"))
-	csum := strings.TrimPrefix(strings.Split(old.Value("linux"), "/")[2], "testos-")
-	k.Set(OstreeKarg(0, "testos", csum, 1))
-	old.Set("options", k.String())
-	for _, key := range GHashOrder(blsKeys) {
-		for i, bk := range blsKeys {
-			if bk == key {
-				old.Set(key, fmt.Sprintf("v%d", i))
-			}
-		}
+	l, err := FindKernel(context.Background(), s.deploymentDirs()[0])
+	if err != nil {
+		t.Fatal(err)
 	}
+	var bls [][2]string
+	for i, k := range blsKeys {
+		bls = append(bls, [2]string{k, fmt.Sprintf("v%d", i)})
+	}
+	old.SetDeployment(Deployment{
+		OSName: "testos", Name: "Test OS 1", Version: "1.0", Index: 1, Count: 2,
+		BootVersion: 0, BootSerial: 1, Kernel: l, BLSAppend: bls,
+	})
 	if got := string(old.Format()); got != string(second["ostree-1-testos.conf"]) {
 		t.Errorf("bls-append: ostree wrote\n%s\nFormat gives\n%s", second["ostree-1-testos.conf"], got)
 	}
@@ -92,12 +92,13 @@ func TestEntryKeyOrderInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := def.Clone()
-	k = ParseKargs(def.Value("options"))
+	k := ParseKargs(def.Value("options"))
 	k.Append("x=y")
-	k.Set(OstreeKarg(1, "testos", csum, 0))
-	c.Set("title", Title("Test OS 1", "1.0", "testos", false, 0))
-	c.Set("version", "2")
 	c.Set("options", k.String())
+	c.SetDeployment(Deployment{
+		OSName: "testos", Name: "Test OS 1", Version: "1.0", Index: 0, Count: 2,
+		BootVersion: 1, BootSerial: 0, Kernel: l, BLSAppend: bls,
+	})
 	if got := string(c.Format()); got != string(final["ostree-2-testos.conf"]) {
 		t.Errorf("set-kargs clone: ostree wrote\n%s\nFormat gives\n%s", final["ostree-2-testos.conf"], got)
 	}

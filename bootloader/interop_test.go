@@ -2,7 +2,6 @@ package bootloader
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -177,27 +176,15 @@ func TestKernelAndEntriesInterop(t *testing.T) {
 	}
 }
 
-// buildEntry makes the entry ostree writes for a deployment.
+// buildEntry makes the entry ostree writes for a new deployment whose
+// arguments were given or inherited (so "options" is set first).
 func buildEntry(l *KernelLayout, pretty, version, osname string, n, index, bootversion, serial int, kargs *Kargs) *Entry {
 	e := NewEntry()
-	opts := kargs.Clone()
-	e.Set("title", Title(pretty, version, osname, false, index))
-	e.Set("version", fmt.Sprint(n-index))
-	prefix := "/ostree/" + osname + "-" + l.BootCsum + "/"
-	e.Set("linux", prefix+l.KernelName)
-	if l.Initramfs != "" {
-		e.Set("initrd", prefix+l.InitramfsName)
-	} else {
-		opts.Set(fmt.Sprintf("init=/ostree/boot.%d/%s/%s/%d/usr/lib/ostree/ostree-prepare-root", bootversion, osname, l.BootCsum, serial))
-	}
-	switch {
-	case l.DevicetreeName != "":
-		e.Set("devicetree", prefix+l.DevicetreeName)
-	case l.Devicetree != "":
-		e.Set("fdtdir", prefix+l.Devicetree)
-	}
-	opts.Set(OstreeKarg(bootversion, osname, l.BootCsum, serial))
-	e.Set("options", opts.String())
+	e.Set("options", kargs.String())
+	e.SetDeployment(Deployment{
+		OSName: osname, Name: pretty, Version: version, Index: index, Count: n,
+		BootVersion: bootversion, BootSerial: serial, Kernel: l,
+	})
 	return e
 }
 
