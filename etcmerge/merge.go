@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -524,6 +525,8 @@ func copyXattrs(src, dst string) error {
 	return nil
 }
 
+var tmpCounter atomic.Uint64
+
 // copyFile is glnx_file_copy_at with GLNX_FILE_COPY_OVERWRITE: a symlink
 // is recreated (xattrs, owner); a regular file is written to a temporary
 // beside dst, given src's owner, xattrs, mode and timestamps, and renamed
@@ -554,7 +557,10 @@ func copyFile(src, dst string, st *unix.Stat_t) error {
 		return fmt.Errorf("/etc merge: %w", err)
 	}
 	defer in.Close()
-	tmp := filepath.Join(filepath.Dir(dst), fsutil.TempName(dst))
+	// A short temporary name (fsutil.TempName would derive one from dst,
+	// too long beside a 255-byte name); the pattern is still the one
+	// fsutil.RemoveStaleTemps recognises.
+	tmp := filepath.Join(filepath.Dir(dst), fmt.Sprintf(".etcmerge.tmp-%d-%d", os.Getpid(), tmpCounter.Add(1)))
 	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("/etc merge: %w", err)
