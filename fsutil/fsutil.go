@@ -38,9 +38,18 @@ func CheckFailpoint(step string) error { return fail(step) }
 
 var tmpCounter atomic.Uint64
 
+// maxTempBase is how much of a name TempName keeps: 1 + 200 + ".tmp-" +
+// two decimal numbers stays under NAME_MAX.
+const maxTempBase = 200
+
 // TempName returns a unique temporary name for a file beside name.
 func TempName(name string) string {
-	return fmt.Sprintf(".%s.tmp-%d-%d", filepath.Base(name), os.Getpid(), tmpCounter.Add(1))
+	base := filepath.Base(name)
+	if len(base) > maxTempBase {
+		// Keep the temporary within NAME_MAX (255) beside a long name.
+		base = base[:maxTempBase]
+	}
+	return fmt.Sprintf(".%s.tmp-%d-%d", base, os.Getpid(), tmpCounter.Add(1))
 }
 
 // RemoveStaleTemps removes, from dir, the temporaries (TempName) left by
@@ -54,10 +63,11 @@ func RemoveStaleTemps(dir string) {
 		return
 	}
 	for _, e := range ents {
-		_, rest, ok := strings.Cut(e.Name(), ".tmp-")
-		if !ok || !strings.HasPrefix(e.Name(), ".") {
+		i := strings.LastIndex(e.Name(), ".tmp-")
+		if i < 0 || !strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
+		rest := e.Name()[i+len(".tmp-"):]
 		pidStr, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidStr)
 		if err != nil || pid <= 0 || pid == os.Getpid() {

@@ -438,3 +438,24 @@ func TestXattrs(t *testing.T) {
 		t.Error("ListXattrs of a missing file succeeded")
 	}
 }
+
+// A durable write beside a 255-byte name works: the temporary name stays
+// within NAME_MAX, and a stale one of that shape is still recognised.
+func TestWriteFileLongName(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, strings.Repeat("n", 255))
+	if err := WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if len(TempName(p)) > 255 {
+		t.Fatalf("temp name of %d bytes", len(TempName(p)))
+	}
+	stale := filepath.Join(dir, "."+strings.Repeat("n", 200)+".tmp-999999999-1")
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	RemoveStaleTemps(dir)
+	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale temporary kept: %v", err)
+	}
+}
