@@ -72,46 +72,98 @@ func (p *puller) plan(meta []metaObj, files []objects.Checksum) (Plan, []objects
 	return pl, missing, nil
 }
 
-// txWriter is one writer's sequence of transactions: objects are staged
-// in the current one, which is committed (published) every interval, so
-// that an interrupted pull keeps what it verified.
-type txWriter struct {
+// batcher publishes received objects in batches. The workers stage each
+// object in the current generation's transaction; every interval one of
+// them rotates: new objects go to a new transaction while the old one
+// waits for the objects still in flight in it, and is then committed
+// (published). So the workers never wait for one another, at most two
+// transactions are open, and a killed pull loses about one interval of
+// work.
+type batcher struct {
 	r        *repo.Repo
-	written  *atomic.Int64 // content bytes written, summed as transactions end
 	ctx      context.Context
 	interval time.Duration
-	tx       *repo.Txn
-	began    time.Time
+	written  *atomic.Int64 // content bytes written, summed as transactions end
+
+	mu       sync.Mutex
+	cur      *generation
+	rotating bool
+	err      error // the first failed commit
 }
 
-func (w *txWriter) txn() (*repo.Txn, error) {
-	if w.tx == nil {
-		tx, err := w.r.Begin(w.ctx)
+type generation struct {
+	tx     *repo.Txn
+	began  time.Time
+	flight sync.WaitGroup // objects being staged in tx
+}
+
+// acquire returns the transaction to stage the next object in; release
+// must follow.
+func (b *batcher) acquire() (*generation, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return nil, b.err
+	}
+	if b.cur == nil {
+		tx, err := b.r.Begin(b.ctx)
 		if err != nil {
 			return nil, err
 		}
-		w.tx, w.began = tx, time.Now()
+		b.cur = &generation{tx: tx, began: time.Now()}
 	}
-	return w.tx, nil
+	b.cur.flight.Add(1)
+	return b.cur, nil
 }
 
-func (w *txWriter) maybeFlush() error {
-	if w.tx != nil && time.Since(w.began) >= w.interval {
-		return w.flush()
-	}
-	return nil
-}
-
-func (w *txWriter) flush() error {
-	if w.tx == nil {
+// release ends an object's staging and, when the current generation is
+// old enough and no one else is rotating, publishes it.
+func (b *batcher) release(g *generation) error {
+	g.flight.Done()
+	b.mu.Lock()
+	if b.rotating || b.cur == nil || time.Since(b.cur.began) < b.interval {
+		b.mu.Unlock()
 		return nil
 	}
-	tx := w.tx
-	w.tx = nil
-	if w.written != nil {
-		w.written.Add(tx.BytesWritten.Load())
+	old := b.cur
+	b.cur, b.rotating = nil, true
+	b.mu.Unlock()
+	err := b.publish(old)
+	b.mu.Lock()
+	b.rotating = false
+	b.mu.Unlock()
+	return err
+}
+
+func (b *batcher) publish(g *generation) error {
+	g.flight.Wait()
+	if b.written != nil {
+		b.written.Add(g.tx.BytesWritten.Load())
 	}
-	return tx.Commit()
+	err := g.tx.Commit()
+	if err != nil {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return err
+}
+
+// close publishes the current generation, once every worker is done.
+func (b *batcher) close() error {
+	b.mu.Lock()
+	g := b.cur
+	b.cur = nil
+	err := b.err
+	b.mu.Unlock()
+	if g != nil {
+		if perr := b.publish(g); err == nil {
+			err = perr
+		}
+	}
+	return err
 }
 
 // writeMeta stores the received dirtrees and dirmetas.
@@ -132,9 +184,9 @@ func (p *puller) writeMeta(ctx context.Context, meta []metaObj) error {
 	return tx.Commit()
 }
 
-// fetchFiles fetches the missing file objects with Parallel workers, each
-// staging into its own transaction and publishing it every FlushInterval.
-// On failure, what was verified is still published.
+// fetchFiles fetches the missing file objects with Parallel workers,
+// staging them through a batcher that publishes every FlushInterval. On
+// failure, what was verified is still published.
 func (p *puller) fetchFiles(ctx context.Context, missing []objects.Checksum, pl Plan) error {
 	if len(missing) == 0 {
 		return nil
@@ -164,27 +216,26 @@ func (p *puller) fetchFiles(ctx context.Context, missing []objects.Checksum, pl 
 			cancel()
 		})
 	}
+	bat := &batcher{r: p.dst, ctx: context.WithoutCancel(ctx), interval: p.o.FlushInterval, written: &p.stats.ContentWritten}
 	ch := make(chan objects.Checksum)
 	var wg sync.WaitGroup
 	for range min(p.o.Parallel, len(missing)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &txWriter{r: p.dst, written: &p.stats.ContentWritten, ctx: context.WithoutCancel(ctx), interval: p.o.FlushInterval}
-			defer func() {
-				if err := w.flush(); err != nil {
-					fail(err)
-				}
-			}()
 			for c := range ch {
-				tx, err := w.txn()
+				g, err := bat.acquire()
 				if err != nil {
 					fail(err)
 					return
 				}
 				// Transport failures are retried (and broken bodies
 				// resumed) by the Fetcher; what comes back is final.
-				if _, err = p.src.File(fctx, tx, c, onBytes); err != nil {
+				_, err = p.src.File(fctx, g.tx, c, onBytes)
+				if rerr := bat.release(g); err == nil {
+					err = rerr
+				}
+				if err != nil {
 					if ctx.Err() != nil {
 						err = ctx.Err()
 					}
@@ -194,10 +245,6 @@ func (p *puller) fetchFiles(ctx context.Context, missing []objects.Checksum, pl 
 				p.stats.ContentFetched.Add(1)
 				if !byBytes {
 					p.rep.Add(1)
-				}
-				if err := w.maybeFlush(); err != nil {
-					fail(err)
-					return
 				}
 			}
 		}()
@@ -212,6 +259,10 @@ feed:
 	}
 	close(ch)
 	wg.Wait()
+	// What verified is published, even when the pull failed.
+	if err := bat.close(); err != nil {
+		fail(err)
+	}
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
 	}
