@@ -284,7 +284,7 @@ func (v *pullView) tick() {
 	switch {
 	case v.phase != "Receiving objects":
 	case btotal > 0 && rate > 0:
-		eta = int64(float64(btotal-(bytes-v.phaseBase)) / rate)
+		eta = max(int64(float64(btotal-(bytes-v.phaseBase))/rate), 0)
 	case total > 0 && done > 0:
 		eta = int64(elapsed * float64(total-done) / float64(done))
 	}
@@ -303,14 +303,18 @@ func (v *pullView) tick() {
 	}
 	var line string
 	if v.phase == "Receiving objects" {
+		// Sizes from ostree.sizes are estimates of what is received:
+		// the percentage follows the bytes, capped below 100 until the
+		// objects are all in.
+		got := max(bytes-v.phaseBase, 0)
 		pct := 0.0
 		if total > 0 {
 			pct = float64(done) * 100 / float64(total)
 		}
 		if btotal > 0 {
-			pct = float64(bytes-v.phaseBase) * 100 / float64(btotal)
+			pct = min(float64(got)*100/float64(btotal), 99)
 		}
-		line = fmt.Sprintf("Receiving objects: %3.0f%% (%d/%d), %s", pct, done, total, gSize(uint64(max(bytes, 0))))
+		line = fmt.Sprintf("Receiving objects: %3.0f%% (%d/%d), %s", pct, done, total, gSize(uint64(got)))
 		if btotal > 0 {
 			line += " of " + gSize(uint64(btotal))
 		}
@@ -365,7 +369,7 @@ func (v *pullView) plan(p pull.Plan) {
 
 // planText is the plan in words.
 func planText(p pull.Plan) string {
-	msg := fmt.Sprintf("%d commits, %d metadata objects, %d content objects to store", p.Commits, p.Metadata, p.Content)
+	msg := fmt.Sprintf("%s, %s, %s to store", plural(p.Commits, "commit"), plural(p.Metadata, "metadata object"), plural(p.Content, "content object"))
 	if p.ContentBytes >= 0 {
 		msg += fmt.Sprintf("; %s to download, %s on disk", gSize(uint64(p.ContentBytes)), gSize(uint64(p.DiskBytes)))
 	}
@@ -433,4 +437,11 @@ func (v *pullView) done(res *pull.Result) {
 func writeJSONLine(w io.Writer, v any) {
 	data, _ := json.Marshal(v)
 	fmt.Fprintf(w, "%s\n", data)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
