@@ -1,6 +1,7 @@
 package pull
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/strata-os/strata/fetch"
+	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/remote"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/sign"
@@ -187,4 +190,63 @@ func ed25519Verifier(rm *remote.Remote, required bool) (sign.Verifier, error) {
 		return nil, errors.New("no ed25519 keys")
 	}
 	return v, nil
+}
+
+// OpenRemote returns the Source and the verification Policy of a
+// configured remote of cfg's repository: its url (or urlOverride) and
+// contenturl, its transport keys (FetchOptions), partial downloads under
+// PartialDir.
+func OpenRemote(cfg *remote.Config, rm *remote.Remote, urlOverride string) (Source, Policy, error) {
+	u := urlOverride
+	if u == "" {
+		var err error
+		if u, err = rm.URL(); err != nil {
+			return nil, Policy{}, err
+		}
+	}
+	fo, err := FetchOptions(rm)
+	if err != nil {
+		return nil, Policy{}, err
+	}
+	src, err := OpenSource(u, rm.GetDefault("contenturl", ""), PartialDir(cfg.Repo()), fo)
+	if err != nil {
+		return nil, Policy{}, err
+	}
+	policy, err := PolicyFor(cfg, rm)
+	if err != nil {
+		return nil, Policy{}, err
+	}
+	return src, policy, nil
+}
+
+// Puller pulls one ref of a configured remote, verified as the remote's
+// configuration says; it has the shape of sysroot.Puller (`strata
+// upgrade`, `admin upgrade`).
+type Puller struct {
+	// Config returns the remote configuration of a repository (the CLI
+	// reads remotes.d for the system repository).
+	Config func(r *repo.Repo) (*remote.Config, error)
+	// Progress, when set, receives the pull's phases.
+	Progress progress.Reporter
+}
+
+// Pull pulls remoteName's ref into r (refs/remotes/REMOTE/REF). A commit
+// older than timestampCheckFrom (when not zero) is refused with an error
+// wrapping ErrDowngrade before anything of it is written.
+func (p *Puller) Pull(ctx context.Context, r *repo.Repo, remoteName, ref string, timestampCheckFrom objects.Checksum) error {
+	cfg, err := p.Config(r)
+	if err != nil {
+		return err
+	}
+	rm, err := cfg.Get(remoteName)
+	if err != nil {
+		return err
+	}
+	src, policy, err := OpenRemote(cfg, rm, "")
+	if err != nil {
+		return err
+	}
+	_, err = Pull(ctx, r, src, Options{Remote: rm.Name, Refs: []string{ref}, Policy: policy,
+		TimestampCheckFrom: timestampCheckFrom, Progress: p.Progress})
+	return err
 }

@@ -63,6 +63,9 @@ type Options struct {
 	// TimestampCheck refuses a commit older than the one its ref points
 	// at (ErrDowngrade).
 	TimestampCheck bool
+	// TimestampCheckFrom, when not zero, refuses a commit older than this
+	// stored one (ErrDowngrade), as ostree's --timestamp-check-from-rev.
+	TimestampCheckFrom objects.Checksum
 	// Policy is what the received commits and summary must satisfy.
 	Policy Policy
 	// MaxMetadataSize caps every metadata file received: summary,
@@ -394,6 +397,15 @@ func (p *puller) loadCommits(ctx context.Context, targets []target) error {
 		}
 		if p.o.TimestampCheck && t.path != "" {
 			if err := p.checkTimestamp(t, ci); err != nil {
+				return err
+			}
+		}
+		if from := p.o.TimestampCheckFrom; !from.IsZero() {
+			cm, err := p.dst.ReadCommit(from)
+			if err != nil {
+				return fmt.Errorf("reading %s for the timestamp check: %w", from, err)
+			}
+			if err := checkTimestamp(from, cm.Timestamp, ci.c, ci.cm.Timestamp); err != nil {
 				return err
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-os/strata/internal/testtree"
 	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/remote"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/sign"
 )
@@ -455,4 +456,37 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestPuller: the sysroot.Puller-shaped entry point pulls a configured
+// remote's ref and refuses a commit older than timestampCheckFrom.
+func TestPuller(t *testing.T) {
+	src := initRepo(t, repo.ModeArchive)
+	old := makeCommit(t, src, "main", writeTree(t, map[string]string{"a": "1"}), commitOpts{ts: time.Unix(1600000000, 0)})
+	updateSummary(t, src, nil)
+	srv := serve(t, src.Path())
+	dst := initRepo(t, repo.ModeBareUser)
+	cfg := remote.New(dst, "")
+	if _, err := cfg.Add("o", srv.URL, remote.AddOptions{Options: []remote.Option{{Key: "gpg-verify", Value: "false"}}}); err != nil {
+		t.Fatal(err)
+	}
+	p := &Puller{Config: func(r *repo.Repo) (*remote.Config, error) { return remote.New(r, ""), nil }}
+	if err := p.Pull(ctx, dst, "o", "main", objects.Checksum{}); err != nil {
+		t.Fatal(err)
+	}
+	// dst now has a newer local commit; pulling the old one against it is
+	// a downgrade.
+	newer := makeCommit(t, dst, "local", writeTree(t, map[string]string{"b": "2"}), commitOpts{ts: time.Unix(1700000000, 0)})
+	makeCommit(t, src, "main", writeTree(t, map[string]string{"a": "3"}), commitOpts{ts: time.Unix(1650000000, 0)})
+	updateSummary(t, src, nil)
+	err := p.Pull(ctx, dst, "o", "main", newer)
+	if !errors.Is(err, ErrDowngrade) {
+		t.Fatalf("got %v, want ErrDowngrade", err)
+	}
+	if c, _ := dst.ReadRef("remotes/o/main"); c != old {
+		t.Error("refused pull moved the ref")
+	}
+	if err := p.Pull(ctx, dst, "o", "main", old); err != nil {
+		t.Fatalf("upgrade from the old commit: %v", err)
+	}
 }

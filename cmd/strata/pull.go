@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +14,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/pull"
+	"github.com/strata-os/strata/remote"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/sysroot"
 )
 
 // pullFlags are the flags pull and pull-local share.
@@ -65,6 +69,7 @@ func init() {
 		subpaths []string
 		urlFlag  string
 		retries  int
+		fromRev  string
 	)
 	cmd := &cobra.Command{
 		Use:   "pull REMOTE [BRANCH...]",
@@ -117,6 +122,11 @@ and the next one fetches only the rest.`,
 			if o.Policy, err = pull.PolicyFor(cfg, rm); err != nil {
 				return err
 			}
+			if fromRev != "" {
+				if o.TimestampCheckFrom, err = r.ResolveRev(fromRev); err != nil {
+					return fmt.Errorf("--timestamp-check-from-rev: %w", err)
+				}
+			}
 			o.Policy.DisableBindings = f.disableBindings
 			o.Remote, o.Mirror, o.Subpaths = rm.Name, mirror, subpaths
 			o.Refs = args[1:]
@@ -134,7 +144,26 @@ and the next one fetches only the rest.`,
 	fl.StringArrayVar(&subpaths, "subpath", nil, "only pull the provided subpath(s)")
 	fl.StringVar(&urlFlag, "url", "", "pull objects from this URL instead of the one from the remote config")
 	fl.IntVar(&retries, "network-retries", 5, "how many times each download is retried upon error")
+	fl.StringVar(&fromRev, "timestamp-check-from-rev", "", "require fetched commits to have newer timestamps than given rev")
 	rootCmd.AddCommand(cmd)
+
+	// admin upgrade and upgrade pull through the pull package; a
+	// downgrade it refuses is sysroot's ErrDowngrade too.
+	upgradePuller = sysrootPuller{&pull.Puller{Config: func(r *repo.Repo) (*remote.Config, error) {
+		cfg, _, err := remoteConfig(r)
+		return cfg, err
+	}}}
+}
+
+// sysrootPuller is the sysroot.Puller of the CLI.
+type sysrootPuller struct{ p *pull.Puller }
+
+func (s sysrootPuller) Pull(ctx context.Context, r *repo.Repo, remoteName, ref string, from objects.Checksum) error {
+	err := s.p.Pull(ctx, r, remoteName, ref, from)
+	if errors.Is(err, pull.ErrDowngrade) {
+		return fmt.Errorf("%w: %w", sysroot.ErrDowngrade, err)
+	}
+	return err
 }
 
 // runPull runs a pull and renders its progress and result.
