@@ -490,3 +490,48 @@ func TestPuller(t *testing.T) {
 		t.Fatalf("upgrade from the old commit: %v", err)
 	}
 }
+
+// TestPullWithoutSummary: refs are read from refs/heads when the remote
+// has no summary; mirroring every ref then needs one; summary signatures,
+// when required, refuse the pull.
+func TestPullWithoutSummary(t *testing.T) {
+	src := initRepo(t, repo.ModeArchive)
+	c := makeCommit(t, src, "main", writeTree(t, map[string]string{"a": "a"}), commitOpts{})
+	srv := serve(t, src.Path())
+	dst := initRepo(t, repo.ModeBareUser)
+	if _, err := Pull(ctx, dst, httpSource(t, srv, dst), Options{Remote: "o", Refs: []string{"main"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := dst.ReadRef("remotes/o/main"); got != c {
+		t.Errorf("ref %s, want %s", got, c)
+	}
+	if countSuffix(srv.take(), "/refs/heads/main") != 1 {
+		t.Error("refs/heads/main not read")
+	}
+	if _, err := Pull(ctx, dst, httpSource(t, srv, dst), Options{Mirror: true}); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("mirror without a summary: %v", err)
+	}
+	pub, _ := newKey(t)
+	if _, err := Pull(ctx, dst, httpSource(t, srv, dst), Options{Remote: "o", Refs: []string{"main"}, Policy: Policy{SummarySign: ed(pub)}}); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("required summary signatures without a summary: %v", err)
+	}
+	if _, err := Pull(ctx, dst, httpSource(t, srv, dst), Options{Remote: "o", Refs: []string{"nosuch"}}); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("missing ref: %v", err)
+	}
+}
+
+// A repository that is not archive cannot be pulled over HTTP.
+func TestPullRefusesBareRemote(t *testing.T) {
+	src := initRepo(t, repo.ModeBareUser)
+	makeCommit(t, src, "main", writeTree(t, map[string]string{"a": "a"}), commitOpts{})
+	srv := serve(t, src.Path())
+	dst := initRepo(t, repo.ModeBareUser)
+	_, err := Pull(ctx, dst, httpSource(t, srv, dst), Options{Remote: "o", Refs: []string{"main"}})
+	if !errors.Is(err, repo.ErrInvalid) || !strings.Contains(err.Error(), "bare-user") {
+		t.Fatalf("got %v", err)
+	}
+	// The same repository as a local source is fine.
+	if _, err := Pull(ctx, dst, NewLocalSource(src), Options{Refs: []string{"main"}}); err != nil {
+		t.Fatal(err)
+	}
+}
