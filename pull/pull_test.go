@@ -535,3 +535,61 @@ func TestPullRefusesBareRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPolicyFor reads OSTree's remote keys into a Policy.
+func TestPolicyFor(t *testing.T) {
+	t.Setenv("OSTREE_GPG_HOME", t.TempDir()) // no global keyrings
+	pub, priv := newKey(t)
+	src := initRepo(t, repo.ModeArchive)
+	signed := makeCommit(t, src, "signed", writeTree(t, map[string]string{"a": "a"}), commitOpts{})
+	signCommit(t, src, signed, priv)
+	makeCommit(t, src, "unsigned", writeTree(t, map[string]string{"b": "b"}), commitOpts{})
+	updateSummary(t, src, priv)
+	srv := serve(t, src.Path())
+	keyFile := filepath.Join(t.TempDir(), "keys")
+	os.WriteFile(keyFile, []byte("not a key\n"+sign.EncodeEd25519(pub)+"\n"), 0o644)
+	dst := initRepo(t, repo.ModeBareUser)
+	cfg := remote.New(dst, "")
+	add := func(name string, opts ...remote.Option) *remote.Remote {
+		t.Helper()
+		if _, err := cfg.Add(name, srv.URL, remote.AddOptions{Options: opts}); err != nil {
+			t.Fatal(err)
+		}
+		rm, err := cfg.Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rm
+	}
+	noGPG := remote.Option{Key: "gpg-verify", Value: "false"}
+	cases := []struct {
+		rm        *remote.Remote
+		policyErr bool
+		signedOK  bool
+		unsignOK  bool
+	}{
+		{add("inline", noGPG, remote.Option{Key: "verification-ed25519-key", Value: sign.EncodeEd25519(pub)}, remote.Option{Key: "sign-verify", Value: "ed25519"}, remote.Option{Key: "sign-verify-summary", Value: "true"}), false, true, false},
+		{add("file", noGPG, remote.Option{Key: "verification-ed25519-file", Value: keyFile}, remote.Option{Key: "sign-verify", Value: "ed25519"}), false, true, false},
+		{add("nokeys", noGPG, remote.Option{Key: "sign-verify", Value: "ed25519"}), true, false, false},
+		{add("badtype", noGPG, remote.Option{Key: "sign-verify", Value: "spki"}), true, false, false},
+		{add("off", noGPG, remote.Option{Key: "sign-verify", Value: "false"}), false, true, true},
+		{add("gpgnokeys"), true, false, false},
+	}
+	for _, tc := range cases {
+		p, err := PolicyFor(cfg, tc.rm)
+		if (err != nil) != tc.policyErr {
+			t.Errorf("%s: policy: %v", tc.rm.Name, err)
+			continue
+		}
+		if err != nil {
+			t.Logf("%s: %v", tc.rm.Name, err)
+			continue
+		}
+		for ref, ok := range map[string]bool{"signed": tc.signedOK, "unsigned": tc.unsignOK} {
+			_, err := Pull(ctx, dst, httpSource(t, srv, dst), Options{Remote: tc.rm.Name, Refs: []string{ref}, Policy: p})
+			if (err == nil) != ok {
+				t.Errorf("%s: pull %s: %v", tc.rm.Name, ref, err)
+			}
+		}
+	}
+}
