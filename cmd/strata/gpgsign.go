@@ -13,7 +13,7 @@ import (
 )
 
 // gpgHomedirHelp says which secret keys --gpg-homedir can provide.
-const gpgHomedirHelp = "GPG home directory (or exported secret key file) to find the signing key in: secring.gpg or *.asc/*.key/*.sec/*.pgp key files are read directly; GnuPG 2.1+ keys (private-keys-v1.d) through `gpg --export-secret-keys` when gpg is installed; passphrase-protected keys are not supported"
+const gpgHomedirHelp = "GPG home directory (or exported secret key file) to find the signing key in: secring.gpg or *.asc/*.key/*.sec/*.pgp key files are read directly; GnuPG 2.1+ keys (private-keys-v1.d) through gpg --export-secret-keys when gpg is installed; passphrase-protected keys are not supported"
 
 func init() {
 	var (
