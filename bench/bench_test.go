@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -132,5 +135,176 @@ func TestTreeDigest(t *testing.T) {
 	}
 	if da2, _ := treeDigest(a); da2 == da {
 		t.Fatal("changed mode, same digest")
+	}
+}
+
+func TestParseAccessLog(t *testing.T) {
+	log := "GET /repo/config 200 312 120\n" +
+		"GET /repo/summary.sig 404 300 153\n" +
+		"GET /repo/objects/ab/cd.filez 200 1200 1000\n"
+	got, err := parseAccessLog(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := traffic{Requests: 3, Bytes: 1812, Body: 1273, NotOK: 1}
+	if got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"GET /x 200 12\n", "GET /x 200 twelve 3\n"} {
+		if _, err := parseAccessLog(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestNginxConf(t *testing.T) {
+	c := nginxConf("/w/nginx", "/w/nginx/www", 8123)
+	for _, want := range []string{
+		"listen 127.0.0.1:8123;",
+		"root /w/nginx/www;",
+		"access_log /w/nginx/access.log bench;",
+		"log_format bench '$request_method $request_uri $status $bytes_sent $body_bytes_sent';",
+		"daemon off;",
+		"pid /w/nginx/nginx.pid;",
+	} {
+		if !strings.Contains(c, want) {
+			t.Errorf("nginx.conf lacks %q:\n%s", want, c)
+		}
+	}
+	// The log format must be defined before the access_log that uses it.
+	if strings.Index(c, "log_format") > strings.Index(c, "access_log") {
+		t.Error("access_log before log_format")
+	}
+}
+
+func TestGroupDigits(t *testing.T) {
+	for in, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 20670482: "20,670,482", -1234: "-1,234"} {
+		if got := groupDigits(in); got != want {
+			t.Errorf("groupDigits(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestOSTrees: the deployable and update trees are hard-linked copies,
+// and making them never changes the input tree.
+func TestOSTrees(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "src")
+	for i := range 100 {
+		p := filepath.Join(src, "usr/lib", fmt.Sprintf("f%03d", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("file %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(src, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "etc/hostname"), []byte("box\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(src, "usr/lib/f001"), 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	before := contents(t, src)
+	e := &env{tree: src, work: t.TempDir()}
+	ot, err := e.osTrees(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := contents(t, src); after != before {
+		t.Fatalf("making the os trees changed the input tree:\n%s\nnow:\n%s", before, after)
+	}
+	for _, p := range []string{"usr/etc/hostname", "usr/etc/os-release", "usr/etc/bench/conf19.conf",
+		"usr/lib/modules/" + benchKver + "/vmlinuz", "usr/lib/modules/" + benchKver + "/initramfs.img", "var", "sysroot"} {
+		if _, err := os.Lstat(filepath.Join(ot.v1, p)); err != nil {
+			t.Errorf("v1: %v", err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(ot.v1, "etc")); err == nil {
+		t.Error("v1 still has /etc")
+	}
+	// 100 files + hostname + os-release + 20 defaults + kernel and
+	// initramfs, every 33rd rewritten, and conf01.conf.
+	if ot.changed < 4 || ot.changed > 6 {
+		t.Errorf("v2 rewrote %d files", ot.changed)
+	}
+	b, err := os.ReadFile(filepath.Join(ot.v2, "usr/etc/bench/conf01.conf"))
+	if err != nil || !strings.Contains(string(b), "strata-bench v2") {
+		t.Errorf("conf01.conf in v2: %q, %v", b, err)
+	}
+	// The first file in lexical order is rewritten with its mode kept
+	// and its link to v1 broken; the second stays a link.
+	fi1, err := os.Stat(filepath.Join(ot.v2, "usr/etc/bench/conf00.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi1v1, _ := os.Stat(filepath.Join(ot.v1, "usr/etc/bench/conf00.conf"))
+	if os.SameFile(fi1, fi1v1) || fi1.Mode() != fi1v1.Mode() {
+		t.Errorf("conf00.conf: same file %t, modes %v %v", os.SameFile(fi1, fi1v1), fi1.Mode(), fi1v1.Mode())
+	}
+	fi2, _ := os.Stat(filepath.Join(ot.v2, "usr/etc/bench/conf02.conf"))
+	fi2v1, _ := os.Stat(filepath.Join(ot.v1, "usr/etc/bench/conf02.conf"))
+	if !os.SameFile(fi2, fi2v1) {
+		t.Error("conf02.conf is not a link to v1's")
+	}
+}
+
+// contents lists a tree's paths, modes and file contents (not link
+// counts, which hard-linked copies change).
+func contents(t *testing.T, root string) string {
+	var b strings.Builder
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %v", p, fi.Mode())
+		if d.Type().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, " %q", data)
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestMakeView(t *testing.T) {
+	repo, view := t.TempDir(), filepath.Join(t.TempDir(), "view")
+	for p, data := range map[string]string{"config": "[core]\n", "objects/ab/cd.commit": "c",
+		"refs/heads/bench": "x\n", "summary": "s", "tmp/junk": "j"} {
+		full := filepath.Join(repo, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := makeView(repo, view); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "refs/heads/bench"), []byte("y\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"config": "[core]\n", "objects/ab/cd.commit": "c", "refs/heads/bench": "x\n", "summary": "s"} {
+		if b, err := os.ReadFile(filepath.Join(view, p)); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v; want %q", p, b, err, want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(view, "tmp")); err == nil {
+		t.Error("view has tmp/")
 	}
 }

@@ -39,6 +39,7 @@ type config struct {
 	timeout      time.Duration
 	json         bool
 	keep         bool
+	cpuprofile   string // directory for strata's CPU profiles, "" for none
 }
 
 func main() {
@@ -85,6 +86,7 @@ func parseFlags(args []string) (*config, error) {
 	fl.DurationVar(&cfg.timeout, "timeout", time.Hour, "limit for any one command")
 	fl.BoolVar(&cfg.json, "json", false, "print the report as JSON instead of markdown")
 	fl.BoolVar(&cfg.keep, "keep", false, "keep the work directory (repos, checkouts) after the run")
+	fl.StringVar(&cfg.cpuprofile, "cpuprofile", "", "after the measured runs of each op, run strata once more (unmeasured) with STRATA_CPUPROFILE=DIR/TREE-OP.pprof")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
 	}
@@ -238,6 +240,12 @@ func benchMain(ctx context.Context, cfg *config) error {
 				break
 			}
 		}
+		if e.os != nil {
+			tr.OSChanged, tr.OSChangedBytes = e.os.changed, e.os.bytes
+		}
+		if err := e.close(); err != nil {
+			logf("stopping %s's servers: %v", name, err)
+		}
 		if !cfg.keep {
 			if err := removeTree(e.work); err != nil {
 				logf("cleaning up: %v", err)
@@ -317,7 +325,15 @@ func benchOp(ctx context.Context, cfg *config, e *env, o op, ostree, strata bina
 			if i < cfg.warmup {
 				label = "warm-up"
 			}
-			s.runOnce(ctx, cfg, e, o, label, i >= cfg.warmup, i == total-1)
+			s.runOnce(ctx, cfg, e, o, label, i >= cfg.warmup, i == total-1, "")
+		}
+	}
+	if cfg.cpuprofile != "" && !sides[1].failed && ctx.Err() == nil {
+		prof := filepath.Join(cfg.cpuprofile, e.name+"-"+o.Name+".pprof")
+		if err := os.MkdirAll(cfg.cpuprofile, 0o755); err != nil {
+			logf("%s", err)
+		} else {
+			sides[1].runOnce(ctx, cfg, e, o, "profile "+prof, false, false, prof)
 		}
 	}
 	for _, s := range sides {
@@ -334,7 +350,10 @@ func (s *sideState) fail(err error) {
 	}
 }
 
-func (s *sideState) runOnce(ctx context.Context, cfg *config, e *env, o op, label string, measured, last bool) {
+// runOnce prepares, times and cleans up one run; measured runs are kept
+// as samples, the last one's result is kept, and a non-empty profile runs
+// the binary with STRATA_CPUPROFILE=profile.
+func (s *sideState) runOnce(ctx context.Context, cfg *config, e *env, o op, label string, measured, last bool, profile string) {
 	t, err := o.Prepare(ctx, e, s.bin)
 	if err != nil {
 		s.fail(fmt.Errorf("preparing: %w", err))
@@ -349,14 +368,24 @@ func (s *sideState) runOnce(ctx context.Context, cfg *config, e *env, o op, labe
 	}()
 	rctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	smp, stdout, err := timedRun(rctx, s.bin.Path, t.Args)
+	var env []string
+	if profile != "" {
+		env = []string{"STRATA_CPUPROFILE=" + profile}
+	}
+	smp, stdout, err := timedRun(rctx, s.bin.Path, t.Args, env)
 	if err != nil {
 		s.fail(fmt.Errorf("%s %s: %w", s.bin.Name, strings.Join(t.Args, " "), err))
 		logf("%s %s %s (%s): failed: %v", e.name, o.Name, s.bin.Name, label, err)
 		return
 	}
-	logf("%s %s %s (%s): %.3fs, %.1f MiB", e.name, o.Name, s.bin.Name, label,
-		smp.Wall.Seconds(), float64(smp.MaxRSSKiB)/1024)
+	if t.Counters != nil {
+		if smp.Counters, err = t.Counters(); err != nil {
+			s.fail(fmt.Errorf("counting: %w", err))
+			return
+		}
+	}
+	logf("%s %s %s (%s): %.3fs, %.1f MiB%s", e.name, o.Name, s.bin.Name, label,
+		smp.Wall.Seconds(), float64(smp.MaxRSSKiB)/1024, countersText(smp.Counters))
 	if measured {
 		s.samples = append(s.samples, smp)
 	}
@@ -381,7 +410,20 @@ func (s *sideState) finish() {
 		s.res.WallSec = append(s.res.WallSec, x.Wall.Seconds())
 		s.res.CPUSec = append(s.res.CPUSec, x.CPU.Seconds())
 		s.res.MaxRSSKiB = append(s.res.MaxRSSKiB, x.MaxRSSKiB)
+		if x.Counters != nil {
+			s.res.CounterRuns = append(s.res.CounterRuns, x.Counters)
+		}
 		s.res.PeakRSSKiB = max(s.res.PeakRSSKiB, x.MaxRSSKiB)
+	}
+	for _, k := range counterNames(s.samples) {
+		var xs []int64
+		for _, x := range s.samples {
+			xs = append(xs, x.Counters[k])
+		}
+		if s.res.Counters == nil {
+			s.res.Counters = map[string]int64{}
+		}
+		s.res.Counters[k] = median(xs)
 	}
 	s.res.MedianSec = median(walls).Seconds()
 	s.res.MedianCPUSec = median(cpus).Seconds()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -15,18 +16,23 @@ import (
 // sample is what one timed run of a command costs.
 type sample struct {
 	Wall      time.Duration
-	CPU       time.Duration // user + system, the command and its waited-for children
-	MaxRSSKiB int64         // ru_maxrss from wait4, in KiB on Linux
+	CPU       time.Duration    // user + system, the command and its waited-for children
+	MaxRSSKiB int64            // ru_maxrss from wait4, in KiB on Linux
+	Counters  map[string]int64 // from the trial's Counters, if any
 }
 
 // timedRun runs bin with args, timing it from start to exit, and returns its
 // cost and standard output. Before starting it flushes dirty pages (sync) so
 // that write-back left by earlier runs is not charged to this one. A non-zero
-// exit is an error carrying the tail of standard error.
-func timedRun(ctx context.Context, bin string, args []string) (sample, []byte, error) {
+// exit is an error carrying the tail of standard error. env is added to
+// the harness's environment.
+func timedRun(ctx context.Context, bin string, args, env []string) (sample, []byte, error) {
 	syscall.Sync()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -86,4 +92,35 @@ func median[T int64 | time.Duration](xs []T) T {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// counterNames lists the counter names of the samples, sorted.
+func counterNames(samples []sample) []string {
+	var names []string
+	for _, x := range samples {
+		for k := range x.Counters {
+			if !slices.Contains(names, k) {
+				names = append(names, k)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// countersText renders counters for the progress log: " (k=v, ...)".
+func countersText(c map[string]int64) string {
+	if len(c) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, c[k])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

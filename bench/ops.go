@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,18 +19,9 @@ import (
 //
 // To add an operation, append to ops. Prepare does the untimed set-up of one
 // run and returns the command to time; Setup does set-up shared by every run
-// of the op on one tree (start a server, ...). For example:
-//
-//   - admin-deploy: Prepare builds a fresh sysroot under env.scratch (untimed
-//     `X --sysroot=S admin init-fs S`, `X --sysroot=S admin os-init bench`,
-//     `X --repo=S/ostree/repo pull-local <fixture bare repo> bench`) and times
-//     `X --sysroot=S admin deploy --os=bench bench`; Result digests the
-//     deployment with treeDigest.
-//   - pull: Setup starts nginx on 127.0.0.1 serving env.fixture("archive")
-//     (a config written under env.work, stopped by the returned teardown);
-//     Prepare inits a fresh archive repo and `X remote add --no-gpg-verify`
-//     (untimed) and times `X --repo=R pull origin bench`; Result is the
-//     pulled commit from `X rev-parse bench`.
+// of the op on one tree (start a server, ...); set-up shared by several ops
+// of a tree lives in env (env.osRepo, env.server) and is torn down by
+// env.close when the tree is done.
 type op struct {
 	Name string
 	Desc string
@@ -47,6 +39,10 @@ type trial struct {
 	// a token that must be equal for both binaries when they agree (a commit
 	// checksum, a digest of a checked-out tree).
 	Result func(stdout []byte) (string, error)
+	// Counters, if set, runs right after every timed run and returns
+	// figures of that run other than its cost (HTTP requests and bytes
+	// served); the report gives their medians.
+	Counters func() (map[string]int64, error)
 	// Cleanup, if set, runs after every run (untimed).
 	Cleanup func() error
 }
@@ -93,6 +89,36 @@ var ops = []op{
 		Name:    "fsck-archive",
 		Desc:    "fsck of an archive repo made by ostree",
 		Prepare: fsckOp("archive"),
+	},
+	{
+		Name:    "admin-deploy",
+		Desc:    "admin deploy of os tree v1 into a fresh sysroot (init-fs, os-init, pull-local untimed)",
+		Prepare: deployOp,
+	},
+	{
+		Name:    "admin-deploy-upgrade",
+		Desc:    "admin deploy of v2 on top of a v1 deployment with local /etc changes (three-way /etc merge)",
+		Prepare: upgradeOp,
+	},
+	{
+		Name:    "pull-archive",
+		Desc:    "pull of os tree v1 from nginx on 127.0.0.1 into a fresh archive repo",
+		Prepare: pullOp("archive", false),
+	},
+	{
+		Name:    "pull-bare",
+		Desc:    "pull of os tree v1 from nginx on 127.0.0.1 into a fresh bare repo",
+		Prepare: pullOp("bare", false),
+	},
+	{
+		Name:    "pull-update-archive",
+		Desc:    "pull of v2 from nginx into an archive repo holding v1 (pulled untimed)",
+		Prepare: pullOp("archive", true),
+	},
+	{
+		Name:    "pull-update-bare",
+		Desc:    "pull of v2 from nginx into a bare repo holding v1 (pulled untimed)",
+		Prepare: pullOp("bare", true),
 	},
 }
 
@@ -156,6 +182,21 @@ type env struct {
 	reference binary // makes fixtures
 	fixtures  map[string]string
 	n         int
+
+	os      *osTrees           // deployable v1 and v2 trees, made on first use
+	osRepos map[string]*osRepo // by mode, made on first use
+	srv     *server            // nginx serving the archive osRepo
+	closers []func() error     // run by close, last first
+}
+
+// close tears down what the tree's ops shared (the server).
+func (e *env) close() error {
+	var errs []error
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		errs = append(errs, e.closers[i]())
+	}
+	e.closers = nil
+	return errors.Join(errs...)
 }
 
 // scratch returns a fresh path under the work directory that does not exist.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -36,6 +37,10 @@ type treeReport struct {
 	Bytes    int64      `json:"bytes"`
 	Ops      []opReport `json:"ops"`
 	Error    string     `json:"error,omitempty"`
+	// OSChanged and OSChangedBytes: the files the v2 os tree (update)
+	// rewrote, and their size.
+	OSChanged      int   `json:"os_v2_changed_files,omitempty"`
+	OSChangedBytes int64 `json:"os_v2_changed_bytes,omitempty"`
 }
 
 type opReport struct {
@@ -61,6 +66,10 @@ type sideReport struct {
 	MaxRSSKiB    []int64   `json:"max_rss_kib,omitempty"`
 	Result       string    `json:"result,omitempty"`
 	Error        string    `json:"error,omitempty"`
+	// Counters are medians of the runs' counters (HTTP requests and bytes
+	// served for the pull ops); CounterRuns has every run's.
+	Counters    map[string]int64   `json:"counters,omitempty"`
+	CounterRuns []map[string]int64 `json:"counter_runs,omitempty"`
 }
 
 func (r *opReport) compare() {
@@ -139,8 +148,97 @@ func (r *report) markdown() string {
 		if len(errs) > 0 {
 			b.WriteString("\n" + strings.Join(errs, "\n") + "\n")
 		}
+		t.trafficTable(&b)
+		if t.OSChanged > 0 {
+			fmt.Fprintf(&b, "\nThe v2 update of the deploy and pull ops rewrites %d files (%s).\n", t.OSChanged, mib(t.OSChangedBytes>>10))
+		}
 	}
+	r.deploySizeTable(&b)
 	return b.String()
+}
+
+// trafficTable renders the HTTP counters of a tree's ops, if any.
+func (t *treeReport) trafficTable(b *strings.Builder) {
+	header := false
+	for _, o := range t.Ops {
+		if o.Ostree.Counters == nil && o.Strata.Counters == nil {
+			continue
+		}
+		if !header {
+			b.WriteString("\nHTTP traffic (medians, from nginx's access log; bytes are $bytes_sent: headers and bodies):\n\n")
+			b.WriteString("| op | ostree requests | strata requests | ostree bytes | strata bytes | bytes ratio | ostree 4xx/5xx | strata 4xx/5xx |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+			header = true
+		}
+		br := "—"
+		if ob, sb := o.Ostree.Counters["bytes_sent"], o.Strata.Counters["bytes_sent"]; ob > 0 && sb > 0 {
+			br = fmt.Sprintf("%.3f", float64(sb)/float64(ob))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", o.Name,
+			counter(o.Ostree, "requests"), counter(o.Strata, "requests"),
+			counter(o.Ostree, "bytes_sent"), counter(o.Strata, "bytes_sent"), br,
+			counter(o.Ostree, "not_ok"), counter(o.Strata, "not_ok"))
+	}
+}
+
+// deploySizeTable relates the admin-deploy ops' times to tree sizes.
+func (r *report) deploySizeTable(b *strings.Builder) {
+	header := false
+	for _, t := range r.Trees {
+		for _, o := range t.Ops {
+			if !strings.HasPrefix(o.Name, "admin-deploy") || t.Files == 0 {
+				continue
+			}
+			if !header {
+				b.WriteString("\n## admin deploy vs tree size\n\n")
+				b.WriteString("Per 1,000 files and per GiB of the input tree (a deploy is a hard-link checkout: its cost follows the file count).\n\n")
+				b.WriteString("| tree | op | files | size | ostree | strata | ratio | ostree ms/1k files | strata ms/1k files | ostree s/GiB | strata s/GiB |\n")
+				b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+				header = true
+			}
+			perK := func(s sideReport) string {
+				if !s.OK {
+					return "—"
+				}
+				return fmt.Sprintf("%.1f", s.MedianSec*1000/(float64(t.Files)/1000))
+			}
+			perG := func(s sideReport) string {
+				if !s.OK {
+					return "—"
+				}
+				return fmt.Sprintf("%.2f", s.MedianSec/(float64(t.Bytes)/(1<<30)))
+			}
+			fmt.Fprintf(b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", t.Name, o.Name,
+				t.Files, mib(t.Bytes>>10), secs(o.Ostree), secs(o.Strata), ratio(o.Ratio),
+				perK(o.Ostree), perK(o.Strata), perG(o.Ostree), perG(o.Strata))
+		}
+	}
+}
+
+func counter(s sideReport, name string) string {
+	v, ok := s.Counters[name]
+	if !s.OK || !ok {
+		return "—"
+	}
+	return groupDigits(v)
+}
+
+// groupDigits writes n with a comma every three digits.
+func groupDigits(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
 }
 
 func secs(s sideReport) string {
