@@ -1,6 +1,10 @@
 package bootloader
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/strata-os/strata/ghash"
+)
 
 // Deployment is what ostree's install_deployment_kernel puts into a
 // deployment's entry.
@@ -70,7 +74,9 @@ func (e *Entry) SetDeployment(d Deployment) {
 			keys = append(keys, kv[0])
 			vals[kv[0]] = kv[1] // the last of a repeated key wins
 		}
-		for _, k := range GHashOrder(keys) {
+		// ostree applies sysroot.bls-append-except-default in the order
+		// of the hash table it reads the pairs into.
+		for _, k := range ghash.Order(keys) {
 			e.Set(k, vals[k])
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/strata-os/strata/ghash"
 	"github.com/strata-os/strata/repo"
 )
 
@@ -129,15 +130,15 @@ func (e *Entry) Clone() *Entry {
 // hashOrder returns the keys in the iteration order of ostree's hash
 // table after e's history of insertions and removals.
 func (e *Entry) hashOrder() []string {
-	t := newGhashTable()
+	t := ghash.New()
 	for _, h := range e.hist {
 		if h.remove {
-			t.remove(h.key)
+			t.Remove(h.key)
 		} else {
-			t.insert(h.key)
+			t.Insert(h.key)
 		}
 	}
-	return t.order()
+	return t.Keys()
 }
 
 // Format returns the entry's file content, byte for byte as ostree's

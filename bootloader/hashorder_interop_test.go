@@ -13,7 +13,7 @@ import (
 // does not know (its hash table order) in three ostree code paths:
 //   - deploy with sysroot.bls-append-except-default: the old entry is
 //     parsed from its file and gets the bls-append keys, in the order of
-//     ostree's own table of them (GHashOrder);
+//     ostree's own table of them (ghash.Order);
 //   - `ostree admin kargs edit-in-place`: entries parsed, options set,
 //     written;
 //   - `ostree admin instutil set-kargs`: the default deployment's entry is

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/strata-os/strata/fsutil"
+	"github.com/strata-os/strata/ghash"
 	"github.com/strata-os/strata/gvariant"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
@@ -181,12 +182,12 @@ func metadataGV(m objects.Metadata) []any {
 // vardict is GVariantDict: values keyed by name, serialised in GLib's hash
 // order.
 type vardict struct {
-	order *dictOrder
+	order *ghash.Table
 	vals  map[string]gvariant.Variant
 }
 
 func newVardict(from objects.Metadata) *vardict {
-	d := &vardict{order: newDictOrder(), vals: map[string]gvariant.Variant{}}
+	d := &vardict{order: ghash.New(), vals: map[string]gvariant.Variant{}}
 	for _, e := range from {
 		d.insert(e.Key, e.Value)
 	}
@@ -194,13 +195,13 @@ func newVardict(from objects.Metadata) *vardict {
 }
 
 func (d *vardict) insert(k string, v gvariant.Variant) {
-	d.order.insert(k)
+	d.order.Insert(k)
 	d.vals[k] = v
 }
 
 func (d *vardict) end() objects.Metadata {
 	var m objects.Metadata
-	for _, k := range d.order.order() {
+	for _, k := range d.order.Keys() {
 		m = append(m, objects.MetaEntry{Key: k, Value: d.vals[k]})
 	}
 	return m

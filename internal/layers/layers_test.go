@@ -20,6 +20,7 @@ var layer = map[string]int{
 	"fsutil":   0,
 	"progress": 0,
 	"gvariant": 0,
+	"ghash":    0,
 
 	"objects": 1,
 
@@ -52,6 +53,8 @@ var layer = map[string]int{
 	"bench":             10,
 
 	"internal/faultserver": 9,
+
+	"internal/demoos/demo": 10,
 }
 
 // sameLayer lists allowed imports between packages of one layer.

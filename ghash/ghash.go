@@ -1,12 +1,13 @@
-package bootloader
-
-// ostree keeps a BLS entry's keys in a GLib GHashTable and writes the keys
-// it does not know in that table's iteration order, which follows from
-// the keys' g_str_hash values and the history of insertions and removals.
-// ghashTable replays that history with GLib 2.74's algorithm (ghash.c:
-// open addressing, initial bucket (hash*11) % prime, quadratic probing,
-// tombstones, resize at 15/16 occupancy or below 1/4 load, in-place
-// rehash), so that Format can write them in the same order.
+// Package ghash reproduces the iteration order of a GLib GHashTable with
+// string keys (g_str_hash). OSTree's bytes depend on it in two places: a
+// GVariantDict serialises its a{sv} in that order (the summary), and
+// ostree writes the BLS entry keys it does not know in the order of the
+// table it keeps them in. The order follows from the keys' hashes and the
+// history of insertions and removals; Table replays that history with GLib
+// 2.74's algorithm (ghash.c: open addressing, initial bucket
+// (hash*11) % prime, quadratic probing, tombstones, resize at 15/16
+// occupancy or below 1/4 load, in-place rehash).
+package ghash
 
 const ghashMinShift = 3
 
@@ -21,7 +22,7 @@ const (
 	ghashTombstone = 1
 )
 
-type ghashTable struct {
+type Table struct {
 	size, mod, mask uint32
 	hashes          []uint32
 	keys            []string
@@ -29,16 +30,17 @@ type ghashTable struct {
 	noccupied       int
 }
 
-func newGhashTable() *ghashTable {
-	t := &ghashTable{}
+// New returns an empty table.
+func New() *Table {
+	t := &Table{}
 	t.setShift(ghashMinShift)
 	t.hashes = make([]uint32, t.size)
 	t.keys = make([]string, t.size)
 	return t
 }
 
-// gStrHash is g_str_hash: djb2 over signed chars.
-func gStrHash(s string) uint32 {
+// StrHash is g_str_hash: djb2 over signed chars.
+func StrHash(s string) uint32 {
 	h := uint32(5381)
 	for i := 0; i < len(s); i++ {
 		h = h<<5 + h + uint32(int32(int8(s[i])))
@@ -46,13 +48,13 @@ func gStrHash(s string) uint32 {
 	return h
 }
 
-func (t *ghashTable) setShift(shift int) {
+func (t *Table) setShift(shift int) {
 	t.size = 1 << shift
 	t.mod = ghashPrimeMod[shift]
 	t.mask = t.size - 1
 }
 
-func (t *ghashTable) setShiftFromSize(size int) {
+func (t *Table) setShiftFromSize(size int) {
 	shift := 0
 	for n := size; n != 0; n >>= 1 {
 		shift++
@@ -60,10 +62,10 @@ func (t *ghashTable) setShiftFromSize(size int) {
 	t.setShift(max(shift, ghashMinShift))
 }
 
-func (t *ghashTable) hashToIndex(h uint32) uint32 { return (h * 11) % t.mod }
+func (t *Table) hashToIndex(h uint32) uint32 { return (h * 11) % t.mod }
 
-func (t *ghashTable) lookup(key string) (index, hash uint32) {
-	hash = gStrHash(key)
+func (t *Table) lookup(key string) (index, hash uint32) {
+	hash = StrHash(key)
 	if hash < 2 {
 		hash = 2
 	}
@@ -87,7 +89,8 @@ func (t *ghashTable) lookup(key string) (index, hash uint32) {
 	return idx, hash
 }
 
-func (t *ghashTable) insert(key string) {
+// Insert adds key; a key already present keeps its bucket.
+func (t *Table) Insert(key string) {
 	idx, hash := t.lookup(key)
 	old := t.hashes[idx]
 	if old >= 2 {
@@ -102,7 +105,8 @@ func (t *ghashTable) insert(key string) {
 	}
 }
 
-func (t *ghashTable) remove(key string) {
+// Remove deletes key, leaving a tombstone as GLib does.
+func (t *Table) Remove(key string) {
 	idx, _ := t.lookup(key)
 	if t.hashes[idx] < 2 {
 		return
@@ -113,14 +117,14 @@ func (t *ghashTable) remove(key string) {
 	t.maybeResize()
 }
 
-func (t *ghashTable) maybeResize() {
+func (t *Table) maybeResize() {
 	size, occ := int(t.size), t.noccupied
 	if (size > t.nnodes*4 && size > 1<<ghashMinShift) || size <= occ+occ/16 {
 		t.resize()
 	}
 }
 
-func (t *ghashTable) resize() {
+func (t *Table) resize() {
 	oldSize := t.size
 	t.setShiftFromSize(int(float64(t.nnodes) * 1.333))
 	var realloc []bool
@@ -168,8 +172,8 @@ func (t *ghashTable) resize() {
 	t.noccupied = t.nnodes
 }
 
-// order returns the keys in iteration order.
-func (t *ghashTable) order() []string {
+// Keys returns the keys in iteration order.
+func (t *Table) Keys() []string {
 	var out []string
 	for i, h := range t.hashes {
 		if h >= 2 {
@@ -179,15 +183,13 @@ func (t *ghashTable) order() []string {
 	return out
 }
 
-// GHashOrder returns keys in the order in which a GLib GHashTable with
-// string keys iterates them after they were inserted in the given order
-// (duplicates ignored). ostree applies sysroot.bls-append-except-default
-// in this order: it reads the key=value pairs into such a table and sets
-// them on the entry by iterating it.
-func GHashOrder(keys []string) []string {
-	t := newGhashTable()
+// Order returns keys in the order in which a GLib GHashTable with string
+// keys iterates them after they were inserted in the given order
+// (duplicates ignored).
+func Order(keys []string) []string {
+	t := New()
 	for _, k := range keys {
-		t.insert(k)
+		t.Insert(k)
 	}
-	return t.order()
+	return t.Keys()
 }

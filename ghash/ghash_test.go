@@ -1,4 +1,4 @@
-package bootloader
+package ghash
 
 import (
 	"bufio"
@@ -9,7 +9,7 @@ import (
 
 // TestGhashOrder replays testdata/ghash.txt, made by driving GLib's own
 // GHashTable through ctypes, and compares the iteration orders.
-func TestGhashOrder(t *testing.T) {
+func TestTableOrder(t *testing.T) {
 	f, err := os.Open("testdata/ghash.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -22,18 +22,18 @@ func TestGhashOrder(t *testing.T) {
 			continue
 		}
 		fields := strings.Split(sc.Text(), "\t")
-		tb := newGhashTable()
+		tb := New()
 		var i int
 		for i = 0; fields[i] != "="; i++ {
 			op, key := fields[i][0], fields[i][1:]
 			if op == '+' {
-				tb.insert(key)
+				tb.Insert(key)
 			} else {
-				tb.remove(key)
+				tb.Remove(key)
 			}
 		}
 		want := strings.Join(fields[i+1:], "\t")
-		if got := strings.Join(tb.order(), "\t"); got != want {
+		if got := strings.Join(tb.Keys(), "\t"); got != want {
 			t.Errorf("line %d: order\n%q\nGLib's\n%q", n+3, got, want)
 		}
 		n++
@@ -43,8 +43,8 @@ func TestGhashOrder(t *testing.T) {
 	}
 }
 
-func TestGHashOrder(t *testing.T) {
-	got := GHashOrder([]string{"b", "a", "b", "c"})
+func TestOrder(t *testing.T) {
+	got := Order([]string{"b", "a", "b", "c"})
 	if len(got) != 3 {
 		t.Fatalf("%q", got)
 	}
