@@ -1,7 +1,6 @@
 package sysroot
 
 import (
-	"os"
 	"strings"
 
 	"github.com/strata-os/strata/bootloader"
@@ -42,9 +41,4 @@ func counterSuffix(name string) string {
 // withCounter inserts a boot-counting suffix before ".conf".
 func withCounter(name, suffix string) string {
 	return strings.TrimSuffix(name, ".conf") + suffix + ".conf"
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

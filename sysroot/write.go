@@ -532,16 +532,9 @@ func installTree(src, dst string) error {
 func (s *Sysroot) entryFor(d *Deployment, l *bootloader.KernelLayout, bv, n int, showOS bool) ([]byte, error) {
 	e := d.entry.Clone()
 	root := s.DeploymentPath(d)
-	osr, err := readOSRelease(root)
+	title, err := bootloader.DeploymentName(root)
 	if err != nil {
-		return nil, err
-	}
-	title, ok := osr["PRETTY_NAME"]
-	if !ok {
-		title, ok = osr["ID"]
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: deployment %s: no PRETTY_NAME or ID in /etc/os-release", ErrInvalid, d.Name())
+		return nil, fmt.Errorf("deployment %s: %w", d.Name(), err)
 	}
 	version, err := s.commitVersion(d.Checksum)
 	if err != nil {
@@ -566,71 +559,6 @@ func (s *Sysroot) entryFor(d *Deployment, l *bootloader.KernelLayout, bv, n int,
 	ka.Set(bootloader.OstreeKarg(bv, d.OS, d.BootChecksum, d.BootSerial))
 	e.Set("options", ka.String())
 	return e.Format(), nil
-}
-
-// readOSRelease reads usr/lib/os-release, or etc/os-release, of a tree.
-func readOSRelease(root string) (map[string]string, error) {
-	p := filepath.Join(root, "usr/lib/os-release")
-	if !exists(p) {
-		p = filepath.Join(root, "etc/os-release")
-	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", p, err)
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		if u, ok := shellUnquote(v); ok {
-			out[k] = u
-		}
-	}
-	return out, nil
-}
-
-// shellUnquote removes shell quoting as GLib's g_shell_unquote does:
-// '...' literally, "..." with \ escaping $ ` " \ and newline, and \ outside
-// quotes escaping the next character.
-func shellUnquote(s string) (string, bool) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\'':
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				return "", false
-			}
-			b.WriteString(s[i+1 : i+1+j])
-			i += j + 1
-		case '"':
-			i++
-			for ; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("$`\"\\\n", s[i+1]) >= 0 {
-					i++
-				}
-				b.WriteByte(s[i])
-			}
-			if i >= len(s) {
-				return "", false
-			}
-		case '\\':
-			if i+1 < len(s) {
-				i++
-				if s[i] != '\n' {
-					b.WriteByte(s[i])
-				}
-			}
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), true
 }
 
 // checkSpace fails before anything is written when the sysroot cannot
