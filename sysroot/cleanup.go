@@ -40,6 +40,7 @@ func (s *Sysroot) Cleanup(ctx context.Context, prune bool) (repo.PruneStats, err
 
 // prepareCleanup is Cleanup without the prune, under the lock.
 func (s *Sysroot) prepareCleanup(ctx context.Context) error {
+	s.removeStaleTemps()
 	if err := s.cleanupOtherBootversions(); err != nil {
 		return fmt.Errorf("cleaning bootversions: %w", err)
 	}
@@ -53,6 +54,27 @@ func (s *Sysroot) prepareCleanup(ctx context.Context) error {
 		return fmt.Errorf("generating deployment refs: %w", err)
 	}
 	return nil
+}
+
+// removeStaleTemps removes the temporary files (fsutil.TempName) that a
+// process killed during a durable write left in the directories the
+// sysroot writes: origins in ostree/deploy/$os/deploy, the ostree/boot.N
+// symlink in ostree/, deployment refs in refs/heads/ostree/N/M, kernel
+// copies in boot/ostree/$os-$bootcsum and the staged state in RUN/ostree.
+// Nothing references them; errors are ignored (housekeeping).
+func (s *Sysroot) removeStaleTemps() {
+	dirs := []string{filepath.Join(s.path, "ostree"), filepath.Dir(s.stagedPath())}
+	for _, pattern := range []string{
+		filepath.Join(s.path, "ostree/deploy/*/deploy"),
+		filepath.Join(s.path, "ostree/repo/refs/heads/ostree/*/*"),
+		filepath.Join(s.boot, "ostree/*"),
+	} {
+		m, _ := filepath.Glob(pattern)
+		dirs = append(dirs, m...)
+	}
+	for _, d := range dirs {
+		fsutil.RemoveStaleTemps(d)
+	}
 }
 
 // cleanupOtherBootversions removes boot/loader.OTHER, ostree/boot.OTHER*

@@ -3,6 +3,7 @@ package sysroot
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/repo"
@@ -70,6 +71,9 @@ func (s *Sysroot) writeOrigin(d *Deployment, origin *repo.KeyFile) error {
 	if err := fsutil.WriteFile(s.originPath(d), []byte(origin.String()), 0o644); err != nil {
 		return fmt.Errorf("writing origin of %s: %w", d.Name(), err)
 	}
+	// Temporaries of origin writes whose process was killed (admin pin
+	// runs no cleanup).
+	fsutil.RemoveStaleTemps(filepath.Dir(s.originPath(d)))
 	return nil
 }
 
