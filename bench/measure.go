@@ -17,6 +17,7 @@ import (
 type sample struct {
 	Wall      time.Duration
 	CPU       time.Duration    // user + system, the command and its waited-for children
+	Sys       time.Duration    // the system part of CPU
 	MaxRSSKiB int64            // ru_maxrss from wait4, in KiB on Linux
 	Counters  map[string]int64 // from the trial's Counters, if any
 }
@@ -45,6 +46,7 @@ func timedRun(ctx context.Context, bin string, args, env []string) (sample, []by
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		s.MaxRSSKiB = ru.Maxrss
 		s.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		s.Sys = time.Duration(ru.Stime.Nano())
 	}
 	return s, stdout.Bytes(), nil
 }

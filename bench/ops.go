@@ -43,7 +43,8 @@ type trial struct {
 	// figures of that run other than its cost (HTTP requests and bytes
 	// served); the report gives their medians.
 	Counters func() (map[string]int64, error)
-	// Cleanup, if set, runs after every run (untimed).
+	// Cleanup, if set, runs (untimed) when every run of the op is done;
+	// see benchOp for why not after each run.
 	Cleanup func() error
 }
 

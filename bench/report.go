@@ -60,9 +60,11 @@ type sideReport struct {
 	OK           bool      `json:"ok"`
 	MedianSec    float64   `json:"median_sec,omitempty"`
 	MedianCPUSec float64   `json:"median_cpu_sec,omitempty"`
+	MedianSysSec float64   `json:"median_sys_sec,omitempty"` // the system part of CPU
 	PeakRSSKiB   int64     `json:"peak_rss_kib,omitempty"`
 	WallSec      []float64 `json:"wall_sec,omitempty"`
 	CPUSec       []float64 `json:"cpu_sec,omitempty"`
+	SysSec       []float64 `json:"sys_sec,omitempty"`
 	MaxRSSKiB    []int64   `json:"max_rss_kib,omitempty"`
 	Result       string    `json:"result,omitempty"`
 	Error        string    `json:"error,omitempty"`
@@ -110,6 +112,7 @@ func (r *report) markdown() string {
 	}
 	fmt.Fprintf(&b, "- %d measured runs per op and binary after %d warm-up, alternating which binary runs first; "+
 		"times are medians of wall-clock time (page cache warm, `sync` before each run); "+
+		"CPU is the median user+system time, system in parentheses; "+
 		"peak RSS is the largest ru_maxrss of the measured runs; ratios are strata/ostree (below 1: strata faster or smaller); "+
 		"same result: equal commit checksum (`--timestamp=%s`), equal checked-out tree, or both fsck passes.\n",
 		r.Runs, r.Warmup, r.Timestamp)
@@ -124,12 +127,12 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "%d files, %d directories, %d symlinks, %s (`%s`)\n\n",
 			t.Files, t.Dirs, t.Symlinks, mib(t.Bytes>>10), t.Dir)
-		b.WriteString("| op | ostree median | strata median | ratio (strata/ostree) | ostree peak RSS | strata peak RSS | RSS ratio | same result |\n")
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|:---:|\n")
+		b.WriteString("| op | ostree median | strata median | ratio (strata/ostree) | ostree CPU (sys) | strata CPU (sys) | ostree peak RSS | strata peak RSS | RSS ratio | same result |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n")
 		var errs []string
 		for _, o := range t.Ops {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", o.Name,
-				secs(o.Ostree), secs(o.Strata), ratio(o.Ratio),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", o.Name,
+				secs(o.Ostree), secs(o.Strata), ratio(o.Ratio), cpu(o.Ostree), cpu(o.Strata),
 				rss(o.Ostree), rss(o.Strata), ratio(o.RSSRatio), orDash(o.Same))
 			for _, s := range []struct {
 				name string
@@ -249,6 +252,14 @@ func secs(s sideReport) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.3f s", s.MedianSec)
+}
+
+// cpu renders the median CPU time with its system part.
+func cpu(s sideReport) string {
+	if !s.OK {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f s (%.2f)", s.MedianCPUSec, s.MedianSysSec)
 }
 
 func rss(s sideReport) string {
