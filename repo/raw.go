@@ -257,6 +257,7 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 		t.unclaim(ref)
 		return fmt.Errorf("stage %s: %w", name, err)
 	}
+	t.stagedDone(ref)
 	t.ObjectsWritten.Add(1)
 	t.BytesWritten.Add(int64(h.Size))
 	return nil

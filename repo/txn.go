@@ -44,6 +44,8 @@ type Txn struct {
 	done    bool
 	failed  error // set by unclaim
 
+	fl flushState // see Flush
+
 	// Stats, updated atomically.
 	ObjectsWritten atomic.Int64
 	BytesWritten   atomic.Int64
@@ -295,6 +297,7 @@ func (t *Txn) writeStaged(ref ObjectRef, data []byte) error {
 		os.Remove(p)
 		return err
 	}
+	t.stagedDone(ref)
 	t.ObjectsWritten.Add(1)
 	t.BytesWritten.Add(int64(len(data)))
 	return nil
@@ -383,6 +386,7 @@ func (t *Txn) writeFile(h *objects.FileHeader, content io.Reader, want *objects.
 			t.unclaim(ref)
 			return c, fmt.Errorf("stage %s: %w", ObjectName(objects.KindFile, c), err)
 		}
+		t.stagedDone(ref)
 		return c, nil
 	}
 	// Large file: stream into a temporary, hashing as it goes.
@@ -418,6 +422,7 @@ func (t *Txn) writeFile(h *objects.FileHeader, content io.Reader, want *objects.
 		t.unclaim(ref)
 		return c, err
 	}
+	t.stagedDone(ref)
 	return c, nil
 }
 
