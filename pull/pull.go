@@ -226,10 +226,7 @@ func Pull(ctx context.Context, dst *repo.Repo, src Source, o Options) (*Result, 
 			return nil, err
 		}
 	}
-	if err := p.writeMeta(ctx, meta); err != nil {
-		return nil, err
-	}
-	if err := p.fetchFiles(ctx, missing, plan); err != nil {
+	if err := p.store(ctx, meta, missing, plan); err != nil {
 		return nil, err
 	}
 	if err := p.finish(ctx, targets); err != nil {

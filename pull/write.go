@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/strata-os/strata/objects"
@@ -72,132 +71,30 @@ func (p *puller) plan(meta []metaObj, files []objects.Checksum) (Plan, []objects
 	return pl, missing, nil
 }
 
-// batcher publishes received objects in batches. The workers stage each
-// object in the current generation's transaction; every interval one of
-// them rotates: new objects go to a new transaction while the old one
-// waits for the objects still in flight in it, and is then committed
-// (published). So the workers never wait for one another, at most two
-// transactions are open, and a killed pull loses about one interval of
-// work.
-type batcher struct {
-	r        *repo.Repo
-	ctx      context.Context
-	interval time.Duration
-	written  *atomic.Int64 // content bytes written, summed as transactions end
-
-	mu       sync.Mutex
-	cur      *generation
-	rotating bool
-	err      error // the first failed commit
-}
-
-type generation struct {
-	tx     *repo.Txn
-	began  time.Time
-	flight sync.WaitGroup // objects being staged in tx
-}
-
-// acquire returns the transaction to stage the next object in; release
-// must follow.
-func (b *batcher) acquire() (*generation, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err != nil {
-		return nil, b.err
-	}
-	if b.cur == nil {
-		tx, err := b.r.Begin(b.ctx)
-		if err != nil {
-			return nil, err
-		}
-		b.cur = &generation{tx: tx, began: time.Now()}
-	}
-	b.cur.flight.Add(1)
-	return b.cur, nil
-}
-
-// release ends an object's staging and, when the current generation is
-// old enough and no one else is rotating, publishes it.
-func (b *batcher) release(g *generation) error {
-	g.flight.Done()
-	b.mu.Lock()
-	if b.rotating || b.cur == nil || time.Since(b.cur.began) < b.interval {
-		b.mu.Unlock()
-		return nil
-	}
-	old := b.cur
-	b.cur, b.rotating = nil, true
-	b.mu.Unlock()
-	err := b.publish(old)
-	b.mu.Lock()
-	b.rotating = false
-	b.mu.Unlock()
-	return err
-}
-
-func (b *batcher) publish(g *generation) error {
-	g.flight.Wait()
-	if b.written != nil {
-		b.written.Add(g.tx.BytesWritten.Load())
-	}
-	err := g.tx.Commit()
-	if err != nil {
-		b.mu.Lock()
-		if b.err == nil {
-			b.err = err
-		}
-		b.mu.Unlock()
-	}
-	return err
-}
-
-// close publishes the current generation, once every worker is done.
-func (b *batcher) close() error {
-	b.mu.Lock()
-	g := b.cur
-	b.cur = nil
-	err := b.err
-	b.mu.Unlock()
-	if g != nil {
-		if perr := b.publish(g); err == nil {
-			err = perr
-		}
-	}
-	return err
-}
-
-// writeMeta stores the received dirtrees and dirmetas.
-func (p *puller) writeMeta(ctx context.Context, meta []metaObj) error {
-	if len(meta) == 0 {
+// store stages the received dirtrees and dirmetas and the missing file
+// objects (fetched Parallel at a time) in one transaction, whose staging
+// directory is spread over the filesystem (Txn.SpreadStaging). What is
+// staged is published every FlushInterval while the workers go on
+// (Txn.Flush), and the rest when they end (Txn.Commit), also when the pull
+// fails or is cancelled: what verified is kept.
+func (p *puller) store(ctx context.Context, meta []metaObj, missing []objects.Checksum, pl Plan) error {
+	if len(meta) == 0 && len(missing) == 0 {
 		return nil
 	}
 	tx, err := p.dst.Begin(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
 	}
-	for _, m := range meta {
-		if err := tx.WriteMetadataVerified(m.kind, m.data, m.c); err != nil {
-			tx.Abort()
-			return err
-		}
-	}
-	return tx.Commit()
-}
-
-// fetchFiles fetches the missing file objects with Parallel workers,
-// staging them through a batcher that publishes every FlushInterval. On
-// failure, what was verified is still published.
-func (p *puller) fetchFiles(ctx context.Context, missing []objects.Checksum, pl Plan) error {
-	if len(missing) == 0 {
-		return nil
-	}
+	tx.SpreadStaging()
 	byBytes := pl.ContentBytes >= 0
-	if byBytes {
-		p.rep.Phase("Receiving objects", "bytes", pl.ContentBytes)
-	} else {
-		p.rep.Phase("Receiving objects", "objects", int64(len(missing)))
+	if len(missing) > 0 {
+		if byBytes {
+			p.rep.Phase("Receiving objects", "bytes", pl.ContentBytes)
+		} else {
+			p.rep.Phase("Receiving objects", "objects", int64(len(missing)))
+		}
+		defer p.rep.Done()
 	}
-	defer p.rep.Done()
 	onBytes := func(n int64) {
 		p.stats.BytesReceived.Add(n)
 		if byBytes {
@@ -216,26 +113,48 @@ func (p *puller) fetchFiles(ctx context.Context, missing []objects.Checksum, pl 
 			cancel()
 		})
 	}
-	bat := &batcher{r: p.dst, ctx: context.WithoutCancel(ctx), interval: p.o.FlushInterval, written: &p.stats.ContentWritten}
-	ch := make(chan objects.Checksum)
-	var wg sync.WaitGroup
-	for range min(p.o.Parallel, len(missing)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range ch {
-				g, err := bat.acquire()
-				if err != nil {
+
+	// The flusher publishes what is staged every FlushInterval.
+	stop, flushed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(flushed)
+		t := time.NewTicker(p.o.FlushInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := tx.Flush(); err != nil {
 					fail(err)
 					return
 				}
+			}
+		}
+	}()
+
+	// Workers stage the metadata first (it is in memory), then fetch.
+	type task struct {
+		m *metaObj
+		c objects.Checksum
+	}
+	ch := make(chan task)
+	var wg sync.WaitGroup
+	for range min(p.o.Parallel, len(meta)+len(missing)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range ch {
+				if t.m != nil {
+					if err := tx.WriteMetadataVerified(t.m.kind, t.m.data, t.m.c); err != nil {
+						fail(err)
+						return
+					}
+					continue
+				}
 				// Transport failures are retried (and broken bodies
 				// resumed) by the Fetcher; what comes back is final.
-				_, err = p.src.File(fctx, g.tx, c, onBytes)
-				if rerr := bat.release(g); err == nil {
-					err = rerr
-				}
-				if err != nil {
+				if _, err := p.src.File(fctx, tx, t.c, onBytes); err != nil {
 					if ctx.Err() != nil {
 						err = ctx.Err()
 					}
@@ -249,20 +168,35 @@ func (p *puller) fetchFiles(ctx context.Context, missing []objects.Checksum, pl 
 			}
 		}()
 	}
+	var metaBytes int64
 feed:
-	for _, c := range missing {
+	for i := range meta {
 		select {
-		case ch <- c:
+		case ch <- task{m: &meta[i]}:
+			metaBytes += int64(len(meta[i].data))
 		case <-fctx.Done():
 			break feed
 		}
 	}
+	if fctx.Err() == nil {
+	feedFiles:
+		for _, c := range missing {
+			select {
+			case ch <- task{c: c}:
+			case <-fctx.Done():
+				break feedFiles
+			}
+		}
+	}
 	close(ch)
 	wg.Wait()
+	close(stop)
+	<-flushed
 	// What verified is published, even when the pull failed.
-	if err := bat.close(); err != nil {
+	if err := tx.Commit(); err != nil {
 		fail(err)
 	}
+	p.stats.ContentWritten.Add(max(tx.BytesWritten.Load()-metaBytes, 0))
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
 	}
