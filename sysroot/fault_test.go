@@ -472,7 +472,10 @@ func faultListing(t *testing.T, f *fixture) map[string]string {
 	base := filepath.Dir(f.path)
 	out := map[string]string{}
 	add := func(rel, v string) {
-		k := faultNorm(rel)
+		k := rel
+		if v != "object" { // object names need no normalizing
+			k = faultNorm(rel)
+		}
 		for out[k] != "" {
 			k += "#again"
 		}
