@@ -612,12 +612,13 @@ func faultCases(steps []string) []int {
 }
 
 // faultInterop reports whether the real ostree checks the state a failure
-// at step leaves (ostree admin status; ostree fsck, also after the re-run).
-// Running ostree after every step would take most of the time, so it runs
-// after the failures at the sysroot:* steps (one per phase of every
-// operation) and inside a prune (remove:*), where the repository changes;
-// the state after every other step is checked by faultBootable and by
-// comparing with an uninterrupted run.
+// at step leaves (ostree admin status and ostree fsck). Running ostree
+// after every step would take most of the time, so it runs after the
+// failures at the sysroot:* steps (one per phase of every operation) and
+// inside a prune (remove:*), where the repository changes; the state after
+// every other step is checked by faultBootable and faultStatus, and every
+// re-run by comparing its files with the uninterrupted run's, which ostree
+// checked.
 func faultInterop(step string) bool {
 	return strings.HasPrefix(step, "sysroot:") || strings.HasPrefix(step, "remove:")
 }
