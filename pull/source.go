@@ -199,6 +199,9 @@ func (s *HTTPSource) file(ctx context.Context, tx *repo.Txn, c objects.Checksum,
 	defer body.Close()
 	cnt := &countReader{r: body, fn: progress}
 	sp := &spill{path: partPath}
+	if sz, ok := body.(interface{ Size() int64 }); ok && sz.Size() >= 0 && have+sz.Size() < spillAt {
+		sp.path = "" // declared small: nothing worth keeping if it breaks
+	}
 	var in io.Reader
 	if have > 0 {
 		f, err := os.OpenFile(partPath, os.O_RDWR, 0)

@@ -173,7 +173,19 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 	} else {
 		rec = io.Discard
 	}
-	br := bufio.NewReaderSize(io.TeeReader(src, rec), 64<<10)
+	// The read buffer and the decompressor come from fsck's pool: a pull
+	// stages thousands of objects, and allocating a 64 KiB buffer and a
+	// 32 KiB window for each made most of its garbage.
+	inf := inflaterPool.Get().(*inflater)
+	defer func() {
+		inf.br.Reset(nil)
+		if inf.fr != nil {
+			inf.fr.(flate.Resetter).Reset(noInput, nil)
+		}
+		inflaterPool.Put(inf)
+	}()
+	br := inf.br
+	br.Reset(io.TeeReader(src, rec))
 	// OSTree writes no compressed stream at all for a symlink: its header
 	// is the whole object. An object without content may end there.
 	noStream := false
@@ -187,8 +199,12 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 	var content io.Reader = bytes.NewReader(nil)
 	var zr io.ReadCloser
 	if !noStream {
-		zr = flate.NewReader(br)
-		defer zr.Close()
+		if inf.fr == nil {
+			inf.fr = flate.NewReader(br)
+		} else if err := inf.fr.(flate.Resetter).Reset(br, nil); err != nil {
+			return err
+		}
+		zr = inf.fr
 		content = &inflateReader{r: io.LimitReader(zr, int64(h.Size)), src: src}
 	}
 	end := func() error {
@@ -262,6 +278,10 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 	t.BytesWritten.Add(int64(h.Size))
 	return nil
 }
+
+// noInput is what a pooled inflater reads from while in the pool, so that
+// it keeps no reference to a finished stream.
+var noInput = bytes.NewReader(nil)
 
 // maxDeflateSize bounds the raw deflate encoding of size bytes of content.
 // Deflate's worst case is stored blocks, five bytes per 64 KiB; the bound
