@@ -143,6 +143,7 @@ type Fetcher struct {
 	opt     Options
 	slots   chan struct{}
 	retries int
+	monitor *monitor // low-speed checks
 
 	requests, bytes, retried atomic.Int64
 }
@@ -182,7 +183,8 @@ func New(base string, o Options) (*Fetcher, error) {
 	if o.UserAgent == "" {
 		o.UserAgent = DefaultUserAgent
 	}
-	f := &Fetcher{base: u, opt: o, slots: make(chan struct{}, o.MaxParallel), retries: retries}
+	f := &Fetcher{base: u, opt: o, slots: make(chan struct{}, o.MaxParallel), retries: retries,
+		monitor: newMonitor(o.LowSpeedLimit, o.LowSpeedTime)}
 	switch u.Scheme {
 	case "file":
 		if u.Host != "" && u.Host != "localhost" {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -217,7 +218,7 @@ func (s *stream) attempt() error {
 		s.timer = time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
 	}
 	if s.f.opt.LowSpeedLimit > 0 {
-		s.wd = startWatchdog(s.f.opt.LowSpeedLimit, s.f.opt.LowSpeedTime, s.cancel)
+		s.wd = s.f.monitor.startWatchdog(s.cancel)
 	}
 	req, err := http.NewRequestWithContext(s.actx, http.MethodGet, s.url.String(), nil)
 	if err != nil {
@@ -410,23 +411,25 @@ func parseRetryAfter(v string) time.Duration {
 // watchdog aborts an attempt whose rate stays below limit bytes/s over a
 // window of time spent waiting for the network: time the caller spends
 // between reads is not counted, so a slow consumer is not taken for a slow
-// server. A nil *watchdog does nothing.
+// server. A nil *watchdog does nothing. Its checks run on the Fetcher's
+// monitor goroutine, every window/8 (5 ms to 1 s).
 type watchdog struct {
-	limit  int64
-	window time.Duration
+	m      *monitor
+	cancel context.CancelCauseFunc
 	start  time.Time
 	// Clock readings are nanoseconds since start.
 	waitStart atomic.Int64 // when the current wait began, or -1
 	waited    atomic.Int64 // total of the finished waits
 	got       atomic.Int64 // bytes received
-	quit      chan struct{}
-	done      chan struct{}
+	samples   []sample     // the monitor's, of the last window
 }
 
-func startWatchdog(limit int64, window time.Duration, cancel context.CancelCauseFunc) *watchdog {
-	w := &watchdog{limit: limit, window: window, start: time.Now(), quit: make(chan struct{}), done: make(chan struct{})}
+type sample struct{ wait, got int64 }
+
+func (m *monitor) startWatchdog(cancel context.CancelCauseFunc) *watchdog {
+	w := &watchdog{m: m, cancel: cancel, start: time.Now(), samples: []sample{{0, 0}}}
 	w.waitStart.Store(-1)
-	go w.run(cancel)
+	m.add(w)
 	return w
 }
 
@@ -448,43 +451,90 @@ func (w *watchdog) leave(n int) {
 	w.got.Add(int64(n))
 }
 
+// stop ends the checks. A check already under way may still cancel the
+// attempt, which is ending anyway.
 func (w *watchdog) stop() {
 	if w != nil {
-		close(w.quit)
-		<-w.done
+		w.m.remove(w)
 	}
 }
 
-func (w *watchdog) run(cancel context.CancelCauseFunc) {
-	defer close(w.done)
-	tick := min(max(w.window/8, 5*time.Millisecond), time.Second)
-	t := time.NewTicker(tick)
+// check samples the watchdog and reports whether the rate over the last
+// window is below the limit. Only the monitor calls it.
+func (w *watchdog) check() bool {
+	m := w.m
+	wait := w.waited.Load()
+	if ws := w.waitStart.Load(); ws >= 0 {
+		wait += w.now() - ws
+	}
+	got := w.got.Load()
+	if wait == w.samples[len(w.samples)-1].wait {
+		return false
+	}
+	w.samples = append(w.samples, sample{wait, got})
+	win := int64(m.window)
+	for len(w.samples) > 1 && w.samples[1].wait <= wait-win {
+		w.samples = w.samples[1:]
+	}
+	s := w.samples[0]
+	return wait-s.wait >= win && float64(got-s.got) < m.need
+}
+
+// monitor runs the low-speed checks of a Fetcher's attempts from one
+// goroutine, which runs only while some attempt is watched: a goroutine
+// and a ticker per request cost more than the check.
+type monitor struct {
+	window time.Duration
+	need   float64 // bytes per window
+	tick   time.Duration
+
+	mu      sync.Mutex
+	watched map[*watchdog]struct{}
+	running bool
+}
+
+func newMonitor(limit int64, window time.Duration) *monitor {
+	return &monitor{window: window, need: float64(limit) * window.Seconds(),
+		tick: min(max(window/8, 5*time.Millisecond), time.Second), watched: map[*watchdog]struct{}{}}
+}
+
+func (m *monitor) add(w *watchdog) {
+	m.mu.Lock()
+	m.watched[w] = struct{}{}
+	if !m.running {
+		m.running = true
+		go m.run()
+	}
+	m.mu.Unlock()
+}
+
+func (m *monitor) remove(w *watchdog) {
+	m.mu.Lock()
+	delete(m.watched, w)
+	m.mu.Unlock()
+}
+
+func (m *monitor) run() {
+	t := time.NewTicker(m.tick)
 	defer t.Stop()
-	type sample struct{ wait, got int64 }
-	samples := []sample{{0, 0}}
-	need := float64(w.limit) * w.window.Seconds() // bytes per window
-	win := int64(w.window)
-	for {
-		select {
-		case <-w.quit:
+	var batch []*watchdog
+	for range t.C {
+		m.mu.Lock()
+		if len(m.watched) == 0 {
+			m.running = false
+			m.mu.Unlock()
 			return
-		case <-t.C:
 		}
-		wait := w.waited.Load()
-		if ws := w.waitStart.Load(); ws >= 0 {
-			wait += w.now() - ws
+		batch = batch[:0]
+		for w := range m.watched {
+			batch = append(batch, w)
 		}
-		got := w.got.Load()
-		if wait == samples[len(samples)-1].wait {
-			continue
-		}
-		samples = append(samples, sample{wait, got})
-		for len(samples) > 1 && samples[1].wait <= wait-win {
-			samples = samples[1:]
-		}
-		if s := samples[0]; wait-s.wait >= win && float64(got-s.got) < need {
-			cancel(ErrTooSlow)
-			return
+		m.mu.Unlock()
+		for _, w := range batch {
+			if w.check() {
+				m.remove(w)
+				w.cancel(ErrTooSlow)
+			}
 		}
 	}
 }

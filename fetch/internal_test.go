@@ -1,6 +1,8 @@
 package fetch
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -56,4 +58,48 @@ func TestParseRetryAfter(t *testing.T) {
 	if d := parseRetryAfter("soon"); d != 0 {
 		t.Errorf("soon: %v", d)
 	}
+}
+
+// TestMonitor: one goroutine checks every watched attempt, cancels a slow
+// one with ErrTooSlow, leaves a fast one and a slow caller alone, and
+// exits once nothing is watched.
+func TestMonitor(t *testing.T) {
+	m := newMonitor(1000, 40*time.Millisecond) // 40 bytes per window
+	var slowCause, fastCause, callerCause atomic.Value
+	cancelInto := func(v *atomic.Value) context.CancelCauseFunc {
+		return func(err error) { v.Store(err) }
+	}
+	slow := m.startWatchdog(cancelInto(&slowCause))
+	fast := m.startWatchdog(cancelInto(&fastCause))
+	caller := m.startWatchdog(cancelInto(&callerCause))
+	slow.enter() // waits for the network and gets nothing
+	deadline := time.Now().Add(2 * time.Second)
+	for slowCause.Load() == nil && time.Now().Before(deadline) {
+		fast.enter()
+		time.Sleep(time.Millisecond)
+		fast.leave(100) // 100 bytes a millisecond
+		// caller never waits for the network: its slowness is its own.
+	}
+	if slowCause.Load() != ErrTooSlow {
+		t.Errorf("slow attempt: cause %v, want ErrTooSlow", slowCause.Load())
+	}
+	if c := fastCause.Load(); c != nil {
+		t.Errorf("fast attempt cancelled: %v", c)
+	}
+	if c := callerCause.Load(); c != nil {
+		t.Errorf("attempt with a slow caller cancelled: %v", c)
+	}
+	slow.stop()
+	fast.stop()
+	caller.stop()
+	for time.Now().Before(deadline) {
+		m.mu.Lock()
+		running := m.running
+		m.mu.Unlock()
+		if !running {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Error("monitor goroutine still running with nothing to watch")
 }

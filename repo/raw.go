@@ -223,7 +223,9 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 		return end()
 	}
 	hs := objects.NewFileHasher(h)
-	n, err := io.Copy(hs, content)
+	bp := fsckBufPool.Get().(*[]byte)
+	n, err := io.CopyBuffer(hs, content, *bp)
+	fsckBufPool.Put(bp)
 	if err != nil {
 		return err
 	}
