@@ -87,6 +87,39 @@ func TestPullResumesAcrossRuns(t *testing.T) {
 	fsckOK(t, dst)
 }
 
+// TestPullResumesWithTheSameSource: a Source that kept a partial download
+// resumes it in its next pull (it looks for partial files it knows of, not
+// for every object).
+func TestPullResumesWithTheSameSource(t *testing.T) {
+	src, c, bigPath := bigFixture(t, 10)
+	fs := faultserver.New(t, src.Path(), faultserver.Options{})
+	rel := strings.TrimPrefix(bigPath, "/")
+	fs.Add(faultserver.Rule{Path: rel, Times: 1, Fault: faultserver.Fault{Kind: faultserver.Truncate, After: 2 << 20}})
+	dst := initRepo(t, repo.ModeArchive)
+	noRetry := testFetch
+	noRetry.Retries = -1
+	source := urlSource(t, fs.URL, dst, noRetry)
+	if _, err := Pull(ctx, dst, source, Options{Remote: "o", Refs: []string{"main"}}); err == nil {
+		t.Fatal("pull with a broken transfer and no retries succeeded")
+	}
+	if _, err := Pull(ctx, dst, source, Options{Remote: "o", Refs: []string{"main"}}); err != nil {
+		t.Fatal(err)
+	}
+	var ranges []string
+	for _, r := range fs.Requests() {
+		if r.Path == rel {
+			ranges = append(ranges, r.Range)
+		}
+	}
+	if len(ranges) != 2 || ranges[1] != "bytes=2097152-" {
+		t.Errorf("requests of the large object: %q", ranges)
+	}
+	if got, _ := dst.ReadRef("remotes/o/main"); got != c {
+		t.Error("ref not set")
+	}
+	fsckOK(t, dst)
+}
+
 // TestPullResumeBadPrefix: a kept prefix that is wrong (a power cut left
 // garbage) fails verification once, is thrown away and the object fetched
 // whole.

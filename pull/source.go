@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/strata-os/strata/fetch"
 	"github.com/strata-os/strata/objects"
@@ -65,6 +66,39 @@ type HTTPSource struct {
 	// transfer failed, so that the next attempt, or the next pull, resumes
 	// with a Range request. "" disables resuming.
 	partialDir string
+
+	// partials names what partialDir held when first looked at, plus what
+	// this source kept there since: only those are looked for (a stat per
+	// object otherwise). nil: unknown, look for every object.
+	partialsOnce sync.Once
+	partialsMu   sync.Mutex
+	partials     map[string]bool
+}
+
+// mayHavePartial reports whether a partial download named name may be kept.
+func (s *HTTPSource) mayHavePartial(name string) bool {
+	s.partialsOnce.Do(func() {
+		ents, err := os.ReadDir(s.partialDir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		s.partials = map[string]bool{}
+		for _, e := range ents {
+			s.partials[e.Name()] = true
+		}
+	})
+	s.partialsMu.Lock()
+	defer s.partialsMu.Unlock()
+	return s.partials == nil || s.partials[name]
+}
+
+// keptPartial records that a partial download named name was kept.
+func (s *HTTPSource) keptPartial(name string) {
+	s.partialsMu.Lock()
+	defer s.partialsMu.Unlock()
+	if s.partials != nil {
+		s.partials[name] = true
+	}
 }
 
 // NewHTTPSource returns a Source over meta and content. partialDir is a
@@ -177,11 +211,14 @@ func (s *HTTPSource) file(ctx context.Context, tx *repo.Txn, c objects.Checksum,
 	var partPath string
 	var have int64
 	if s.partialDir != "" {
-		partPath = filepath.Join(s.partialDir, c.String()+".filez")
-		if st, err := os.Stat(partPath); err == nil && resume {
-			have = st.Size()
-		} else if err == nil {
-			os.Remove(partPath)
+		name := c.String() + ".filez"
+		partPath = filepath.Join(s.partialDir, name)
+		if s.mayHavePartial(name) {
+			if st, err := os.Stat(partPath); err == nil && resume {
+				have = st.Size()
+			} else if err == nil {
+				os.Remove(partPath)
+			}
 		}
 	}
 	body, err := s.content.Open(ctx, p, have)
@@ -218,6 +255,9 @@ func (s *HTTPSource) file(ctx context.Context, tx *repo.Txn, c objects.Checksum,
 	keep := err != nil && !errors.Is(err, repo.ErrCorrupt)
 	if cerr := sp.close(keep); err == nil && cerr != nil {
 		err = cerr
+	}
+	if keep && sp.f != nil && !sp.failed {
+		s.keptPartial(filepath.Base(partPath))
 	}
 	return cnt.n, resumed, err
 }

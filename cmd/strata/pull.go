@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -177,6 +178,12 @@ func runPull(cmd *cobra.Command, r *repo.Repo, src pull.Source, o pull.Options, 
 			return errDryRun
 		}
 		return nil
+	}
+	if os.Getenv("GOGC") == "" {
+		// A pull makes garbage at the rate it receives bytes while its
+		// live heap stays small; collecting 4x less often cut its CPU
+		// time by 8% (peak RSS 25 -> 43 MB for a Debian minbase root).
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
 	view.start()
 	res, err := pull.Pull(cmd.Context(), r, src, o)
