@@ -7,7 +7,7 @@ export PATH := /usr/local/bin:/usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 # Packages whose tests run under the race detector (they use goroutines).
 RACE_PKGS := ./repo/... ./commit/... ./checkout/... ./fsutil/... ./fetch/... ./pull/... ./sysroot/...
 
-.PHONY: all build deps demo test test-go lint bench bench-quick clean
+.PHONY: all build deps demo soak test test-go lint bench bench-quick clean
 
 all: build
 
@@ -17,10 +17,16 @@ build:
 deps:
 	scripts/install-deps.sh test
 
-# The main job: build a small OS tree, commit it, show it, check it out, fsck it.
+# The main job: install a tiny OS with strata, boot it in QEMU, update it
+# from inside the guest, reboot, roll back (docs/boot.md).
 demo:
 	scripts/install-deps.sh demo
 	scripts/demo.sh
+
+# 100 power cuts during deploys in QEMU (the e2e suite does 20).
+soak:
+	scripts/install-deps.sh test
+	STRATA_POWERCUTS=100 $(GO) test -count=1 -timeout 90m -run 'TestPowerCut$$' -v ./e2e/
 
 # The whole suite: vet, staticcheck, unit + interop tests, race tests.
 test: deps lint test-go

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/strata-os/strata/internal/demoos"
+	"github.com/strata-os/strata/sysroot"
 )
 
 var (
@@ -50,6 +52,7 @@ func TestMain(m *testing.M) {
 
 var (
 	v1       = demoos.Version{ID: "1"}
+	v2       = demoos.Version{ID: "2"}
 	v2broken = demoos.Version{ID: "2", Broken: true}
 )
 
@@ -192,9 +195,29 @@ func TestDeployedBootsWithOstreePrepareRoot(t *testing.T) {
 	expectLines(t, r, "running ostree-prepare-root", "USR-READONLY", "ETC-WRITABLE", "VAR-WRITABLE", "VAR-IS-STATEROOT", "OSTREE-BOOTED", "SYSROOT-VISIBLE", "STRATA-SCRIPT-DONE rc=0")
 }
 
-// deployer writes the sysroots of the tests that stand for strata's
-// deployments.
-var deployer = demoos.ToolOstree
+// deployer writes the sysroots of the tests of strata's deployments.
+var deployer = demoos.ToolStrata
+
+// crashSteps returns the deploy's failpoints the power-cut test stops
+// at: with n cuts, 8 key steps (before and after the deployment is
+// published, around the switch) and the instant after the deploy
+// returned, or, for a soak of at least 50 cuts, every step of
+// sysroot.Steps that a deploy passes and that instant.
+func crashSteps(n int) []string {
+	if n < 50 {
+		return []string{"sysroot:checkout", "sysroot:etc-merge", "sysroot:syncfs-deployment", "sysroot:publish-deployment",
+			"sysroot:origin", "sysroot:entries", "sysroot:swap", "sysroot:prune", demoos.AfterDeploy}
+	}
+	var steps []string
+	for _, s := range sysroot.Steps {
+		switch s {
+		case "sysroot:init-fs", "sysroot:os-init", "sysroot:stage-state", "sysroot:unstage", "sysroot:boot-complete":
+			continue
+		}
+		steps = append(steps, s)
+	}
+	return append(steps, demoos.AfterDeploy)
+}
 
 // entryNames lists the BLS entry files of a sysroot image.
 func entryNames(t *testing.T, img string) []string {
@@ -226,12 +249,17 @@ func TestBootCountingFallsBack(t *testing.T) {
 	if _, err := l.CommitDeploy(ctx, img, deployer, v1, demoos.StrataPrepareRoot); err != nil {
 		t.Fatal(err)
 	}
+	// v1 boots and marks its entry good.
+	r := boot(t, img, demoos.BootOptions{})
+	expectVersion(t, r, "1")
+	expectLines(t, r, "STRATA-BOOT-COMPLETE")
 	if _, err := l.CommitDeploy(ctx, img, deployer, v2broken, demoos.StrataPrepareRoot); err != nil {
 		t.Fatal(err)
 	}
 	if deployer == demoos.ToolOstree {
 		countNewest(t, img, 3)
 	}
+	t.Logf("entries after deploying the broken v2: %v", entryNames(t, img))
 	for try := 1; try <= 3; try++ {
 		r := boot(t, img, demoos.BootOptions{})
 		expectVersion(t, r, "2")
@@ -240,8 +268,9 @@ func TestBootCountingFallsBack(t *testing.T) {
 			t.Fatalf("try %d: entry renamed to %q, want *%s", try, r.Boot.Renamed, want)
 		}
 	}
-	r := boot(t, img, demoos.BootOptions{Script: "strata status\n"})
+	r = boot(t, img, demoos.BootOptions{Script: "strata status && echo STATUS-OK\n"})
 	expectVersion(t, r, "1")
+	expectLines(t, r, "STRATA-BOOT-COMPLETE", "STATUS-OK")
 	if !r.Boot.Entries[len(r.Boot.Entries)-1].Bad() {
 		t.Fatalf("the broken entry does not sort last: %v", entryNames(t, img))
 	}
@@ -263,4 +292,109 @@ func countNewest(t *testing.T, img string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// updateDisk makes a control-disk directory holding an archive repo with
+// version v on demoos.Ref: the update medium of a guest without network.
+func updateDisk(t *testing.T, v demoos.Version) string {
+	t.Helper()
+	l := lab(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	repoPath := filepath.Join(dir, "repo")
+	if _, err := l.Command(ctx, l.Strata, "--repo="+repoPath, "init", "--mode=archive"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Commit(ctx, demoos.ToolStrata, repoPath, demoos.Ref, v, demoos.StrataPrepareRoot); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestUpgradeAndRollbackFromGuest: inside the booted v1, local /etc
+// edits and /var data are made, v2 is pulled from a repo on a second
+// disk and deployed; the next boot is v2 with the local changes kept and
+// untouched /etc files at v2's defaults; `strata rollback` makes the
+// boot after that v1 again, with /var still there.
+func TestUpgradeAndRollbackFromGuest(t *testing.T) {
+	l := lab(t)
+	ctx := context.Background()
+	img := filepath.Join(t.TempDir(), "sysroot.img")
+	if err := l.NewSysroot(ctx, img, 400, demoos.ToolStrata); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.CommitDeploy(ctx, img, demoos.ToolStrata, v1, demoos.StrataPrepareRoot); err != nil {
+		t.Fatal(err)
+	}
+	r := boot(t, img, demoos.BootOptions{CtlDir: updateDisk(t, v2), Script: checkScript + `
+echo my-device > /etc/hostname
+echo answer=42 > /etc/local.conf
+mkdir -p /var/lib/demo && echo kept > /var/lib/demo/data
+strata pull-local /run/ctl/repo ` + demoos.Ref + ` && echo PULLED
+strata admin deploy --os=demo ` + demoos.Ref + ` && echo DEPLOYED
+strata status && echo STATUS-OK
+`})
+	expectVersion(t, r, "1")
+	expectLines(t, r, "STRATA-BOOT-COMPLETE", "USR-READONLY", "ETC-WRITABLE", "VAR-WRITABLE", "VAR-IS-STATEROOT", "OSTREE-BOOTED", "PULLED", "DEPLOYED", "STATUS-OK", "STRATA-SCRIPT-DONE rc=0")
+
+	r = boot(t, img, demoos.BootOptions{Script: `echo "HOSTNAME=$(cat /etc/hostname)"
+echo "LOCAL=$(cat /etc/local.conf)"
+echo "MOTD=$(cat /etc/motd)"
+echo "DATA=$(cat /var/lib/demo/data)"
+touch /usr/x 2>/dev/null || echo USR-READONLY
+strata status && echo STATUS-OK
+strata rollback && echo ROLLED-BACK
+`})
+	expectVersion(t, r, "2")
+	expectLines(t, r, "STRATA-BOOT-COMPLETE", "HOSTNAME=my-device", "LOCAL=answer=42", "MOTD=strata demo OS version 2", "DATA=kept", "USR-READONLY", "STATUS-OK", "ROLLED-BACK")
+
+	r = boot(t, img, demoos.BootOptions{Script: `echo "HOSTNAME=$(cat /etc/hostname)"
+echo "DATA=$(cat /var/lib/demo/data)"
+strata status && echo STATUS-OK
+strata fsck >/dev/null && echo FSCK-OK
+`})
+	expectVersion(t, r, "1")
+	expectLines(t, r, "HOSTNAME=my-device", "DATA=kept", "STATUS-OK", "FSCK-OK")
+}
+
+// TestPowerCut cuts the power while the guest deploys an update: first at
+// each durable step of the deploy (STRATA_CRASH_AT, then a power-off
+// without sync), then at random instants. After every cut the system
+// must boot the old or the new version with clean fsck and status, and
+// deploy again. STRATA_POWERCUTS sets the number of cuts (default 20;
+// `make soak` runs 100).
+func TestPowerCut(t *testing.T) {
+	l := lab(t)
+	n := 20
+	if s := os.Getenv("STRATA_POWERCUTS"); s != "" {
+		if _, err := fmt.Sscan(s, &n); err != nil || n < 1 {
+			t.Fatalf("STRATA_POWERCUTS=%q: want a positive number", s)
+		}
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rep, err := l.PowerCuts(context.Background(), demoos.PowerCutOptions{
+		Cuts: n, CrashSteps: crashSteps(n), Seed: seed, Log: testWriter{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("power cuts survived: %d of %d (an uninterrupted deploy takes %s)", rep.Survived, n, rep.Deploy.Round(time.Millisecond))
+	for _, o := range rep.Outcomes {
+		if strings.Contains(o.How, "step not reached") && n < 50 {
+			t.Errorf("cut %d: %s: the deploy never reached this failpoint", o.N, o.How)
+		}
+	}
+	if rep.Survived != n {
+		t.Fatalf("survived %d of %d power cuts", rep.Survived, n)
+	}
+}
+
+// testWriter sends lines to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

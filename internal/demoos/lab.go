@@ -21,8 +21,10 @@ type Lab struct {
 	Kernel  *Kernel // the build machine's kernel
 	Busybox string  // static busybox
 	// Log, when set, receives every host command the lab runs ("$ ...")
-	// and the console of every boot, for transcripts and test logs.
+	// and the boot loader's choice, for transcripts and test logs.
 	Log io.Writer
+	// Console, when set, receives the serial console of every boot.
+	Console io.Writer
 
 	mu        sync.Mutex
 	initramfs map[PrepareRoot]string
@@ -97,7 +99,11 @@ func (l *Lab) Tree(v Version, pr PrepareRoot) (string, error) {
 // output; a failure names the command and carries the output.
 func (l *Lab) Command(ctx context.Context, name string, args ...string) (string, error) {
 	if l.Log != nil {
-		fmt.Fprintf(l.Log, "$ %s %s\n", name, strings.Join(args, " "))
+		shown := name
+		if name == l.Strata {
+			shown = "strata"
+		}
+		fmt.Fprintf(l.Log, "$ %s %s\n", shown, strings.Join(args, " "))
 	}
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
@@ -255,7 +261,7 @@ func (l *Lab) Boot(ctx context.Context, img string, o BootOptions) (*BootResult,
 		disks = append(disks, ctl)
 	}
 	q := QEMU{Kernel: b.Kernel, Initrd: b.Initrd, Append: strings.TrimSpace(b.Options + " quiet " + o.Append),
-		Disks: disks, Timeout: o.Timeout, Cut: o.Cut, Console: l.Log}
+		Disks: disks, Timeout: o.Timeout, Cut: o.Cut, Console: l.Console}
 	res, err := q.Run(ctx)
 	if res == nil {
 		return nil, err

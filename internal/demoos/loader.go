@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
+
+	"github.com/strata-os/strata/bootloader"
 )
 
-// Entry is a Boot Loader Specification entry as the demo loader sees it.
+// Entry is a Boot Loader Specification entry as the demo loader sees it:
+// its file name and the values it boots with.
 type Entry struct {
 	File    string // file name in loader/entries, e.g. ostree-2-demo+3.conf
 	Title   string
@@ -17,133 +17,52 @@ type Entry struct {
 	Linux   string
 	Initrd  string
 	Options string
-	// Left and Done are the boot-counting tries left and done from the
-	// file name (NAME+LEFT[-DONE].conf); Left is -1 when the entry is not
-	// counted (blessed, or never counted).
-	Left, Done int
 }
 
-// Bad reports an entry whose boot counter ran out: systemd-boot sorts it
-// after every other entry.
-func (e *Entry) Bad() bool { return e.Left == 0 }
+// Bad reports an entry whose boot counter ran out (NAME+0-DONE.conf): a
+// loader sorts it after every other entry.
+func (e *Entry) Bad() bool { return bootloader.Bad(e.File) }
 
-// ParseEntry parses a BLS entry file's text; name is its file name.
-func ParseEntry(name, text string) (*Entry, error) {
-	e := &Entry{File: name}
-	e.Left, e.Done = countOf(name)
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, _ := strings.Cut(line, " ")
-		v = strings.TrimSpace(v)
-		switch k {
-		case "title":
-			e.Title = v
-		case "version":
-			e.Version = v
-		case "linux":
-			e.Linux = v
-		case "initrd":
-			e.Initrd = v
-		case "options":
-			e.Options = v
-		}
-	}
-	if e.Linux == "" {
-		return nil, fmt.Errorf("boot entry %s: no linux line", name)
-	}
-	return e, nil
-}
+// Tries returns the boot counter of the entry's name; ok is false when it
+// has none (never counted, or blessed by boot-complete).
+func (e *Entry) Tries() (left, done uint64, ok bool) { return bootloader.Tries(e.File) }
 
-// countOf parses the boot-counting suffix of an entry file name as
-// systemd-boot does: "+LEFT.conf" or "+LEFT-DONE.conf". It returns -1, 0
-// for a name without one.
-func countOf(name string) (left, done int) {
-	base := strings.TrimSuffix(name, ".conf")
-	i := strings.LastIndexByte(base, '+')
-	if i < 0 {
-		return -1, 0
-	}
-	l, d, hasDone := strings.Cut(base[i+1:], "-")
-	left, err := strconv.Atoi(l)
-	if err != nil || left < 0 {
-		return -1, 0
-	}
-	if hasDone {
-		if done, err = strconv.Atoi(d); err != nil || done < 0 {
-			return -1, 0
-		}
-	}
-	return left, done
-}
-
-// decremented is the file name systemd-boot renames a counted entry to
-// before booting it: one try fewer left, one more done.
-func decremented(e *Entry) string {
-	base := strings.TrimSuffix(e.File, ".conf")
-	base = base[:strings.LastIndexByte(base, '+')]
-	return fmt.Sprintf("%s+%d-%d.conf", base, e.Left-1, e.Done+1)
-}
-
-// SortEntries orders entries as a BLS loader with boot counting picks
-// them, the default first: entries whose counter ran out last, then the
-// highest version, then the highest file name.
-func SortEntries(es []*Entry) {
-	sort.SliceStable(es, func(i, j int) bool {
-		a, b := es[i], es[j]
-		if a.Bad() != b.Bad() {
-			return b.Bad()
-		}
-		if c := versionCompare(a.Version, b.Version); c != 0 {
-			return c > 0
-		}
-		return a.File > b.File
-	})
-}
-
-// versionCompare compares BLS versions: numerically when both are
-// integers (OSTree writes integers), as strings otherwise.
-func versionCompare(a, b string) int {
-	ai, aerr := strconv.Atoi(a)
-	bi, berr := strconv.Atoi(b)
-	if aerr == nil && berr == nil {
-		switch {
-		case ai < bi:
-			return -1
-		case ai > bi:
-			return 1
-		}
-		return 0
-	}
-	return strings.Compare(a, b)
-}
-
-// Entries reads loader/entries from the boot directory of the sysroot
-// mounted at mnt, the default first (see SortEntries).
+// Entries reads every *.conf of loader/entries from the boot directory
+// of the sysroot mounted at mnt, in the order a BLS loader with boot
+// counting (systemd-boot) lists them, the default first
+// (bootloader.SortEntries: exhausted counters last, then the highest
+// version).
 func Entries(mnt string) ([]*Entry, error) {
 	dir := filepath.Join(mnt, "boot/loader/entries")
 	names, err := filepath.Glob(filepath.Join(dir, "*.conf"))
 	if err != nil {
 		return nil, err
 	}
-	var out []*Entry
+	var les []bootloader.LoaderEntry
 	for _, n := range names {
 		data, err := os.ReadFile(n)
 		if err != nil {
 			return nil, err
 		}
-		e, err := ParseEntry(filepath.Base(n), string(data))
+		be, err := bootloader.ParseEntry(data)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		les = append(les, bootloader.LoaderEntry{Name: filepath.Base(n), Entry: be})
+	}
+	if len(les) == 0 {
+		return nil, fmt.Errorf("no boot entries in %s", dir)
+	}
+	bootloader.SortEntries(les)
+	out := make([]*Entry, 0, len(les))
+	for _, le := range les {
+		e := &Entry{File: le.Name, Title: le.Entry.Value("title"), Version: le.Entry.Value("version"),
+			Linux: le.Entry.Value("linux"), Initrd: le.Entry.Value("initrd"), Options: le.Entry.Value("options")}
+		if e.Linux == "" {
+			return nil, fmt.Errorf("boot entry %s: no linux line", filepath.Join(dir, le.Name))
 		}
 		out = append(out, e)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no boot entries in %s", dir)
-	}
-	SortEntries(out)
 	return out, nil
 }
 
@@ -183,8 +102,8 @@ func LoadDefault(img, dir string) (b *Boot, err error) {
 	}
 	e := entries[0]
 	b = &Boot{Entry: e, Options: e.Options, Entries: entries}
-	if e.Left > 0 {
-		b.Renamed = decremented(e)
+	if left, _, ok := e.Tries(); ok && left > 0 {
+		b.Renamed = bootloader.Decrement(e.File)
 		edir := filepath.Join(mnt, "boot/loader/entries")
 		if err := os.Rename(filepath.Join(edir, e.File), filepath.Join(edir, b.Renamed)); err != nil {
 			return nil, fmt.Errorf("counting a boot of %s: %w", e.File, err)

@@ -7,72 +7,37 @@ import (
 	"testing"
 )
 
-func TestCountOf(t *testing.T) {
-	for _, c := range []struct {
-		name        string
-		left, done  int
-		decremented string
-	}{
-		{"ostree-1-demo.conf", -1, 0, ""},
-		{"ostree-2-demo+3.conf", 3, 0, "ostree-2-demo+2-1.conf"},
-		{"ostree-2-demo+2-1.conf", 2, 1, "ostree-2-demo+1-2.conf"},
-		{"ostree-2-demo+0-3.conf", 0, 3, ""},
-		{"a+b+1-0.conf", 1, 0, "a+b+0-1.conf"},
-		{"x+.conf", -1, 0, ""},
-		{"x+1-y.conf", -1, 0, ""},
-		{"x+-1.conf", -1, 0, ""},
-	} {
-		l, d := countOf(c.name)
-		if l != c.left || d != c.done {
-			t.Errorf("countOf(%q) = %d, %d; want %d, %d", c.name, l, d, c.left, c.done)
-		}
-		if c.decremented != "" {
-			if got := decremented(&Entry{File: c.name, Left: l, Done: d}); got != c.decremented {
-				t.Errorf("decremented(%q) = %q, want %q", c.name, got, c.decremented)
-			}
+// TestEntriesOrder: the loader lists entries as bootloader.SortEntries
+// orders them, reading every *.conf (not only ostree's).
+func TestEntriesOrder(t *testing.T) {
+	dir := t.TempDir()
+	entries := filepath.Join(dir, "boot/loader/entries")
+	if err := os.MkdirAll(entries, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, version := range map[string]string{"ostree-1-demo.conf": "1", "ostree-3-demo+0-3.conf": "3", "ostree-2-demo+1-2.conf": "2", "other.conf": "10"} {
+		if err := os.WriteFile(filepath.Join(entries, name), []byte("version "+version+"\nlinux /vmlinuz\n"), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-}
-
-func TestSortEntries(t *testing.T) {
-	mk := func(file, version string) *Entry {
-		e := &Entry{File: file, Version: version, Linux: "/vmlinuz"}
-		e.Left, e.Done = countOf(file)
-		return e
-	}
-	for _, c := range []struct {
-		name string
-		in   []*Entry
-		want string
-	}{
-		{"highest version first", []*Entry{mk("ostree-1-demo.conf", "1"), mk("ostree-2-demo.conf", "2")}, "ostree-2-demo.conf ostree-1-demo.conf"},
-		{"numeric, not lexical", []*Entry{mk("a.conf", "9"), mk("b.conf", "10")}, "b.conf a.conf"},
-		{"counted entry with tries is still default", []*Entry{mk("ostree-1-demo.conf", "1"), mk("ostree-2-demo+1-2.conf", "2")}, "ostree-2-demo+1-2.conf ostree-1-demo.conf"},
-		{"bad entries last", []*Entry{mk("ostree-2-demo+0-3.conf", "2"), mk("ostree-1-demo.conf", "1")}, "ostree-1-demo.conf ostree-2-demo+0-3.conf"},
-		{"same version: file name", []*Entry{mk("a.conf", "1"), mk("b.conf", "1")}, "b.conf a.conf"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			SortEntries(c.in)
-			var got []string
-			for _, e := range c.in {
-				got = append(got, e.File)
-			}
-			if strings.Join(got, " ") != c.want {
-				t.Fatalf("got %v, want %s", got, c.want)
-			}
-		})
-	}
-}
-
-func TestParseEntry(t *testing.T) {
-	e, err := ParseEntry("ostree-1-demo+3.conf", "title demo 1 (ostree:0)\nversion 2\n# comment\noptions ostree=/ostree/boot.1/demo/abc/0 rw\nlinux /ostree/demo-abc/vmlinuz-6.1\ninitrd /ostree/demo-abc/initramfs-6.1.img\n")
+	es, err := Entries(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Title != "demo 1 (ostree:0)" || e.Version != "2" || e.Options != "ostree=/ostree/boot.1/demo/abc/0 rw" || e.Linux != "/ostree/demo-abc/vmlinuz-6.1" || e.Initrd != "/ostree/demo-abc/initramfs-6.1.img" || e.Left != 3 {
-		t.Fatalf("parsed %+v", e)
+	var got []string
+	for _, e := range es {
+		got = append(got, e.File)
 	}
-	if _, err := ParseEntry("x.conf", "title no kernel\n"); err == nil || !strings.Contains(err.Error(), "x.conf") {
+	if want := "other.conf ostree-2-demo+1-2.conf ostree-1-demo.conf ostree-3-demo+0-3.conf"; strings.Join(got, " ") != want {
+		t.Fatalf("order %v, want %s", got, want)
+	}
+	if !es[3].Bad() || es[1].Bad() {
+		t.Fatal("Bad() wrong")
+	}
+	if err := os.WriteFile(filepath.Join(entries, "broken.conf"), []byte("title no kernel\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Entries(dir); err == nil || !strings.Contains(err.Error(), "broken.conf") {
 		t.Fatalf("entry without linux: %v", err)
 	}
 }

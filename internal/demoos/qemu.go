@@ -178,6 +178,19 @@ func (q *QEMU) Run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
+// Mark returns when the first console line starting with "STRATA-" and
+// with the given prefix was seen.
+func (r *Result) Mark(prefix string) (time.Duration, bool) {
+	var at time.Duration
+	found := false
+	for k, v := range r.Marks {
+		if strings.HasPrefix(k, prefix) && (!found || v < at) {
+			at, found = v, true
+		}
+	}
+	return at, found
+}
+
 // stripEscapes drops ANSI escape sequences and carriage returns, which
 // the firmware and the serial console mix into the output.
 func stripEscapes(s string) string {
