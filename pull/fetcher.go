@@ -84,9 +84,10 @@ func (b errMapBody) Read(p []byte) (int, error) {
 
 // FetchOptions returns the transport options a remote's keys ask for, as
 // OSTree names them: tls-ca-path, tls-client-cert-path,
-// tls-client-key-path, tls-permissive, proxy, http2.
+// tls-client-key-path, tls-permissive, proxy, http2; MaxParallel is
+// DefaultParallel.
 func FetchOptions(rm *remote.Remote) (fetch.Options, error) {
-	var o fetch.Options
+	o := fetch.Options{MaxParallel: DefaultParallel}
 	o.TLSCAPath = rm.GetDefault("tls-ca-path", "")
 	o.TLSClientCertPath = rm.GetDefault("tls-client-cert-path", "")
 	o.TLSClientKeyPath = rm.GetDefault("tls-client-key-path", "")

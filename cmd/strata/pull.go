@@ -47,7 +47,7 @@ func (f *pullFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.untrusted, "untrusted", false, "verify checksums of local sources (strata always does)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "only print what would be downloaded")
 	fl.BoolVar(&f.json, "json", false, "print progress and the result as JSON lines on stdout")
-	fl.IntVar(&f.parallel, "max-fetches", 8, "objects to fetch at once")
+	fl.IntVar(&f.parallel, "max-fetches", pull.DefaultParallel, "objects to fetch at once")
 }
 
 // options returns the pull options the flags set.
