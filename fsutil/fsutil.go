@@ -4,7 +4,9 @@
 package fsutil
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +41,7 @@ func CheckFailpoint(step string) error { return fail(step) }
 var tmpCounter atomic.Uint64
 
 // maxTempBase is how much of a name TempName keeps: 1 + 200 + ".tmp-" +
-// two decimal numbers stays under NAME_MAX.
+// two decimal numbers and 8 hex digits stays under NAME_MAX.
 const maxTempBase = 200
 
 // TempName returns a unique temporary name for a file beside name.
@@ -49,14 +51,20 @@ func TempName(name string) string {
 		// Keep the temporary within NAME_MAX (255) beside a long name.
 		base = base[:maxTempBase]
 	}
-	return fmt.Sprintf(".%s.tmp-%d-%d", base, os.Getpid(), tmpCounter.Add(1))
+	// The random part keeps names apart across boots, where the same PID
+	// and counter come back (a temporary left by a power cut would
+	// otherwise block the same write after the reboot).
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	return fmt.Sprintf(".%s.tmp-%d-%d-%x", base, os.Getpid(), tmpCounter.Add(1), rnd)
 }
 
 // RemoveStaleTemps removes, from dir, the temporaries (TempName) left by
 // processes that died between creating and renaming them. A temporary is
-// stale when the process named in it no longer exists; a process in
-// another PID namespace may be judged dead, which at worst makes its
-// rename fail. Errors are ignored: this is housekeeping.
+// stale when the process named in it no longer exists, or started after
+// the temporary was last written (its PID was reused, as after a reboot);
+// a process in another PID namespace may be judged dead, which at worst
+// makes its rename fail. Errors are ignored: this is housekeeping.
 func RemoveStaleTemps(dir string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -70,13 +78,55 @@ func RemoveStaleTemps(dir string) {
 		rest := e.Name()[i+len(".tmp-"):]
 		pidStr, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid <= 0 || pid == os.Getpid() {
+		if err != nil || pid <= 0 {
 			continue
 		}
 		if errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
 			os.Remove(filepath.Join(dir, e.Name()))
+			continue
+		}
+		start, ok := processStart(pid)
+		if fi, err := e.Info(); err == nil && ok && fi.ModTime().Before(start.Add(-time.Second)) {
+			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
+}
+
+// processStart returns when process pid started, from /proc (field 22 of
+// /proc/PID/stat, in clock ticks of 1/100 s since boot, plus btime of
+// /proc/stat).
+func processStart(pid int) (time.Time, bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return time.Time{}, false
+	}
+	// The command name (field 2) may hold spaces: fields count from ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return time.Time{}, false
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 20 {
+		return time.Time{}, false
+	}
+	ticks, err := strconv.ParseUint(f[19], 10, 64) // field 22
+	if err != nil {
+		return time.Time{}, false
+	}
+	procStat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, line := range strings.Split(string(procStat), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			btime, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			return time.Unix(btime, 0).Add(time.Duration(ticks) * 10 * time.Millisecond), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // WriteFile durably replaces path with data: it writes a temporary file in

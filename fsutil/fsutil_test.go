@@ -459,3 +459,31 @@ func TestWriteFileLongName(t *testing.T) {
 		t.Fatalf("stale temporary kept: %v", err)
 	}
 }
+
+// A temporary named with a live PID but written before that process
+// started (the PID came back after a reboot) is stale; one written since
+// is not.
+func TestRemoveStaleTempsReusedPID(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, fmt.Sprintf(".ref.tmp-%d-5", os.Getpid()))
+	live := filepath.Join(dir, filepath.Base(TempName("ref")))
+	for _, p := range []string{old, live} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-240 * time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	RemoveStaleTemps(dir)
+	if _, err := os.Lstat(old); !os.IsNotExist(err) {
+		t.Errorf("temporary from before this process started kept: %v", err)
+	}
+	if _, err := os.Lstat(live); err != nil {
+		t.Errorf("this process's temporary removed: %v", err)
+	}
+	if a, b := TempName("x"), TempName("x"); a == b {
+		t.Errorf("same temporary name twice: %s", a)
+	}
+}
