@@ -29,7 +29,7 @@ type sysLock struct {
 // lock takes the sysroot lock, waiting unless NoLockWait is set.
 func (s *Sysroot) lock(ctx context.Context) (*sysLock, error) {
 	p := filepath.Join(s.path, LockPath)
-	waited := false
+	told, tries := false, 0
 	for {
 		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NOCTTY, 0o600)
 		if err != nil {
@@ -47,12 +47,20 @@ func (s *Sysroot) lock(ctx context.Context) (*sysLock, error) {
 				return nil, fmt.Errorf("sysroot lock %s: %w", p, err)
 			}
 			if s.opts.NoLockWait {
-				return nil, fmt.Errorf("%w: %s holds %s", ErrLocked, lockHolder(p), p)
+				holder, _ := lockHolder(p)
+				return nil, fmt.Errorf("%w: %s holds %s", ErrLocked, holder, p)
 			}
-			if !waited && s.opts.OnLockWait != nil {
-				s.opts.OnLockWait(fmt.Sprintf("%s (held by %s)", p, lockHolder(p)))
+			if s.opts.OnLockWait != nil && !told {
+				// strata writes its pid just after locking: an empty file
+				// may be a strata holder that has not written yet, so
+				// look again for a few tries before calling it ostree.
+				holder, known := lockHolder(p)
+				if known || tries >= 4 {
+					s.opts.OnLockWait(fmt.Sprintf("%s (held by %s)", p, holder))
+					told = true
+				}
 			}
-			waited = true
+			tries++
 			select {
 			case <-ctx.Done():
 				return nil, fmt.Errorf("waiting for sysroot lock %s: %w", p, ctx.Err())
@@ -80,15 +88,16 @@ func (s *Sysroot) lock(ctx context.Context) (*sysLock, error) {
 
 // lockHolder names the process holding the lock at p, as far as known:
 // strata writes "strata PID" into the lock file, ostree writes nothing.
-func lockHolder(p string) string {
+// known is false when the file names no holder.
+func lockHolder(p string) (holder string, known bool) {
 	data, err := os.ReadFile(p)
 	if err == nil {
 		var pid int
 		if _, err := fmt.Sscanf(string(data), "strata %d", &pid); err == nil {
-			return fmt.Sprintf("strata (pid %d)", pid)
+			return fmt.Sprintf("strata (pid %d)", pid), true
 		}
 	}
-	return "another process (ostree?)"
+	return "another process (ostree?)", false
 }
 
 // unlock unlinks the lock file (we hold it exclusively) and releases it.
