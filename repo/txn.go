@@ -9,12 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/klauspost/compress/flate"
 	"github.com/strata-os/strata/fsutil"
@@ -77,19 +77,33 @@ func (r *Repo) Begin(ctx context.Context) (*Txn, error) {
 	// is taken on a private name and then renamed into place, so the file
 	// at the staging lock's path is locked from the instant it exists: a
 	// concurrent Begin's cleanStaleStaging can never take it for stale.
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	id := hex.EncodeToString(rnd[:])
 	tmp := filepath.Join(r.path, "tmp")
-	t.staging = filepath.Join(tmp, "staging-strata-"+id)
-	private := filepath.Join(tmp, newLockPrefix+id)
-	if t.stLock, err = fsutil.LockFile(ctx, private, true, false); err != nil {
-		lock.Unlock()
-		return nil, fmt.Errorf("begin transaction: %w", err)
-	}
-	if err := os.Rename(private, t.staging+".lock"); err != nil {
-		os.Remove(private)
+	for try := 0; ; try++ {
+		var rnd [8]byte
+		rand.Read(rnd[:])
+		id := hex.EncodeToString(rnd[:])
+		t.staging = filepath.Join(tmp, "staging-strata-"+id)
+		private := filepath.Join(tmp, newLockPrefix+id)
+		if t.stLock, err = fsutil.LockFile(ctx, private, true, false); err != nil {
+			if errors.Is(err, fsutil.ErrLocked) && try < 100 {
+				// A concurrent cleanStaleStaging holds the new file
+				// for an instant (and removes it): take another name.
+				continue
+			}
+			lock.Unlock()
+			return nil, fmt.Errorf("begin transaction: %w", err)
+		}
+		err = os.Rename(private, t.staging+".lock")
+		if err == nil {
+			break
+		}
 		t.stLock.Unlock()
+		if errors.Is(err, fs.ErrNotExist) && try < 100 {
+			// A concurrent cleanStaleStaging took the file between its
+			// creation and our lock, and removed it: take another name.
+			continue
+		}
+		os.Remove(private)
 		lock.Unlock()
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
@@ -126,12 +140,11 @@ func (r *Repo) cleanStaleStaging() error {
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), newLockPrefix) {
 			// A lock file of a Begin that died before renaming it into
-			// place; a live one is renamed within moments.
-			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
-				if l, err := fsutil.LockFile(context.Background(), filepath.Join(tmp, e.Name()), true, false); err == nil {
-					os.Remove(filepath.Join(tmp, e.Name()))
-					l.Unlock()
-				}
+			// place (a live one is locked; one caught before its
+			// creator locked it makes that Begin take another name).
+			if l, err := fsutil.LockFile(context.Background(), filepath.Join(tmp, e.Name()), true, false); err == nil {
+				os.Remove(filepath.Join(tmp, e.Name()))
+				l.Unlock()
 			}
 			continue
 		}
