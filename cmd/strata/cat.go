@@ -18,15 +18,7 @@ func init() {
 			"before it is written: a corrupt object fails with nothing of it printed.",
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			c, err := r.ResolveRev(args[0])
-			if err != nil {
-				return err
-			}
-			root, err := diff.Commit(r, c)
+			r, root, err := openRevTree(args[0])
 			if err != nil {
 				return err
 			}

@@ -22,15 +22,7 @@ func init() {
 			"directory, its entries. Symlinks are not followed.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			c, err := r.ResolveRev(args[0])
-			if err != nil {
-				return err
-			}
-			root, err := diff.Commit(r, c)
+			r, root, err := openRevTree(args[0])
 			if err != nil {
 				return err
 			}

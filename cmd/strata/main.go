@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/diff"
 	"github.com/strata-os/strata/repo"
 )
 
@@ -58,6 +59,21 @@ func repoPath() string {
 // openRepo opens the repository named by the global flags.
 func openRepo() (*repo.Repo, error) {
 	return repo.Open(repoPath())
+}
+
+// openRevTree opens the repository named by the global flags and the tree
+// of the commit rev names, for the verbs that read paths of a commit.
+func openRevTree(rev string) (*repo.Repo, diff.Tree, error) {
+	r, err := openRepo()
+	if err != nil {
+		return nil, diff.Tree{}, err
+	}
+	c, err := r.ResolveRev(rev)
+	if err != nil {
+		return nil, diff.Tree{}, err
+	}
+	root, err := diff.Commit(r, c)
+	return r, root, err
 }
 
 func main() {
