@@ -10,18 +10,18 @@ package objects
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"math/bits"
 	"sort"
 	"strings"
 
+	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/gvariant"
 )
 
 // ErrCorrupt is wrapped by errors about malformed objects.
-var ErrCorrupt = errors.New("corrupt object")
+var ErrCorrupt = errdefs.ErrCorrupt
 
 // MaxMetadataSize bounds any metadata object (commit, dirtree, dirmeta,
 // commitmeta), as OSTree's OSTREE_MAX_METADATA_SIZE does.

@@ -29,3 +29,32 @@ func OrNop(r Reporter) Reporter {
 	}
 	return r
 }
+
+// Warner receives best-effort failures that do not stop an operation (a
+// stale temporary not removed, an ioctl the filesystem refused, resume
+// turned off). The library never prints them; the CLI shows them with
+// --verbose. Implementations MUST be safe for concurrent use.
+type Warner interface {
+	// Warn reports one condition; err names the path or object it concerns.
+	Warn(err error)
+}
+
+// NopWarner drops every warning.
+type NopWarner struct{}
+
+// Warn implements Warner.
+func (NopWarner) Warn(error) {}
+
+// WarnerOrNop returns w, or NopWarner when w is nil.
+func WarnerOrNop(w Warner) Warner {
+	if w == nil {
+		return NopWarner{}
+	}
+	return w
+}
+
+// WarnFunc adapts a function to Warner.
+type WarnFunc func(error)
+
+// Warn implements Warner.
+func (f WarnFunc) Warn(err error) { f(err) }

@@ -10,17 +10,18 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 )
 
 // Sentinel errors, wrapped with the object or ref they concern.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrExists   = errors.New("already exists")
-	ErrInvalid  = errors.New("invalid argument")
-	// ErrCorrupt is objects.ErrCorrupt: a stored object failed verification.
-	ErrCorrupt = objects.ErrCorrupt
+	ErrNotFound = errdefs.ErrNotFound
+	ErrExists   = errdefs.ErrExists
+	ErrInvalid  = errdefs.ErrInvalid
+	// ErrCorrupt is errdefs.ErrCorrupt: a stored object failed verification.
+	ErrCorrupt = errdefs.ErrCorrupt
 )
 
 // Mode is a repository storage mode.

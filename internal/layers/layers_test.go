@@ -21,6 +21,7 @@ var layer = map[string]int{
 	"progress": 0,
 	"gvariant": 0,
 	"ghash":    0,
+	"errdefs":  0,
 
 	"objects": 1,
 
