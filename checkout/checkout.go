@@ -317,6 +317,14 @@ func (c *checkout) copy(cs objects.Checksum, p string) (err error) {
 		return err
 	}
 	defer rc.Close()
+	if h.IsSymlink() {
+		// The target is the object's only content: drain the verifying
+		// reader (OpenFileVerified already did) so that a target that does
+		// not hash to cs is never linked, whoever opened it.
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			return err
+		}
+	}
 	if ok, err := c.clear(p); err != nil || !ok {
 		return err
 	}

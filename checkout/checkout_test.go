@@ -245,3 +245,87 @@ func TestCancelled(t *testing.T) {
 		t.Fatalf("cancelled checkout: %v", err)
 	}
 }
+
+// corruptSymlink commits a tree holding the symlink l -> target-of-l into a
+// new repo of mode and changes the stored target of l's object to
+// target-of-X, as each mode stores it: a symlink (bare), a file holding
+// the target (bare-user), a header inside the .filez (archive).
+func corruptSymlink(t *testing.T, mode string) (*repo.Repo, objects.Checksum) {
+	t.Helper()
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "a"), []byte("content of a"), 0o644)
+	os.Symlink("target-of-l", filepath.Join(src, "l"))
+	r := filepath.Join(t.TempDir(), "repo")
+	run(t, strataBin, "--repo="+r, "init", "--mode="+mode)
+	run(t, strataBin, "--repo="+r, "commit", "-b", "main", "--tree=dir="+src)
+	rp, err := repo.Open(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := rp.ResolveRev("main")
+	cm, _ := rp.ReadCommit(c)
+	dt, _ := rp.ReadDirTree(cm.RootTree)
+	var sum objects.Checksum
+	for _, f := range dt.Files {
+		if f.Name == "l" {
+			sum = f.Checksum
+		}
+	}
+	obj := rp.ObjectPath(objects.KindFile, sum)
+	switch mode {
+	case "bare":
+		if err := os.Remove(obj); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("target-of-X", obj); err != nil {
+			t.Fatal(err)
+		}
+	case "bare-user":
+		// Rewritten in place, so that user.ostreemeta stays.
+		f, err := os.OpenFile(obj, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("target-of-X\x00"))
+		f.Close()
+	case "archive":
+		data, err := os.ReadFile(obj)
+		if err != nil || !strings.Contains(string(data), "target-of-l") {
+			t.Fatalf("%s: no target in the header: %v", obj, err)
+		}
+		os.WriteFile(obj, []byte(strings.Replace(string(data), "target-of-l", "target-of-X", 1)), 0o644)
+	}
+	h, err := rp.ReadFileHeader(sum)
+	if err != nil || h.Target != "target-of-X" {
+		t.Fatalf("%s: the corruption did not take: %+v %v", mode, h, err)
+	}
+	return rp, c
+}
+
+// TestCorruptSymlinkNotCheckedOut: a symlink object whose target does not
+// hash to its name is refused wherever checkout copies it (bare with
+// --force-copy, bare-user, archive), as a regular file is.
+func TestCorruptSymlinkNotCheckedOut(t *testing.T) {
+	for _, c := range []struct {
+		mode, name string
+		o          checkout.Options
+	}{
+		{"bare", "force-copy", checkout.Options{ForceCopy: true}},
+		{"bare", "user", checkout.Options{UserMode: true}},
+		{"bare-user", "user", checkout.Options{UserMode: true}},
+		{"archive", "", checkout.Options{}},
+		{"archive", "user", checkout.Options{UserMode: true}},
+	} {
+		t.Run(c.mode+" "+c.name, func(t *testing.T) {
+			rp, cs := corruptSymlink(t, c.mode)
+			d := filepath.Join(t.TempDir(), "co")
+			err := checkout.Checkout(context.Background(), rp, cs, d, c.o)
+			if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "file") {
+				t.Fatalf("checkout of a corrupt symlink object: %v", err)
+			}
+			if _, err := os.Lstat(filepath.Join(d, "l")); err == nil {
+				t.Fatal("corrupt symlink left in the checkout")
+			}
+		})
+	}
+}

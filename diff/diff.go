@@ -624,10 +624,13 @@ func Resolve(r *repo.Repo, root Tree, p string) (Entry, error) {
 			stack = append(stack, next)
 			continue
 		}
-		h, err := r.ReadFileHeader(next.File)
+		// Verified: a symlink's target is followed only once it hashes to
+		// the object's name (a regular file's content is not read here).
+		h, rc, err := r.OpenFileVerified(next.File)
 		if err != nil {
 			return Entry{}, err
 		}
+		rc.Close()
 		if !h.IsSymlink() {
 			if len(todo) > 0 && nonEmpty(todo) {
 				return Entry{}, fmt.Errorf("%w: %s: not a directory", repo.ErrInvalid, next.Path)

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/repo"
 )
 
 var t0 = time.Date(2024, 1, 2, 10, 0, 0, 0, time.UTC)
@@ -135,6 +138,60 @@ func TestDeployErrors(t *testing.T) {
 				t.Fatalf("left behind: %v", dirs)
 			}
 		})
+	}
+}
+
+// TestDeployCorruptSymlink: a symlink object of /usr/etc whose target does
+// not hash to its name (the sysroot's repo is bare: the object is a
+// symlink) fails the deploy, which copies /usr/etc into /etc, and leaves no
+// deployment, as a corrupt regular file does.
+func TestDeployCorruptSymlink(t *testing.T) {
+	f := newFixture(t, 0)
+	dir := buildTree(t, treeSpec{version: "1"})
+	if err := os.Symlink("../usr/share/zoneinfo/UTC", filepath.Join(dir, "usr/etc/localtime")); err != nil {
+		t.Fatal(err)
+	}
+	r := f.repo()
+	c := commitTree(t, r, dir, "testos/stable", "1", t0)
+	cm, _ := r.ReadCommit(c)
+	root, _ := r.ReadDirTree(cm.RootTree)
+	var obj string
+	for _, d := range root.Dirs {
+		if d.Name != "usr" {
+			continue
+		}
+		usr, _ := r.ReadDirTree(d.Tree)
+		for _, d := range usr.Dirs {
+			if d.Name != "etc" {
+				continue
+			}
+			etc, _ := r.ReadDirTree(d.Tree)
+			for _, e := range etc.Files {
+				if e.Name == "localtime" {
+					obj = r.ObjectPath(objects.KindFile, e.Checksum)
+				}
+			}
+		}
+	}
+	if obj == "" {
+		t.Fatal("no object for usr/etc/localtime")
+	}
+	if err := os.Remove(obj); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/outside", obj); err != nil {
+		t.Fatal(err)
+	}
+	s := f.open()
+	_, err := s.Deploy(context.Background(), DeployOptions{OS: f.os, Revision: "testos/stable"})
+	if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(filepath.Dir(obj))) {
+		t.Fatalf("deploy of a corrupt symlink: %v", err)
+	}
+	if len(s.Deployments()) != 0 {
+		t.Fatalf("deployments after a failed deploy: %v", names(s))
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(f.path, "ostree/deploy/testos/deploy/*")); len(dirs) != 0 {
+		t.Fatalf("left behind: %v", dirs)
 	}
 }
 

@@ -40,3 +40,61 @@ func testCat(t *testing.T, f *readFixture) {
 		t.Errorf("cat of a corrupt object: exit %d, stdout %.60q, stderr %q", code, out, errs)
 	}
 }
+
+// TestCatCorruptSymlink: a symlink object whose stored target does not
+// hash to its name is refused by cat, whether cat follows it on the way to
+// a file or it is the last component, in every mode that stores symlinks
+// differently (a symlink, a file holding the target, a .filez header).
+func TestCatCorruptSymlink(t *testing.T) {
+	bin := buildCLI(t)
+	for _, mode := range []string{"bare", "bare-user", "archive"} {
+		t.Run(mode, func(t *testing.T) {
+			src := t.TempDir()
+			os.MkdirAll(filepath.Join(src, "d"), 0o755)
+			os.WriteFile(filepath.Join(src, "d/f"), []byte("in d\n"), 0o644)
+			os.WriteFile(filepath.Join(src, "e"), []byte("in e\n"), 0o644)
+			os.Symlink("d", filepath.Join(src, "l"))
+			r := filepath.Join(t.TempDir(), "repo")
+			for _, args := range [][]string{{"init", "--mode=" + mode}, {"commit", "-b", "main", "--tree=dir=" + src}} {
+				if out, err := runOut(t, bin, append([]string{"--repo=" + r}, args...)...); err != nil {
+					t.Fatalf("%v: %v\n%s", args, err, out)
+				}
+			}
+			if out, _, code := run(t, bin, "--repo="+r, "cat", "main", "/l/f"); code != 0 || out != "in d\n" {
+				t.Fatalf("cat through the good link: exit %d, %q", code, out)
+			}
+			ls, err := runOut(t, "ostree", "--repo="+r, "ls", "-C", "main", "/l")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := strings.Fields(ls)[4]
+			obj := filepath.Join(r, "objects", sum[:2], sum[2:]+".file")
+			switch mode {
+			case "bare":
+				os.Remove(obj)
+				os.Symlink("e", obj) // a link to the file e: cat /l would print it
+			case "bare-user":
+				os.WriteFile(obj, []byte("e\x00"), 0o644) // rewritten in place: the xattr stays
+			case "archive":
+				obj += "z"
+				data, err := os.ReadFile(obj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The target "d" is the header's only "d\x00" (a GVariant string).
+				i := strings.Index(string(data), "d\x00")
+				if i < 0 {
+					t.Fatal("no target in the header")
+				}
+				data[i] = 'e'
+				os.WriteFile(obj, data, 0o644)
+			}
+			for _, p := range []string{"/l/f", "/l"} {
+				out, errs, code := run(t, bin, "--repo="+r, "cat", "main", p)
+				if code != 1 || out != "" || !strings.Contains(errs, "corrupt") || !strings.Contains(errs, sum) {
+					t.Errorf("cat %s through a corrupt link: exit %d, stdout %q, stderr %q", p, code, out, errs)
+				}
+			}
+		})
+	}
+}
