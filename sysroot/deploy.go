@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -265,9 +264,12 @@ func (s *Sysroot) newDeployment(ctx context.Context, osname string, csum objects
 	if err := checkout.Checkout(ctx, s.repo, csum, staging, checkout.Options{Progress: s.opts.Progress}); err != nil {
 		return nil, nil, fmt.Errorf("checking out deployment tree: %w", err)
 	}
+	if err := checkDeploymentDirs(staging, "commit "+csum.String()); err != nil {
+		return nil, nil, err
+	}
 	layout, err := bootloader.FindKernel(ctx, staging)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("commit %s: %w", csum, err)
 	}
 	d.BootChecksum = layout.BootCsum
 	if err := s.prepareEtc(ctx, staging, csum); err != nil {
@@ -310,25 +312,39 @@ func (s *Sysroot) newDeployment(ctx context.Context, osname string, csum objects
 }
 
 // prepareEtc creates the deployment's /etc as a copy of usr/etc (a tree
-// with only /etc gets it moved to usr/etc first, as ostree does).
+// with only /etc gets it moved to usr/etc first, as ostree does). The
+// tree's usr, usr/etc and etc are real directories (checkTreeDirs), and
+// the move is resolved beneath root.
 func (s *Sysroot) prepareEtc(ctx context.Context, root string, csum objects.Checksum) error {
 	if err := fsutil.CheckFailpoint("sysroot:etc"); err != nil {
 		return err
 	}
+	rootfd, err := openTree(root)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootfd)
+	if err := checkTreeDirs(rootfd, "commit "+csum.String()); err != nil {
+		return err
+	}
+	exists := func(name string) bool {
+		_, err := fsutil.LstatBeneath(rootfd, name)
+		return err == nil
+	}
 	etc, usrEtc := filepath.Join(root, "etc"), filepath.Join(root, "usr/etc")
 	switch {
-	case lexists(etc) && lexists(usrEtc):
+	case exists("etc") && exists("usr/etc"):
 		return fmt.Errorf("%w: preparing /etc: tree contains both /etc and /usr/etc", ErrInvalid)
-	case lexists(etc):
+	case exists("etc"):
 		// A tree with /etc only: it becomes usr/etc, and /etc a copy.
-		if err := os.Rename(etc, usrEtc); err != nil {
+		if err := fsutil.RenameBeneath(rootfd, "etc", "usr/etc"); err != nil {
 			return fmt.Errorf("preparing /etc: %w", err)
 		}
-		if err := copyTree(usrEtc, etc); err != nil {
+		if err := copyTree(ctx, usrEtc, etc); err != nil {
 			return fmt.Errorf("preparing /etc: %w", err)
 		}
 		return nil
-	case !lexists(usrEtc):
+	case !exists("usr/etc"):
 		return nil
 	}
 	if err := checkout.Checkout(ctx, s.repo, csum, etc, checkout.Options{Subpath: "/usr/etc", ForceCopy: true}); err != nil {
@@ -377,10 +393,20 @@ func (s *Sysroot) finalizeDir(ctx context.Context, d *Deployment, root string, m
 			d.entry.Set("options", v)
 		}
 	}
+	rootfd, err := openTree(root)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(rootfd)
+	if err := checkTreeDirs(rootfd, "deployment "+d.Name()); err != nil {
+		return nil, err
+	}
 	var plan *etcmerge.Plan
 	if merge != nil {
 		mdir := s.DeploymentPath(merge)
-		var err error
+		if err := checkDeploymentDirs(mdir, "merge deployment "+merge.Name()); err != nil {
+			return nil, err
+		}
 		plan, err = etcmerge.NewPlan(ctx, filepath.Join(mdir, "usr/etc"), filepath.Join(mdir, "etc"), filepath.Join(root, "etc"))
 		if err != nil {
 			return nil, err
@@ -392,8 +418,8 @@ func (s *Sysroot) finalizeDir(ctx context.Context, d *Deployment, root string, m
 			return nil, err
 		}
 	}
-	if err := removeIfExists(filepath.Join(root, "etc/.updated")); err != nil {
-		return nil, err
+	if err := fsutil.RemoveBeneath(rootfd, "etc/.updated"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("deployment %s: %w", d.Name(), err)
 	}
 	varDir := filepath.Join(s.path, "ostree/deploy", d.OS, "var")
 	if s.booted != nil && s.booted.OS == d.OS {
@@ -453,8 +479,13 @@ func seal(dir string, immutable bool) error {
 }
 
 // copyTree copies a file, symlink or directory (recursively) with its
-// mode, owner and xattrs.
-func copyTree(src, dst string) error {
+// mode, owner and xattrs. Symlinks are copied as symlinks, never
+// followed; dst names are created new (O_EXCL), so nothing is written
+// through a link.
+func copyTree(ctx context.Context, src, dst string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(src, &st); err != nil {
 		return err
@@ -469,7 +500,7 @@ func copyTree(src, dst string) error {
 			return err
 		}
 		for _, e := range ents {
-			if err := copyTree(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			if err := copyTree(ctx, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
 				return err
 			}
 		}
@@ -482,16 +513,16 @@ func copyTree(src, dst string) error {
 			return err
 		}
 	case unix.S_IFREG:
-		in, err := os.Open(src)
+		in, err := fsutil.OpenRegular(src)
 		if err != nil {
 			return err
 		}
 		defer in.Close()
-		out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(out, in)
+		_, err = fsutil.CopyContext(ctx, out, in)
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}

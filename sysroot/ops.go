@@ -334,6 +334,9 @@ func (s *Sysroot) ConfigDiff(ctx context.Context, osname string) ([]EtcChange, e
 		return nil, fmt.Errorf("%w and no --os= argument given", ErrNotBooted)
 	}
 	dir := s.DeploymentPath(d)
+	if err := checkDeploymentDirs(dir, "deployment "+d.Name()); err != nil {
+		return nil, err
+	}
 	changes, err := etcmerge.Diff(ctx, filepath.Join(dir, "usr/etc"), filepath.Join(dir, "etc"))
 	if err != nil {
 		return nil, err

@@ -1,0 +1,73 @@
+package sysroot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-os/strata/fsutil"
+)
+
+// A deployment tree comes from a commit strata does not trust: any of its
+// entries may be a symlink pointing out of the sysroot. Everything a
+// deploy writes, renames or removes inside a deployment is therefore
+// resolved beneath the deployment's directory without following symlinks
+// (fsutil.*Beneath), and the directories it writes below must be real
+// directories.
+
+// treeDirs are the directories of a deployment that deploy writes below
+// (the /etc move, the /etc copy and merge): when present they must be
+// real directories, not symlinks or files.
+var treeDirs = []string{"usr", "usr/etc", "etc"}
+
+// openTree opens a deployment directory for resolving names beneath it.
+func openTree(dir string) (int, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("sysroot: open %s: %w", dir, err)
+	}
+	return fd, nil
+}
+
+// checkTreeDirs refuses a tree whose usr, usr/etc or etc exists and is
+// not a real directory; what names the tree in the error ("commit CSUM",
+// "deployment NAME").
+func checkTreeDirs(rootfd int, what string) error {
+	for _, name := range treeDirs {
+		st, err := fsutil.LstatBeneath(rootfd, name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: /%s: %w", what, name, err)
+		}
+		if kind := fileKind(st.Mode); kind != "directory" {
+			return fmt.Errorf("%w: %s: /%s is a %s, not a directory", ErrInvalid, what, name, kind)
+		}
+	}
+	return nil
+}
+
+// checkDeploymentDirs is checkTreeDirs on a deployment directory.
+func checkDeploymentDirs(dir, what string) error {
+	fd, err := openTree(dir)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return checkTreeDirs(fd, what)
+}
+
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFREG:
+		return "regular file"
+	}
+	return "special file"
+}
