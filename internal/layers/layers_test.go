@@ -32,16 +32,19 @@ var layer = map[string]int{
 	"diff":     3,
 	"etcmerge": 3,
 
-	"remote":  4,
-	"sign":    4,
-	"summary": 4,
-	"fetch":   4,
+	"remote":    4,
+	"sign":      4,
+	"summary":   4,
+	"fetch":     4,
+	"fleetlock": 4,
 
 	"pull":       5,
 	"bootloader": 5,
 
 	"sysroot":     6,
 	"prepareroot": 6,
+
+	"updates": 7,
 
 	"cmd/strata": 9,
 
@@ -54,6 +57,7 @@ var layer = map[string]int{
 	"bench":             10,
 
 	"internal/faultserver": 9,
+	"internal/etcdtest":    9,
 
 	"internal/demoos/demo": 10,
 }
