@@ -200,6 +200,35 @@ func Rename(oldpath, newpath string) error {
 	return nil
 }
 
+// RenameNoReplace renames old to new unless new exists, in which case old
+// is left in place and existed is true (RENAME_NOREPLACE: two writers of the
+// same content-addressed name keep the first). It does not fsync: callers
+// that rename many files make them durable at once (Syncfs) before they
+// publish anything that names them.
+func RenameNoReplace(oldpath, newpath string) (existed bool, err error) {
+	if err := fail("rename:" + newpath); err != nil {
+		return false, err
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		return true, nil
+	}
+	if err != nil {
+		return false, &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return false, nil
+}
+
+// RenameNoSync renames old over new without an fsync, for callers that make
+// many renames durable at once (Syncfs). The failpoint step is
+// "rename:<new>", as for Rename.
+func RenameNoSync(oldpath, newpath string) error {
+	if err := fail("rename:" + newpath); err != nil {
+		return err
+	}
+	return os.Rename(oldpath, newpath)
+}
+
 // Symlink durably creates or replaces the symlink path pointing at target:
 // a temporary link, a rename over path, an fsync of the directory.
 func Symlink(target, path string) error {

@@ -53,9 +53,29 @@ func (t *Txn) Flush() error {
 	refs := t.fl.ready
 	t.fl.ready = nil
 	t.mu.Unlock()
+	return t.publish(refs)
+}
+
+// publish is the one way staged objects reach objects/, for Flush and
+// Commit alike, in the order of docs/design.md §3 rule 4: (a) the staged
+// objects are made durable (syncfs of the staging directory's filesystem),
+// (b) each is renamed into objects/ with RENAME_NOREPLACE (an existing
+// object is kept: it is identical; detached metadata alone is replaced),
+// (c) the renames are made durable (syncfs). The caller writes refs only
+// after publish returned nil. When a step fails, the objects not yet moved
+// are queued again, so that a later Flush or Commit publishes them.
+func (t *Txn) publish(refs []ObjectRef) (err error) {
 	if len(refs) == 0 {
 		return nil
 	}
+	moved := 0
+	defer func() {
+		if err != nil && moved < len(refs) {
+			t.mu.Lock()
+			t.fl.ready = append(t.fl.ready, refs[moved:]...)
+			t.mu.Unlock()
+		}
+	}()
 	if t.r.fsync {
 		if err := fsutil.Syncfs(t.staging); err != nil {
 			return err
@@ -71,17 +91,16 @@ func (t *Txn) Flush() error {
 			t.fl.objDirs[ref.Checksum[0]].Store(true)
 		}
 		rel := t.r.objectRel(ref.Kind, ref.Checksum)
-		to := filepath.Join(objDir, rel)
-		if err := fsutil.CheckFailpoint("rename:" + to); err != nil {
-			return err
-		}
-		err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(t.staging, rel), unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EEXIST) {
-			err = nil // already published by another transaction: the same object
+		from, to := filepath.Join(t.staging, rel), filepath.Join(objDir, rel)
+		if ref.Kind == objects.KindCommitMeta {
+			err = fsutil.RenameNoSync(from, to)
+		} else {
+			_, err = fsutil.RenameNoReplace(from, to)
 		}
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", ObjectName(ref.Kind, ref.Checksum), err)
 		}
+		moved++
 	}
 	if t.r.fsync {
 		return fsutil.Syncfs(objDir)

@@ -240,17 +240,16 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 	if err := end(); err != nil {
 		return err
 	}
-	ref := ObjectRef{objects.KindFile, want}
-	ok, err := t.claim(ref)
-	if err != nil || !ok {
-		return err
-	}
-	if err := t.ensureSubdir(want); err != nil {
-		t.unclaim(ref)
-		return err
-	}
-	dst := t.stagedPath(ref)
-	if tmp != nil {
+	return t.stage(ObjectRef{objects.KindFile, want}, func(dst string) (err error) {
+		defer func() {
+			if err == nil {
+				t.ObjectsWritten.Add(1)
+				t.BytesWritten.Add(int64(h.Size))
+			}
+		}()
+		if tmp == nil {
+			return writeNew(dst, raw.Bytes(), false)
+		}
 		err = tmpBuf.Flush()
 		if err == nil {
 			err = tmp.Chmod(0o644)
@@ -265,20 +264,8 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 			os.Remove(tmp.Name())
 		}
 		tmp = nil
-	} else {
-		err = os.WriteFile(dst, raw.Bytes(), 0o644)
-		if err != nil {
-			os.Remove(dst)
-		}
-	}
-	if err != nil {
-		t.unclaim(ref)
-		return fmt.Errorf("stage %s: %w", name, err)
-	}
-	t.stagedDone(ref)
-	t.ObjectsWritten.Add(1)
-	t.BytesWritten.Add(int64(h.Size))
-	return nil
+		return err
+	})
 }
 
 // noInput is what a pooled inflater reads from while in the pool, so that

@@ -280,39 +280,67 @@ func (t *Txn) writeMetadata(kind objects.Kind, c objects.Checksum, data []byte) 
 	if len(data) > objects.MaxMetadataSize {
 		return fmt.Errorf("%w: object %s larger than %d bytes", ErrInvalid, ObjectName(kind, c), objects.MaxMetadataSize)
 	}
-	ref := ObjectRef{kind, c}
-	ok, err := t.claim(ref)
-	if err != nil || !ok {
-		return err
-	}
-	if err := t.writeStaged(ref, data); err != nil {
-		t.unclaim(ref)
-		return err
-	}
-	return nil
+	return t.stage(ObjectRef{kind, c}, func(p string) error {
+		if err := writeNew(p, data, false); err != nil {
+			return err
+		}
+		t.ObjectsWritten.Add(1)
+		t.BytesWritten.Add(int64(len(data)))
+		return nil
+	})
 }
 
-func (t *Txn) writeStaged(ref ObjectRef, data []byte) error {
-	if err := t.ensureSubdir(ref.Checksum); err != nil {
-		return err
+// writeNew writes data to a new file at p (replacing one when replace is
+// set). It is not fsynced: publish makes the whole staging directory
+// durable with one syncfs.
+func writeNew(p string, data []byte, replace bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if replace {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	}
-	p := t.stagedPath(ref)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(p, flags, 0o644)
 	if err != nil {
-		return fmt.Errorf("stage %s: %w", ObjectName(ref.Kind, ref.Checksum), err)
+		return err
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		os.Remove(p)
-		return fmt.Errorf("stage %s: %w", ObjectName(ref.Kind, ref.Checksum), err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(p)
 		return err
 	}
+	return f.Close()
+}
+
+// stage is the one way an object enters the staging directory. It claims
+// ref (nothing is done when the object is already stored or staged; detached
+// metadata is always replaced), makes its XX/ subdirectory, and calls put
+// with the staged path, which put must create complete (write it, or rename
+// a verified temporary onto it). On failure the staged path is removed and
+// the claim undone; on success the object is queued for publish.
+func (t *Txn) stage(ref ObjectRef, put func(p string) error) error {
+	if ref.Kind == objects.KindCommitMeta {
+		if err := t.ctx.Err(); err != nil {
+			return err
+		}
+		t.mu.Lock()
+		if t.done {
+			t.mu.Unlock()
+			return errors.New("transaction already finished")
+		}
+		t.staged[ref] = true
+		t.mu.Unlock()
+	} else if ok, err := t.claim(ref); err != nil || !ok {
+		return err
+	}
+	if err := t.ensureSubdir(ref.Checksum); err != nil {
+		t.unclaim(ref)
+		return fmt.Errorf("stage %s: %w", ObjectName(ref.Kind, ref.Checksum), err)
+	}
+	p := t.stagedPath(ref)
+	if err := put(p); err != nil {
+		os.Remove(p)
+		t.unclaim(ref)
+		return fmt.Errorf("stage %s: %w", ObjectName(ref.Kind, ref.Checksum), err)
+	}
 	t.stagedDone(ref)
-	t.ObjectsWritten.Add(1)
-	t.BytesWritten.Add(int64(len(data)))
 	return nil
 }
 
@@ -322,11 +350,14 @@ func (t *Txn) WriteCommitMeta(commit objects.Checksum, md objects.Metadata) erro
 	if err != nil {
 		return err
 	}
-	ref := ObjectRef{objects.KindCommitMeta, commit}
-	t.mu.Lock()
-	t.staged[ref] = true
-	t.mu.Unlock()
-	return t.writeStaged(ref, data)
+	return t.stage(ObjectRef{objects.KindCommitMeta, commit}, func(p string) error {
+		if err := writeNew(p, data, true); err != nil {
+			return err
+		}
+		t.ObjectsWritten.Add(1)
+		t.BytesWritten.Add(int64(len(data)))
+		return nil
+	})
 }
 
 // smallFile is the size below which a file's content is read into memory
@@ -384,23 +415,7 @@ func (t *Txn) writeFile(h *objects.FileHeader, content io.Reader, want *objects.
 		if want != nil && c != *want {
 			return c, fmt.Errorf("%w: object %s has checksum %s", ErrCorrupt, ObjectName(objects.KindFile, *want), c)
 		}
-		ref := ObjectRef{objects.KindFile, c}
-		ok, err := t.claim(ref)
-		if err != nil || !ok {
-			return c, err
-		}
-		if err := t.ensureSubdir(c); err != nil {
-			t.unclaim(ref)
-			return c, err
-		}
-		p := t.stagedPath(ref)
-		if err := t.materialize(p, h, buf); err != nil {
-			os.Remove(p)
-			t.unclaim(ref)
-			return c, fmt.Errorf("stage %s: %w", ObjectName(objects.KindFile, c), err)
-		}
-		t.stagedDone(ref)
-		return c, nil
+		return c, t.stage(ObjectRef{objects.KindFile, c}, func(p string) error { return t.materialize(p, h, buf) })
 	}
 	// Large file: stream into a temporary, hashing as it goes.
 	tmp := filepath.Join(t.staging, fsutil.TempName("large"))
@@ -419,24 +434,11 @@ func (t *Txn) writeFile(h *objects.FileHeader, content io.Reader, want *objects.
 		os.Remove(tmp)
 		return c, fmt.Errorf("%w: object %s has checksum %s", ErrCorrupt, ObjectName(objects.KindFile, *want), c)
 	}
-	ref := ObjectRef{objects.KindFile, c}
-	ok, err := t.claim(ref)
-	if err != nil || !ok {
-		os.Remove(tmp)
-		return c, err
-	}
-	if err := t.ensureSubdir(c); err != nil {
-		os.Remove(tmp)
-		t.unclaim(ref)
-		return c, err
-	}
-	if err := os.Rename(tmp, t.stagedPath(ref)); err != nil {
-		os.Remove(tmp)
-		t.unclaim(ref)
-		return c, err
-	}
-	t.stagedDone(ref)
-	return c, nil
+	// The verified temporary becomes the staged object (or is dropped when
+	// the object is already there).
+	err = t.stage(ObjectRef{objects.KindFile, c}, func(p string) error { return os.Rename(tmp, p) })
+	os.Remove(tmp)
+	return c, err
 }
 
 type countingReader struct {
@@ -658,53 +660,18 @@ func (t *Txn) Commit() error {
 	if failed != nil {
 		return failed
 	}
-	if t.r.fsync {
-		if err := fsutil.Syncfs(t.staging); err != nil {
-			return err
+	// Everything staged and not yet flushed, detached metadata included.
+	t.mu.Lock()
+	refs := t.fl.ready
+	t.fl.ready = nil
+	for ref := range t.staged {
+		if ref.Kind == objects.KindCommitMeta {
+			refs = append(refs, ref)
 		}
 	}
-	objDir := filepath.Join(t.r.path, "objects")
-	subs, err := os.ReadDir(t.staging)
-	if err != nil {
+	t.mu.Unlock()
+	if err := t.publish(refs); err != nil {
 		return err
-	}
-	moved := false
-	for _, s := range subs {
-		if !s.IsDir() {
-			continue
-		}
-		src := filepath.Join(t.staging, s.Name())
-		dst := filepath.Join(objDir, s.Name())
-		if err := os.Mkdir(dst, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
-		}
-		ents, err := os.ReadDir(src)
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
-			if err := fsutil.CheckFailpoint("rename:" + to); err != nil {
-				return err
-			}
-			if strings.HasSuffix(e.Name(), ".commitmeta") {
-				err = os.Rename(from, to) // detached metadata may be replaced
-			} else {
-				err = unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
-				if errors.Is(err, unix.EEXIST) {
-					err = nil
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("publish %s: %w", e.Name(), err)
-			}
-			moved = true
-		}
-	}
-	if moved && t.r.fsync {
-		if err := fsutil.Syncfs(objDir); err != nil {
-			return err
-		}
 	}
 	// A ref may only name a commit that is now stored: checked for all
 	// before any is written.
