@@ -333,6 +333,20 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// ctxReader fails reads once ctx is done, so that a copy driven by
+// io.Copy stops when its context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
 // LocalSource imports from a repository on a local filesystem, of any
 // mode. Its objects are verified like fetched ones.
 type LocalSource struct{ r *repo.Repo }
@@ -401,7 +415,10 @@ func (s *LocalSource) Metadata(_ context.Context, kind objects.Kind, c objects.C
 // File implements Source. Between archive repositories the .filez is
 // copied as it is (after verification); otherwise the content is read
 // and written in the destination's format.
-func (s *LocalSource) File(_ context.Context, tx *repo.Txn, c objects.Checksum, progress func(int64)) (int64, error) {
+//
+// The copy checks ctx between reads: a cancelled pull stops within one
+// read of a large file, and the transaction drops the unfinished object.
+func (s *LocalSource) File(ctx context.Context, tx *repo.Txn, c objects.Checksum, progress func(int64)) (int64, error) {
 	if s.r.Mode() == repo.ModeArchive {
 		f, err := os.Open(s.r.ObjectPath(objects.KindFile, c))
 		if err != nil {
@@ -411,7 +428,7 @@ func (s *LocalSource) File(_ context.Context, tx *repo.Txn, c objects.Checksum, 
 			return 0, err
 		}
 		defer f.Close()
-		cnt := &countReader{r: f, fn: progress}
+		cnt := &countReader{r: ctxReader{ctx, f}, fn: progress}
 		err = tx.WriteArchiveFileVerified(cnt, c)
 		return cnt.n, err
 	}
@@ -420,7 +437,7 @@ func (s *LocalSource) File(_ context.Context, tx *repo.Txn, c objects.Checksum, 
 		return 0, err
 	}
 	defer rc.Close()
-	cnt := &countReader{r: rc, fn: progress}
+	cnt := &countReader{r: ctxReader{ctx, rc}, fn: progress}
 	var content io.Reader = cnt
 	if !h.IsRegular() {
 		content = bytes.NewReader(nil)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/summary"
+	"golang.org/x/sync/errgroup"
 )
 
 // plan counts what is missing and checks that the disk can hold it. Sizes
@@ -77,6 +77,14 @@ func (p *puller) plan(meta []metaObj, files []objects.Checksum) (Plan, []objects
 // staged is published every FlushInterval while the workers go on
 // (Txn.Flush), and the rest when they end (Txn.Commit), also when the pull
 // fails or is cancelled: what verified is kept.
+//
+// Cancelling ctx stops the workers at once: every Source reads through ctx
+// (a local copy checks it between reads), so a large file stops mid-copy
+// and its temporary is removed, never published. The transaction itself
+// runs on context.WithoutCancel(ctx) for that reason only: the Commit after
+// a cancellation must still publish the objects that verified. Only
+// complete, verified objects are published, and no ref (refs wait for
+// finish).
 func (p *puller) store(ctx context.Context, meta []metaObj, missing []objects.Checksum, pl Plan) error {
 	if len(meta) == 0 && len(missing) == 0 {
 		return nil
@@ -101,106 +109,74 @@ func (p *puller) store(ctx context.Context, meta []metaObj, missing []objects.Ch
 			p.rep.Add(n)
 		}
 	}
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		once     sync.Once
-		firstErr error
-	)
-	fail := func(err error) {
-		once.Do(func() {
-			firstErr = err
-			cancel()
-		})
-	}
 
-	// The flusher publishes what is staged every FlushInterval.
-	stop, flushed := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(flushed)
+	g, gctx := errgroup.WithContext(ctx)
+	workersDone := make(chan struct{})
+	// The flusher publishes what is staged every FlushInterval, until the
+	// workers are done (Flush must not overlap Commit).
+	g.Go(func() error {
 		t := time.NewTicker(p.o.FlushInterval)
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
-				return
+			case <-workersDone:
+				return nil
+			case <-gctx.Done():
+				return nil
 			case <-t.C:
 				if err := tx.Flush(); err != nil {
-					fail(err)
-					return
+					return err
 				}
 			}
 		}
-	}()
-
-	// Workers stage the metadata first (it is in memory), then fetch.
-	type task struct {
-		m *metaObj
-		c objects.Checksum
-	}
-	ch := make(chan task)
-	var wg sync.WaitGroup
-	for range min(p.o.Parallel, len(meta)+len(missing)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for t := range ch {
-				if t.m != nil {
-					if err := tx.WriteMetadataVerified(t.m.kind, t.m.data, t.m.c); err != nil {
-						fail(err)
-						return
-					}
-					continue
-				}
+	})
+	// The workers stage the metadata first (it is in memory), then fetch
+	// the files, at most Parallel at once.
+	var metaBytes int64
+	g.Go(func() error {
+		defer close(workersDone)
+		w, wctx := errgroup.WithContext(gctx)
+		w.SetLimit(p.o.Parallel)
+		for i := range meta {
+			if wctx.Err() != nil {
+				break
+			}
+			m := &meta[i]
+			metaBytes += int64(len(m.data))
+			w.Go(func() error { return tx.WriteMetadataVerified(m.kind, m.data, m.c) })
+		}
+		for _, c := range missing {
+			if wctx.Err() != nil {
+				break
+			}
+			w.Go(func() error {
 				// Transport failures are retried (and broken bodies
 				// resumed) by the Fetcher; what comes back is final.
-				if _, err := p.src.File(fctx, tx, t.c, onBytes); err != nil {
+				if _, err := p.src.File(wctx, tx, c, onBytes); err != nil {
 					if ctx.Err() != nil {
-						err = ctx.Err()
+						return ctx.Err()
 					}
-					fail(err)
-					return
+					return err
 				}
 				p.stats.ContentFetched.Add(1)
 				if !byBytes {
 					p.rep.Add(1)
 				}
-			}
-		}()
-	}
-	var metaBytes int64
-feed:
-	for i := range meta {
-		select {
-		case ch <- task{m: &meta[i]}:
-			metaBytes += int64(len(meta[i].data))
-		case <-fctx.Done():
-			break feed
+				return nil
+			})
 		}
-	}
-	if fctx.Err() == nil {
-	feedFiles:
-		for _, c := range missing {
-			select {
-			case ch <- task{c: c}:
-			case <-fctx.Done():
-				break feedFiles
-			}
-		}
-	}
-	close(ch)
-	wg.Wait()
-	close(stop)
-	<-flushed
+		return w.Wait()
+	})
+	err = g.Wait()
 	// What verified is published, even when the pull failed.
-	if err := tx.Commit(); err != nil {
-		fail(err)
+	if cerr := tx.Commit(); err == nil {
+		err = cerr
 	}
 	p.stats.ContentWritten.Add(max(tx.BytesWritten.Load()-metaBytes, 0))
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
 	}
-	return firstErr
+	return err
 }
 
 // finish stores the commits and their detached metadata, then moves the
