@@ -180,3 +180,13 @@ func (m *MTree) Write(t *repo.Txn) (tree, meta objects.Checksum, err error) {
 	}
 	return tree, meta, nil
 }
+
+// Clear empties m (an opaque whiteout), keeping its metadata.
+func (m *MTree) Clear(r *repo.Repo) error {
+	if err := m.expand(r); err != nil {
+		return err
+	}
+	clear(m.files)
+	clear(m.dirs)
+	return nil
+}

@@ -103,6 +103,17 @@ type TarOptions struct {
 	// MaxBytes, when positive, caps the size of the (decompressed)
 	// archive: a few bytes of gzip or zstd can declare terabytes.
 	MaxBytes int64
+	// Rewrite, when set, sees every entry's raw name and its path
+	// components (and each hard link's target) before anything else is
+	// done with the entry: it returns the components to use instead, skip
+	// to drop the entry (its data is skipped), or an error that refuses
+	// the archive naming the entry. OCI layers use it for /etc -> /usr/etc
+	// and the API file systems whose contents are dropped.
+	Rewrite func(name string, comps []string) (out []string, skip bool, err error)
+	// ImplicitParents creates a missing parent directory as root:root
+	// 0755 without touching existing ones (container layers may omit
+	// parents); AutocreateParents's re-stamping quirk does not apply.
+	ImplicitParents bool
 }
 
 // AddTar overlays a tar archive read from r onto m, writing its files to
@@ -375,13 +386,23 @@ func (ti *tarImport) run() error {
 }
 
 func (ti *tarImport) entry(e *tarEntry) error {
-	kind, err := classify(e)
-	if err != nil {
-		return err
-	}
 	comps, err := tarPath(e.name)
 	if err != nil {
 		return entryErr(e, "%v", err)
+	}
+	if ti.opts.Rewrite != nil {
+		out, skip, err := ti.opts.Rewrite(e.name, comps)
+		if err != nil {
+			return entryErr(e, "%v", err)
+		}
+		if skip {
+			return nil
+		}
+		comps = out
+	}
+	kind, err := classify(e)
+	if err != nil {
+		return err
 	}
 	perm := e.mode &^ objects.ModeTypeMask
 	if perm&^0o7777 != 0 {
@@ -425,9 +446,9 @@ func (ti *tarImport) entry(e *tarEntry) error {
 		}
 		return nil
 	case kindHardlink:
-		target, err := tarPath(e.linkname)
+		target, err := ti.linkTarget(e)
 		if err != nil {
-			return entryErr(e, "hard link target %q: %v", e.linkname, err)
+			return err
 		}
 		if len(target) == 0 {
 			return entryErr(e, "hard link to the root directory")
@@ -535,6 +556,12 @@ func (ti *tarImport) parent(e *tarEntry, comps []string) (*MTree, error) {
 		if slot != nil {
 			return nil, entryErr(e, "%q is not a directory (a file or symlink; symlinks are never followed)", p)
 		}
+		if ti.opts.ImplicitParents {
+			if d, err = d.Dir(ti.r, c, &objects.DirMeta{Mode: objects.ModeDir | 0o755}); err != nil {
+				return nil, wrapEntryErr(e, err)
+			}
+			continue
+		}
 		if !ti.opts.AutocreateParents {
 			return nil, entryErr(e, "parent directory %q is not in the archive before this entry (--tar-autocreate-parents creates it)", p)
 		}
@@ -600,7 +627,7 @@ func (ti *tarImport) linkDeferred() error {
 	for _, key := range ti.order {
 		for _, l := range ti.deferred[key].links {
 			if l.e.size == 0 {
-				isLink[pathOf(ti.root, l)] = true
+				isLink[ti.pathOf(l)] = true
 			}
 		}
 	}
@@ -646,10 +673,34 @@ func (ti *tarImport) linkDeferred() error {
 	return nil
 }
 
-// pathOf is the path key of a link entry (its name as tarPath reads it).
-func pathOf(_ *MTree, l deferredLink) string {
+// pathOf is the path key of a link entry (its name as tarPath and
+// Rewrite read it).
+func (ti *tarImport) pathOf(l deferredLink) string {
 	comps, _ := tarPath(l.e.name)
+	if ti.opts.Rewrite != nil {
+		comps, _, _ = ti.opts.Rewrite(l.e.name, comps)
+	}
 	return strings.Join(comps, "/")
+}
+
+// linkTarget is a hard link's target as path components, rewritten as
+// entry names are.
+func (ti *tarImport) linkTarget(e *tarEntry) ([]string, error) {
+	target, err := tarPath(e.linkname)
+	if err != nil {
+		return nil, entryErr(e, "hard link target %q: %v", e.linkname, err)
+	}
+	if ti.opts.Rewrite != nil {
+		out, skip, err := ti.opts.Rewrite(e.linkname, target)
+		if err != nil {
+			return nil, entryErr(e, "hard link target %q: %v", e.linkname, err)
+		}
+		if skip {
+			return nil, entryErr(e, "hard link target %q is a path whose contents are dropped", e.linkname)
+		}
+		target = out
+	}
+	return target, nil
 }
 
 // lookupParent walks existing directories to the one holding path.

@@ -533,3 +533,42 @@ func urlUnescape(s string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// TarReader reads an untrusted tar stream with the hardened reader AddTar
+// uses: bounded metadata, PAX xattrs in record order, truncation refused.
+// Its errors match ErrInvalidTar and name the entry.
+type TarReader struct{ tr *tarReader }
+
+// TarHeader is one entry of a TarReader, PAX and GNU extensions applied.
+type TarHeader struct {
+	Name, Linkname string
+	Typeflag       byte
+	Mode           int64
+	UID, GID       int64
+	Size           int64
+	Xattrs         objects.Xattrs
+	Offset         int64 // of the entry's first header block
+}
+
+// NewTarReader reads an uncompressed tar stream from r.
+func NewTarReader(r io.Reader) *TarReader { return &TarReader{tr: newTarReader(r)} }
+
+// Next advances to the next entry (skipping the rest of the current one);
+// io.EOF after the end-of-archive marker.
+func (t *TarReader) Next() (*TarHeader, error) {
+	e, err := t.tr.Next()
+	if err != nil {
+		return nil, err
+	}
+	return &TarHeader{Name: e.name, Linkname: e.linkname, Typeflag: e.typ, Mode: e.mode,
+		UID: e.uid, GID: e.gid, Size: e.size, Xattrs: e.xattrs, Offset: e.offset}, nil
+}
+
+// Read reads the current entry's data, io.EOF after exactly Size bytes.
+func (t *TarReader) Read(p []byte) (int, error) { return t.tr.Read(p) }
+
+// EntryError is an error that blames entry h of the archive (it matches
+// ErrInvalidTar).
+func EntryError(h *TarHeader, format string, a ...any) error {
+	return &tarError{name: h.Name, offset: h.Offset, msg: fmt.Sprintf(format, a...)}
+}

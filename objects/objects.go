@@ -509,3 +509,22 @@ func byteswapValue(t *gvariant.Type, v any) any {
 	}
 	return v
 }
+
+// XattrsGVType is the GVariant type of a serialised xattr list.
+var XattrsGVType = gvariant.MustParseType("a(ayay)")
+
+// MarshalXattrs serialises xs as an a(ayay) GVariant (names with their
+// trailing NUL), the form ostree-ext's tar streams carry in .file-xattrs
+// objects.
+func MarshalXattrs(xs Xattrs) []byte {
+	return gvariant.MustMarshal(XattrsGVType, xs.gv())
+}
+
+// ParseXattrs parses an a(ayay) GVariant (untrusted bytes).
+func ParseXattrs(b []byte) (Xattrs, error) {
+	v, err := gvariant.Unmarshal(XattrsGVType, b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: xattrs: %w", ErrCorrupt, err)
+	}
+	return xattrsFromGV(v)
+}

@@ -31,6 +31,7 @@ var layer = map[string]int{
 	"checkout": 3,
 	"diff":     3,
 	"etcmerge": 3,
+	"ocilayer": 3,
 
 	"remote":    4,
 	"sign":      4,
@@ -40,6 +41,7 @@ var layer = map[string]int{
 
 	"pull":       5,
 	"bootloader": 5,
+	"container":  5,
 
 	"sysroot":     6,
 	"prepareroot": 6,
@@ -63,7 +65,11 @@ var layer = map[string]int{
 }
 
 // sameLayer lists allowed imports between packages of one layer.
-var sameLayer = map[string][]string{}
+var sameLayer = map[string][]string{
+	// ocilayer reads layers with commit's hardened tar reader and writes
+	// trees with its MTree.
+	"ocilayer": {"commit"},
+}
 
 func TestLayering(t *testing.T) {
 	root, err := filepath.Abs("../..")

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-os/strata/container"
+	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/progress"
+	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/sysroot"
+)
+
+const imgrefHelp = `IMGREF is registry:HOST/NAME[:TAG|@DIGEST] (or docker://...), oci:DIR[:TAG] or
+oci-archive:FILE[:TAG]. Registries on 127.0.0.1 and localhost are spoken to over
+plain HTTP, others over HTTPS. Anonymous access only: registry credentials,
+signature policy (containers-policy.json) and lookaside signatures are NOT
+supported yet, so every image is imported unverified
+(ostree-unverified-registry / ostree-unverified-image in the origin).`
+
+func init() { rootCmd.AddCommand(newContainerCmd()) }
+
+func newContainerCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "container",
+		Short: "Container images: pull, deploy, encapsulate (ostree-ext compatible)",
+		Long: `Container images as OS trees, with ostree-ext's formats and refs (docs/oci.md).
+
+` + imgrefHelp,
+	}
+	img := &cobra.Command{Use: "image", Short: "Pull, deploy, list, remove and prune container images"}
+	img.AddCommand(newImagePullCmd(), newImageDeployCmd(), newImageListCmd(), newImageRemoveCmd(), newImagePruneCmd())
+	c.AddCommand(img, newEncapsulateCmd(), newUnencapsulateCmd())
+	return c
+}
+
+// jsonReporter prints progress as JSON lines.
+type jsonReporter struct {
+	w     io.Writer
+	mu    sync.Mutex
+	phase string
+	unit  string
+	total int64
+	n     int64
+	last  time.Time
+}
+
+func (j *jsonReporter) Phase(name, unit string, total int64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.phase, j.unit, j.total, j.n = name, unit, total, 0
+	writeJSONLine(j.w, map[string]any{"event": "phase", "phase": name, "unit": unit, "total": total})
+}
+
+func (j *jsonReporter) Add(n int64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.n += n
+	if time.Since(j.last) >= 200*time.Millisecond {
+		j.last = time.Now()
+		writeJSONLine(j.w, map[string]any{"event": "progress", "phase": j.phase, "unit": j.unit, "done": j.n, "total": j.total})
+	}
+}
+
+func (j *jsonReporter) Done() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	writeJSONLine(j.w, map[string]any{"event": "done", "phase": j.phase, "unit": j.unit, "done": j.n, "total": j.total})
+}
+
+type imagePullFlags struct {
+	jobs    int
+	json    bool
+	retries int
+}
+
+func (p *imagePullFlags) add(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&p.jobs, "jobs", 4, "layers fetched at once")
+	cmd.Flags().IntVar(&p.retries, "retries", 5, "times a broken layer download resumes (HTTP Range) before failing")
+	cmd.Flags().BoolVar(&p.json, "json", false, "report progress and the result as JSON lines on stdout")
+}
+
+func (p *imagePullFlags) options(cmd *cobra.Command) container.PullOptions {
+	var rep progress.Reporter = newReporter(cmd)
+	if p.json {
+		rep = &jsonReporter{w: cmd.OutOrStdout()}
+	}
+	return container.PullOptions{Jobs: p.jobs, Retries: p.retries, Reporter: rep}
+}
+
+func printPull(cmd *cobra.Command, p *imagePullFlags, res *container.PullResult) {
+	if p.json {
+		writeJSONLine(cmd.OutOrStdout(), map[string]any{"event": "pulled", "merge-commit": res.MergeCommit.String(),
+			"base-commit": nonZero(res.BaseCommit), "manifest-digest": res.ManifestDigest, "layers-fetched": res.LayersFetched,
+			"layers-reused": res.LayersReused, "bytes-fetched": res.BytesFetched, "version": res.Version})
+		return
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), res.MergeCommit)
+	w := cmd.ErrOrStderr()
+	fmt.Fprintf(w, "Image %s: %d layers fetched (%d bytes), %d already present\n", res.ManifestDigest, res.LayersFetched, res.BytesFetched, res.LayersReused)
+	if !res.BaseCommit.IsZero() {
+		fmt.Fprintf(w, "Encapsulated commit: %s\n", res.BaseCommit)
+	}
+}
+
+func nonZero(c objects.Checksum) string {
+	if c.IsZero() {
+		return ""
+	}
+	return c.String()
+}
+
+func newImagePullCmd() *cobra.Command {
+	var p imagePullFlags
+	cmd := &cobra.Command{
+		Use:   "pull IMGREF",
+		Short: "Pull an image into the repository (--repo); prints the merge commit",
+		Long: `Pull an image into the repository (--repo) and print its merge commit.
+
+Only the layers the repository lacks are fetched, --jobs at once; a broken
+download resumes with HTTP Range; free space is checked against the manifest
+before the first byte. Every blob is checked against its digest while it
+streams; a layer's ref is written only after the whole layer verified, and the
+image's ref (ostree/container/image/...) last.
+
+` + imgrefHelp,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := container.ParseImageRef(args[0])
+			if err != nil {
+				return err
+			}
+			r, err := openRepo()
+			if err != nil {
+				return err
+			}
+			res, err := container.Pull(cmd.Context(), r, ref, p.options(cmd))
+			if err != nil {
+				return err
+			}
+			printPull(cmd, &p, res)
+			return nil
+		},
+	}
+	p.add(cmd)
+	return cmd
+}
+
+// deployImage pulls ref into s's repository and deploys its merge commit
+// with ostree-ext's origin.
+func deployImage(cmd *cobra.Command, s *sysroot.Sysroot, ref container.ImageRef, p *imagePullFlags, o sysroot.DeployOptions) (*sysroot.DeployResult, *container.PullResult, error) {
+	res, err := container.Pull(cmd.Context(), s.Repo(), ref, p.options(cmd))
+	if err != nil {
+		return nil, nil, err
+	}
+	o.Revision = res.MergeCommit.String()
+	o.Origin = container.Origin(container.OstreeImageRef{SigVerify: container.SigUnverified, Image: ref}, res.ManifestDigest)
+	dr, err := s.Deploy(cmd.Context(), o)
+	return dr, res, err
+}
+
+func newImageDeployCmd() *cobra.Command {
+	var p imagePullFlags
+	var o sysroot.DeployOptions
+	var imgref string
+	cmd := &cobra.Command{
+		Use:   "deploy --imgref=IMGREF [--stateroot=OS]",
+		Short: "Pull an image and deploy it (ostree container image deploy)",
+		Long: `Pull an image into the sysroot's repository and deploy its merge commit. The
+origin records container-image-reference=ostree-unverified-registry:NAME (or
+ostree-unverified-image:TRANSPORT:NAME) as ostree-ext writes it, and
+container-image-digest, the manifest digest strata verified.
+
+` + imgrefHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := container.ParseImageRef(imgref)
+			if err != nil {
+				return err
+			}
+			s, err := openSysroot(cmd)
+			if err != nil {
+				return err
+			}
+			dr, _, err := deployImage(cmd, s, ref, &p, o)
+			if err != nil {
+				return err
+			}
+			printDeployResult(cmd.OutOrStdout(), dr)
+			return nil
+		},
+	}
+	p.add(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&imgref, "imgref", "", "the image to deploy (required)")
+	fl.StringVar(&o.OS, "stateroot", "", "the stateroot (default: the booted one)")
+	fl.StringArrayVar(&o.Karg, "karg", nil, "set a kernel argument")
+	fl.BoolVar(&o.Retain, "retain", false, "keep every current deployment")
+	fl.BoolVar(&o.Stage, "stage", false, "complete the deployment at shutdown")
+	_ = cmd.MarkFlagRequired("imgref")
+	return cmd
+}
+
+func newImageListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the images pulled into the repository",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo()
+			if err != nil {
+				return err
+			}
+			images, err := container.List(r)
+			if err != nil {
+				return err
+			}
+			for _, im := range images {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", im.Ref, im.MergeCommit, im.ManifestDigest)
+			}
+			return nil
+		},
+	}
+}
+
+func newImageRemoveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove IMGREF...",
+		Short: "Remove images' refs (their layers go at the next prune)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo()
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				ref, err := container.ParseImageRef(a)
+				if err != nil {
+					return err
+				}
+				if err := container.Remove(r, ref); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func newImagePruneCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "prune",
+		Short: "Remove layers no image uses, then unreachable objects",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo()
+			if err != nil {
+				return err
+			}
+			n, st, err := container.Prune(cmd.Context(), r, nil)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Removed %d layer refs; deleted %d objects, %d bytes freed\n", n, st.Deleted, st.Freed)
+			return nil
+		},
+	}
+}
+
+func newEncapsulateCmd() *cobra.Command {
+	var o container.EncapsulateOptions
+	var labels map[string]string
+	cmd := &cobra.Command{
+		Use:   "encapsulate REV IMGREF",
+		Short: "Export a commit as a chunked, reproducible container image (oci: or registry:)",
+		Long: `Export commit REV as an image in ostree-ext's encapsulated format: the commit
+layer, then up to --max-layers-1 chunks of content objects, grouped by directory
+so that an update touching few files changes few layers; the same commit always
+gives the same manifest digest. Labels: ostree.commit, ostree.final-diffid,
+containers.bootc=1, ostree.bootable=true, the commit's version. IMGREF is
+oci:DIR[:TAG] or registry:HOST/NAME:TAG. Not supported yet: oci-archive: output,
+zstd layers, reusing a previous image's layout beyond the stable grouping.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dest, err := container.ParseImageRef(args[1])
+			if err != nil {
+				return err
+			}
+			r, err := openRepo()
+			if err != nil {
+				return err
+			}
+			c, err := r.ResolveRev(args[0])
+			if err != nil {
+				return err
+			}
+			o.Labels = labels
+			res, err := container.Encapsulate(cmd.Context(), r, c, dest, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.ManifestDigest)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&o.MaxLayers, "max-layers", 64, "most layers in the image (2-128)")
+	cmd.Flags().StringToStringVar(&labels, "label", nil, "add a label KEY=VALUE")
+	return cmd
+}
+
+func newUnencapsulateCmd() *cobra.Command {
+	var p imagePullFlags
+	cmd := &cobra.Command{
+		Use:   "unencapsulate IMGREF",
+		Short: "Import an encapsulated image and print the OSTree commit it carries",
+		Long:  "Pull an encapsulated image (see pull) and print the commit it carries: the\nsame checksum as the commit it was exported from.\n\n" + imgrefHelp,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := container.ParseImageRef(args[0])
+			if err != nil {
+				return err
+			}
+			r, err := openRepo()
+			if err != nil {
+				return err
+			}
+			res, err := container.Pull(cmd.Context(), r, ref, p.options(cmd))
+			if err != nil {
+				return err
+			}
+			if res.BaseCommit.IsZero() {
+				return fmt.Errorf("%w: image %s is not an encapsulated OSTree commit (no ostree.commit label)", repo.ErrInvalid, ref)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.BaseCommit)
+			return nil
+		},
+	}
+	p.add(cmd)
+	return cmd
+}

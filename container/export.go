@@ -1,0 +1,298 @@
+package container
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/strata-os/strata/errdefs"
+	"github.com/strata-os/strata/fsutil"
+	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/ocilayer"
+	"github.com/strata-os/strata/repo"
+)
+
+// EncapsulateOptions tune Encapsulate; the zero value works.
+type EncapsulateOptions struct {
+	// MaxLayers bounds the layer count (default 64, at most 128).
+	MaxLayers int
+	// Labels are added to the image's labels.
+	Labels map[string]string
+}
+
+// EncapsulateResult is what Encapsulate wrote.
+type EncapsulateResult struct {
+	ManifestDigest string
+	Layers         int
+}
+
+// Encapsulate exports commit as an image in ostree-ext's format: the
+// commit layer first (the commit, every dirtree and dirmeta), then up to
+// MaxLayers-1 chunks of content objects (ocilayer.Plan), gzip-compressed,
+// with labels ostree.commit, ostree.final-diffid, containers.bootc=1,
+// ostree.bootable=true and the commit's version. Same commit and options,
+// same bytes, same manifest digest. dest is an oci: layout (written in
+// place, tag replaced) or a registry (pushed).
+func Encapsulate(ctx context.Context, r *repo.Repo, c objects.Checksum, dest ImageRef, o EncapsulateOptions) (*EncapsulateResult, error) {
+	maxLayers := o.MaxLayers
+	if maxLayers == 0 {
+		maxLayers = ocilayer.DefaultMaxLayers
+	}
+	co, err := r.ReadCommit(c)
+	if err != nil {
+		return nil, err
+	}
+	chunks, err := ocilayer.Plan(ctx, r, c, maxLayers)
+	if err != nil {
+		return nil, err
+	}
+	var dir, tag string
+	switch dest.Transport {
+	case OCIDir:
+		dir, tag = dest.PathTag()
+		if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+			return nil, err
+		}
+	case Registry:
+		tmp, err := os.MkdirTemp("", "strata-encapsulate-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		dir, tag = tmp, "latest"
+		if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: encapsulate writes to oci: or registry:, not %s", errdefs.ErrInvalid, dest.Transport)
+	}
+	created := time.Unix(int64(co.Timestamp), 0).UTC().Format(time.RFC3339)
+	var layers []Descriptor
+	var diffIDs []string
+	write := func(ch ocilayer.Chunk, final bool) error {
+		d, diff, err := writeLayer(ctx, dir, r, c, ch, final)
+		if err != nil {
+			return err
+		}
+		layers = append(layers, d)
+		diffIDs = append(diffIDs, diff)
+		return nil
+	}
+	if err := write(ocilayer.Chunk{Name: "ostree commit"}, true); err != nil {
+		return nil, err
+	}
+	for _, ch := range chunks {
+		if err := write(ch, false); err != nil {
+			return nil, err
+		}
+	}
+	labels := map[string]string{
+		LabelCommit:    c.String(),
+		LabelFinalDiff: diffIDs[len(diffIDs)-1],
+		LabelBootc:     "1",
+		LabelBootable:  "true",
+	}
+	if v, ok := co.Metadata.String("version"); ok {
+		labels[LabelVersion] = v
+		labels["version"] = v
+	}
+	for k, v := range o.Labels {
+		labels[k] = v
+	}
+	type history struct {
+		Created   string `json:"created"`
+		CreatedBy string `json:"created_by"`
+		Comment   string `json:"comment,omitempty"`
+	}
+	cfg := struct {
+		Created      string `json:"created"`
+		Architecture string `json:"architecture"`
+		OS           string `json:"os"`
+		Config       struct {
+			Labels map[string]string `json:"Labels"`
+		} `json:"config"`
+		RootFS struct {
+			Type    string   `json:"type"`
+			DiffIDs []string `json:"diff_ids"`
+		} `json:"rootfs"`
+		History []history `json:"history"`
+	}{Created: created, Architecture: runtime.GOARCH, OS: "linux"}
+	cfg.Config.Labels = labels
+	cfg.RootFS.Type, cfg.RootFS.DiffIDs = "layers", diffIDs
+	for i := range layers {
+		comment := "ostree commit"
+		if i > 0 {
+			comment = chunks[i-1].Name
+		}
+		cfg.History = append(cfg.History, history{Created: created, CreatedBy: "strata container encapsulate", Comment: comment})
+	}
+	cfgRaw, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfgDesc, err := writeBlob(dir, mtOCIConfig, cfgRaw)
+	if err != nil {
+		return nil, err
+	}
+	man := Manifest{SchemaVersion: 2, MediaType: mtOCIManifest, Config: cfgDesc, Layers: layers, Annotations: labels}
+	manRaw, err := json.Marshal(man)
+	if err != nil {
+		return nil, err
+	}
+	manDesc, err := writeBlob(dir, mtOCIManifest, manRaw)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeIndex(dir, manDesc, tag); err != nil {
+		return nil, err
+	}
+	res := &EncapsulateResult{ManifestDigest: manDesc.Digest, Layers: len(layers)}
+	if dest.Transport == Registry {
+		if err := push(ctx, dir, manDesc, dest); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// writeLayer writes one chunk as a gzip layer blob, hashing the tar (its
+// diff_id) and the compressed bytes (its digest) as they are written.
+func writeLayer(ctx context.Context, dir string, r *repo.Repo, c objects.Checksum, ch ocilayer.Chunk, final bool) (Descriptor, string, error) {
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	f, err := os.CreateTemp(blobs, ".layer-")
+	if err != nil {
+		return Descriptor{}, "", err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	digest := sha256.New()
+	counter := &countWriter{w: io.MultiWriter(f, digest)}
+	zw, err := gzip.NewWriterLevel(counter, gzip.DefaultCompression)
+	if err != nil {
+		return Descriptor{}, "", err
+	}
+	diff := sha256.New()
+	if err := ocilayer.WriteChunk(ctx, io.MultiWriter(zw, diff), r, c, ch, final); err != nil {
+		return Descriptor{}, "", fmt.Errorf("layer %q: %w", ch.Name, err)
+	}
+	if err := zw.Close(); err != nil {
+		return Descriptor{}, "", err
+	}
+	d, err := publishBlob(f, digest, counter.n, MediaTypeLayerGzip)
+	return d, "sha256:" + hex.EncodeToString(diff.Sum(nil)), err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// publishBlob syncs the temporary f and renames it to its digest.
+func publishBlob(f *os.File, h hash.Hash, size int64, mt string) (Descriptor, error) {
+	if err := f.Sync(); err != nil {
+		return Descriptor{}, err
+	}
+	hexsum := hex.EncodeToString(h.Sum(nil))
+	dst := filepath.Join(filepath.Dir(f.Name()), hexsum)
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return Descriptor{}, err
+	}
+	if err := fsutil.SyncDir(filepath.Dir(dst)); err != nil {
+		return Descriptor{}, err
+	}
+	return Descriptor{MediaType: mt, Digest: "sha256:" + hexsum, Size: size}, nil
+}
+
+func writeBlob(dir, mt string, data []byte) (Descriptor, error) {
+	sum := sha256.Sum256(data)
+	d := Descriptor{MediaType: mt, Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(len(data))}
+	return d, fsutil.WriteFile(filepath.Join(dir, "blobs", "sha256", hex.EncodeToString(sum[:])), data, 0o644)
+}
+
+// writeIndex records manifest m under tag in dir's index.json, replacing
+// an image of the same tag, and writes oci-layout.
+func writeIndex(dir string, m Descriptor, tag string) error {
+	var idx struct {
+		SchemaVersion int          `json:"schemaVersion"`
+		MediaType     string       `json:"mediaType,omitempty"`
+		Manifests     []Descriptor `json:"manifests"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err == nil {
+		if err := json.Unmarshal(data, &idx); err != nil {
+			return fmt.Errorf("%w: %s/index.json: %w", errdefs.ErrInvalid, dir, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	idx.SchemaVersion, idx.MediaType = 2, mtOCIIndex
+	kept := idx.Manifests[:0]
+	for _, d := range idx.Manifests {
+		if tag == "" || d.Annotations[annotationRefName] != tag {
+			kept = append(kept, d)
+		}
+	}
+	if tag == "" {
+		kept = nil // one untagged image: the layout holds only it
+	} else {
+		m.Annotations = map[string]string{annotationRefName: tag}
+	}
+	idx.Manifests = append(kept, m)
+	sort.SliceStable(idx.Manifests, func(i, j int) bool {
+		return idx.Manifests[i].Annotations[annotationRefName] < idx.Manifests[j].Annotations[annotationRefName]
+	})
+	out, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	if err := fsutil.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		return err
+	}
+	return fsutil.WriteFile(filepath.Join(dir, "index.json"), out, 0o644)
+}
+
+// push uploads the image in layout dir to the registry; go-containerregistry
+// skips blobs the registry already has and keeps the manifest's bytes.
+func push(ctx context.Context, dir string, m Descriptor, dest ImageRef) error {
+	ref, err := name.ParseReference(dest.Name)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", errdefs.ErrInvalid, dest, err)
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return err
+	}
+	h, err := hashOf(m.Digest)
+	if err != nil {
+		return err
+	}
+	img, err := p.Image(h)
+	if err != nil {
+		return err
+	}
+	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithJobs(4)); err != nil {
+		return fmt.Errorf("pushing %s: %w", dest, err)
+	}
+	return nil
+}
