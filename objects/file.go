@@ -108,7 +108,7 @@ func FileChecksum(h *FileHeader, content io.Reader) (Checksum, error) {
 func ReadArchiveHeader(r io.Reader) (*FileHeader, error) {
 	var pre [8]byte
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
-		return nil, fmt.Errorf("%w: archive file header: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: archive file header: %w", ErrCorrupt, err)
 	}
 	n := binary.BigEndian.Uint32(pre[:4])
 	if n > MaxFileHeaderSize {
@@ -116,11 +116,11 @@ func ReadArchiveHeader(r io.Reader) (*FileHeader, error) {
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("%w: archive file header: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: archive file header: %w", ErrCorrupt, err)
 	}
 	v, err := gvariant.Unmarshal(zFileHeaderType, buf)
 	if err != nil {
-		return nil, fmt.Errorf("%w: archive file header: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: archive file header: %w", ErrCorrupt, err)
 	}
 	t := v.([]any)
 	xs, err := xattrsFromGV(t[6])

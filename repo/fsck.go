@@ -50,8 +50,10 @@ type Problem struct {
 	Object string // "CHECKSUM.KIND" of the object at fault
 	Ref    string // the ref at fault, as users write it ("main", "origin:main")
 	// Err says what is wrong; it wraps ErrNotFound for a missing object,
-	// ErrCorrupt for an object whose bytes are wrong, ErrInvalid for a
-	// binding that does not match.
+	// ErrCorrupt for an object whose bytes are wrong (a checksum mismatch
+	// or a malformed object), ErrInvalid for a binding that does not
+	// match. A read that failed (EIO, EACCES) is none of these: it says
+	// nothing about the object, which Delete leaves alone.
 	Err error
 	// Commits lists the commits whose trees contain the object.
 	Commits []objects.Checksum
@@ -406,7 +408,7 @@ var errMissing = fmt.Errorf("%w: missing", ErrNotFound)
 // fsckMeta reads a metadata object, checks its checksum and parses it:
 // *objects.Commit, *objects.DirTree, *objects.DirMeta or objects.Metadata.
 func (r *Repo) fsckMeta(kind objects.Kind, c objects.Checksum) (any, error) {
-	fh, err := os.Open(r.ObjectPath(kind, c))
+	fh, err := openObject(r.ObjectPath(kind, c))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errMissing
 	}
@@ -416,7 +418,7 @@ func (r *Repo) fsckMeta(kind objects.Kind, c objects.Checksum) (any, error) {
 	defer fh.Close()
 	data, err := io.ReadAll(io.LimitReader(fh, objects.MaxMetadataSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("read: %w", err)
 	}
 	if len(data) > objects.MaxMetadataSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, objects.MaxMetadataSize)
@@ -456,7 +458,7 @@ func (r *Repo) fsckFile(c objects.Checksum) error {
 		return err
 	}
 	defer rc.Close()
-	return hashFileObject(c, h, rc)
+	return hashFileObject(c, h, rc, nil)
 }
 
 // inflater is a reusable decompressor for .filez objects: tens of
@@ -471,7 +473,7 @@ var inflaterPool = sync.Pool{New: func() any { return &inflater{br: bufio.NewRea
 // fsckArchiveFile verifies a .filez object: its header, then its content
 // inflated and hashed.
 func (r *Repo) fsckArchiveFile(c objects.Checksum) error {
-	f, err := os.Open(r.ObjectPath(objects.KindFile, c))
+	f, err := openObject(r.ObjectPath(objects.KindFile, c))
 	if errors.Is(err, os.ErrNotExist) {
 		return errMissing
 	}
@@ -481,22 +483,29 @@ func (r *Repo) fsckArchiveFile(c objects.Checksum) error {
 	defer f.Close()
 	inf := inflaterPool.Get().(*inflater)
 	defer inflaterPool.Put(inf)
-	inf.br.Reset(f)
+	src := &srcReader{r: f}
+	inf.br.Reset(src)
 	h, err := objects.ReadArchiveHeader(inf.br)
 	if err != nil {
-		return err
+		return corruptOr(src, ObjectName(objects.KindFile, c), err)
 	}
 	if inf.fr == nil {
 		inf.fr = flate.NewReader(inf.br)
 	} else if err := inf.fr.(flate.Resetter).Reset(inf.br, nil); err != nil {
 		return err
 	}
-	return hashFileObject(c, h, io.LimitReader(inf.fr, int64(h.Size)))
+	return hashFileObject(c, h, io.LimitReader(inf.fr, int64(h.Size)), src)
 }
 
 // hashFileObject hashes header h and the content read from rc, which must
-// be exactly h.Size bytes, and compares the sum with c.
-func hashFileObject(c objects.Checksum, h *objects.FileHeader, rc io.Reader) error {
+// be exactly h.Size bytes, and compares the sum with c. src is the file
+// under a decompressor (nil when rc reads the file itself): its read
+// errors, and rc's when it is the file, are not corruption.
+func hashFileObject(c objects.Checksum, h *objects.FileHeader, rc io.Reader, src *srcReader) error {
+	if src == nil {
+		src = &srcReader{r: rc}
+		rc = src
+	}
 	hs := sha256.New()
 	hs.Write(h.Marshal())
 	bp := fsckBufPool.Get().(*[]byte)
@@ -511,10 +520,7 @@ func hashFileObject(c objects.Checksum, h *objects.FileHeader, rc io.Reader) err
 			break
 		}
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				err = fmt.Errorf("%w: %v", ErrCorrupt, err)
-			}
-			return err
+			return corruptOr(src, ObjectName(objects.KindFile, c), err)
 		}
 	}
 	if n != h.Size {

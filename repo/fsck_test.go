@@ -3,10 +3,13 @@ package repo
 import (
 	"context"
 	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/strata-os/strata/gvariant"
@@ -191,6 +194,129 @@ func TestFsckNamesEachCorruption(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// eioReader hands out the file's first n bytes, then fails with err.
+type eioReader struct {
+	f   *os.File
+	n   int
+	err error
+}
+
+func (r *eioReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, r.err
+	}
+	if len(p) > r.n {
+		p = p[:r.n]
+	}
+	k, err := r.f.Read(p)
+	r.n -= k
+	return k, err
+}
+
+func (r *eioReader) Close() error { return r.f.Close() }
+
+// failReads makes every read of the objects in paths fail: at open with
+// EACCES (an unreadable object; the tests run as root, so chmod 000 would
+// not do), or with EIO after half the object was read.
+func failReads(t *testing.T, how string, paths ...string) {
+	t.Helper()
+	bad := map[string]bool{}
+	for _, p := range paths {
+		bad[p] = true
+	}
+	orig := openObject
+	t.Cleanup(func() { openObject = orig })
+	openObject = func(p string) (io.ReadCloser, error) {
+		if !bad[p] {
+			return orig(p)
+		}
+		if how == "eacces" {
+			return nil, &fs.PathError{Op: "open", Path: p, Err: syscall.EACCES}
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		st, _ := f.Stat()
+		return &eioReader{f: f, n: int(st.Size() / 2), err: syscall.EIO}, nil
+	}
+}
+
+// TestFsckDeleteKeepsUnreadable: an object whose read fails (EIO in the
+// middle, EACCES at open) is reported with the cause in its chain, not as
+// corruption, and fsck --delete keeps it and marks no commit partial;
+// a real mismatch found in the same run is still deleted.
+func TestFsckDeleteKeepsUnreadable(t *testing.T) {
+	for _, mode := range allModes {
+		for _, how := range []string{"eio", "eacces"} {
+			for _, what := range []string{"file", "large", "dirtree", "dirmeta", "commit"} {
+				t.Run(mode.String()+"/"+how+"/"+what, func(t *testing.T) {
+					r := newRepo(t, mode)
+					c := commitTo(t, r, "main", "one", sampleFiles("x"))
+					cm, _ := r.ReadCommit(c)
+					ref := map[string]ObjectRef{
+						"file": {objects.KindFile, rootFile(t, r, c, "a.txt")}, "large": {objects.KindFile, rootFile(t, r, c, "large.bin")},
+						"dirtree": {objects.KindDirTree, cm.RootTree}, "dirmeta": {objects.KindDirMeta, cm.RootMeta}, "commit": {objects.KindCommit, c},
+					}[what]
+					path := r.ObjectPath(ref.Kind, ref.Checksum)
+					before, err := os.ReadFile(path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// A real mismatch beside it, unless the commit or its
+					// root tree is unreadable (fsck then never reaches it).
+					var corrupt string
+					if what != "commit" && what != "dirtree" {
+						exec := rootFile(t, r, c, "exec")
+						corrupt = r.ObjectPath(objects.KindFile, exec)
+						corruptFileObject(t, r, exec)
+					}
+					failReads(t, how, path)
+					rep := fsckOf(t, r, FsckOptions{Delete: true})
+					var got *Problem
+					for i, p := range rep.Problems {
+						if p.Object == ObjectName(ref.Kind, ref.Checksum) {
+							got = &rep.Problems[i]
+						}
+					}
+					wantErr := map[string]error{"eio": syscall.EIO, "eacces": syscall.EACCES}[how]
+					if got == nil || !errors.Is(got.Err, wantErr) || errors.Is(got.Err, ErrCorrupt) || got.Deleted {
+						t.Fatalf("problems %q: want %s reported with %v, not corrupt, not deleted", problemNames(rep.Problems), what, wantErr)
+					}
+					if !strings.Contains(got.String(), wantErr.Error()) {
+						t.Errorf("message %q does not give the cause", got.String())
+					}
+					if after, err := os.ReadFile(path); err != nil || string(after) != string(before) {
+						t.Fatalf("%s changed or removed by fsck --delete: %v", path, err)
+					}
+					if len(rep.MarkedPartial) != 0 && corrupt == "" {
+						t.Errorf("a read error marked commits partial: %v", rep.MarkedPartial)
+					}
+					if corrupt != "" {
+						if len(rep.Problems) != 2 {
+							t.Errorf("problems %q, want the unreadable and the corrupt object", problemNames(rep.Problems))
+						}
+						if _, err := os.Lstat(corrupt); !os.IsNotExist(err) {
+							t.Errorf("the corrupt object was not deleted beside the unreadable one")
+						}
+					}
+					// Readable again: the object is whole.
+					openObject = func(p string) (io.ReadCloser, error) { return os.Open(p) }
+					rep = fsckOf(t, r, FsckOptions{})
+					for _, p := range rep.Problems {
+						if p.Object == ObjectName(ref.Kind, ref.Checksum) {
+							t.Errorf("after the read error: %s", p)
+						}
+					}
+					if corrupt == "" && !rep.OK() {
+						t.Errorf("after the read error: %q, partial %v", problemNames(rep.Problems), rep.FsckPartial)
+					}
+				})
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -17,11 +18,47 @@ import (
 	"github.com/strata-os/strata/objects"
 )
 
+// openObject opens an object's file for reading. Tests replace it to
+// inject read failures (EIO, EACCES), which must never pass for corruption.
+var openObject = func(p string) (io.ReadCloser, error) { return os.Open(p) }
+
+// srcReader records the first error, other than io.EOF, of the file under
+// a parser or a decompressor, so that a read that failed (EIO, EACCES) is
+// told apart from bytes that are wrong: only the latter are ErrCorrupt.
+type srcReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *srcReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// corruptOr classifies err, met while reading object name through src: the
+// file's own read error as it is (it says nothing about the object's
+// bytes), otherwise ErrCorrupt (short input, bad deflate data), the cause
+// kept in the chain.
+func corruptOr(src *srcReader, name string, err error) error {
+	switch {
+	case src != nil && src.err != nil:
+		return fmt.Errorf("object %s: read: %w", name, src.err)
+	case errors.Is(err, ErrCorrupt):
+		return err
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%w: object %s: %w", ErrCorrupt, name, err)
+}
+
 // ReadMetadata reads a metadata object and verifies its checksum: a caller
 // never sees bytes that do not hash to c.
 func (r *Repo) ReadMetadata(kind objects.Kind, c objects.Checksum) ([]byte, error) {
 	p := r.ObjectPath(kind, c)
-	f, err := os.Open(p)
+	f, err := openObject(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: object %s", ErrNotFound, ObjectName(kind, c))
@@ -124,17 +161,19 @@ func (r *Repo) OpenFile(c objects.Checksum) (*objects.FileHeader, io.ReadCloser,
 		return fmt.Errorf("object %s: %w", name, err)
 	}
 	if r.mode == ModeArchive {
-		f, err := os.Open(p)
+		f, err := openObject(p)
 		if err != nil {
 			return nil, nil, notFound(err)
 		}
-		h, err := objects.ReadArchiveHeader(f)
+		src := &srcReader{r: f}
+		br := bufio.NewReader(src)
+		h, err := objects.ReadArchiveHeader(br)
 		if err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("object %s: %w", name, err)
+			return nil, nil, corruptOr(src, name, err)
 		}
-		fr := flate.NewReader(f)
-		return h, &archiveReader{Reader: io.LimitReader(fr, int64(h.Size)), fr: fr, f: f, size: h.Size, name: name}, nil
+		fr := flate.NewReader(br)
+		return h, &archiveReader{Reader: io.LimitReader(fr, int64(h.Size)), fr: fr, f: f, src: src, size: h.Size, name: name}, nil
 	}
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
@@ -144,8 +183,11 @@ func (r *Repo) OpenFile(c objects.Checksum) (*objects.FileHeader, io.ReadCloser,
 	switch r.mode {
 	case ModeBareUser:
 		meta, err := fsutil.Lgetxattr(p, "user.ostreemeta")
+		if errors.Is(err, syscall.ENODATA) {
+			return nil, nil, fmt.Errorf("%w: object %s: no user.ostreemeta: %w", ErrCorrupt, name, err)
+		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: object %s: %v", ErrCorrupt, name, err)
+			return nil, nil, fmt.Errorf("object %s: %w", name, err)
 		}
 		mh, err := objects.ParseBareUserMeta(meta)
 		if err != nil {
@@ -189,7 +231,7 @@ func (r *Repo) OpenFile(c objects.Checksum) (*objects.FileHeader, io.ReadCloser,
 		}
 	}
 	h.Size = uint64(st.Size)
-	f, err := os.Open(p)
+	f, err := openObject(p)
 	if err != nil {
 		return nil, nil, notFound(err)
 	}
@@ -199,7 +241,8 @@ func (r *Repo) OpenFile(c objects.Checksum) (*objects.FileHeader, io.ReadCloser,
 type archiveReader struct {
 	io.Reader
 	fr   io.ReadCloser
-	f    *os.File
+	f    io.Closer
+	src  *srcReader
 	size uint64
 	n    uint64
 	name string
@@ -212,7 +255,7 @@ func (a *archiveReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("%w: object %s: content ends after %d of %d bytes", ErrCorrupt, a.name, a.n, a.size)
 	}
 	if err != nil && err != io.EOF {
-		return n, fmt.Errorf("%w: object %s: %v", ErrCorrupt, a.name, err)
+		return n, corruptOr(a.src, a.name, err)
 	}
 	return n, err
 }
