@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -884,6 +885,125 @@ func TestCommitFaultInjection(t *testing.T) {
 				}
 			}
 			t.Logf("%d durable steps failed in turn", len(steps))
+		})
+	}
+}
+
+// TestCommitDurableOrder records the durable steps of Txn.Commit, in every
+// mode, and holds their order as docs/design.md §3 rule 4 states it:
+// (a) one syncfs of the staging directory before any object is renamed,
+// (b) every staged object renamed into objects/, (c) then one syncfs of
+// objects/, (d) only then the refs, each written, fsynced, renamed and its
+// directory synced in that order. Moving or dropping a sync fails it.
+func TestCommitDurableOrder(t *testing.T) {
+	for _, mode := range allModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newRepo(t, mode)
+			base := commitTo(t, r, "main", "base", sampleFiles("base"))
+			tx := begin(t, r)
+			c := writeTree(t, tx, base, "next", sampleFiles("next"))
+			tx.SetRef("heads/main", &c)
+			tx.SetRef("heads/os/new/branch", &c)
+			var staged []string
+			filepath.WalkDir(tx.staging, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					rel, _ := filepath.Rel(tx.staging, p)
+					staged = append(staged, rel)
+				}
+				return nil
+			})
+			var steps []string
+			setFailpoint(t, r.Path(), func(step string) error {
+				steps = append(steps, normStep(step, r.Path()))
+				return nil
+			})
+			err := tx.Commit()
+			clearFailpoint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Each step's position by class; -1 when absent.
+			first := map[string]int{}
+			last := map[string]int{}
+			count := map[string]int{}
+			renamed := map[string]bool{}
+			refSteps := map[string][]string{}
+			for i, s := range steps {
+				kind, path, _ := strings.Cut(s, ":")
+				var class string
+				switch {
+				case kind == "syncfs" && strings.HasPrefix(path, "<repo>/tmp/<staging>"):
+					class = "syncfs-staging"
+				case kind == "rename" && strings.HasPrefix(path, "<repo>/objects/"):
+					class = "rename-object"
+					rel, _ := filepath.Rel("<repo>/objects", path)
+					renamed[rel] = true
+				case kind == "syncfs" && path == "<repo>/objects":
+					class = "syncfs-objects"
+				case strings.HasPrefix(path, "<repo>/refs/"):
+					class = "ref"
+					ref := strings.TrimSuffix(path, ".tmp-*")
+					if kind == "write" || kind == "fsync" {
+						// The temporary's name: its ref is the name
+						// without the leading dot and suffix.
+						ref = filepath.Join(filepath.Dir(ref), strings.TrimPrefix(filepath.Base(ref), "."))
+					}
+					if kind == "syncdir" {
+						ref = "dir " + ref
+					}
+					refSteps[ref] = append(refSteps[ref], kind)
+				default:
+					t.Errorf("unexpected durable step in Commit: %s", s)
+					continue
+				}
+				if _, ok := first[class]; !ok {
+					first[class] = i
+				}
+				last[class] = i
+				count[class]++
+			}
+			if count["syncfs-staging"] != 1 || count["syncfs-objects"] != 1 || count["rename-object"] == 0 || count["ref"] == 0 {
+				t.Fatalf("steps %q: want one syncfs of staging, renames, one syncfs of objects/, refs", steps)
+			}
+			if !(last["syncfs-staging"] < first["rename-object"]) {
+				t.Errorf("an object was renamed before staging was synced: %q", steps)
+			}
+			if !(last["rename-object"] < first["syncfs-objects"]) {
+				t.Errorf("an object was renamed after objects/ was synced: %q", steps)
+			}
+			if !(last["syncfs-objects"] < first["ref"]) {
+				t.Errorf("a ref was written before the renames were synced: %q", steps)
+			}
+			for _, o := range staged {
+				if !renamed[o] {
+					t.Errorf("staged object %s published without its rename step: %q", o, steps)
+				}
+			}
+			for _, ref := range []string{"<repo>/refs/heads/main", "<repo>/refs/heads/os/new/branch"} {
+				if got := strings.Join(refSteps[ref], " "); got != "write fsync rename" {
+					t.Errorf("ref %s: steps %q, want write fsync rename", ref, got)
+				}
+				dir := "dir " + filepath.Dir(ref)
+				if len(refSteps[dir]) == 0 {
+					t.Errorf("ref %s: its directory is never synced: %q", ref, steps)
+				}
+			}
+			// The syncdir of a ref's directory comes after that ref's rename.
+			for i, s := range steps {
+				if !strings.HasPrefix(s, "rename:<repo>/refs/") {
+					continue
+				}
+				dir := filepath.Dir(strings.TrimPrefix(s, "rename:"))
+				synced := false
+				for _, s2 := range steps[i+1:] {
+					if s2 == "syncdir:"+dir {
+						synced = true
+					}
+				}
+				if !synced {
+					t.Errorf("%s is not followed by a sync of %s: %q", s, dir, steps)
+				}
+			}
 		})
 	}
 }

@@ -120,3 +120,84 @@ func TestStepsListed(t *testing.T) {
 }
 
 var failpointRe = regexp.MustCompile(`CheckFailpoint\("(sysroot:[a-z-]+)"\)`)
+
+// TestDeployDurableOrder records every durable step of a deploy (the
+// sysroot's checkpoints and the fsutil steps inside them) and holds their
+// order as docs/design.md §7 states it: the deployment is synced before it
+// is renamed into place; it is in place before the deployment refs, which
+// come before the boot entries; the entries, boot files and link farm are
+// all written before the syncfs of the sysroot; the switch (rename of
+// boot/loader) comes after that syncfs, is followed by an fsync of boot/,
+// and nothing of the new boot version is written after it. Moving or
+// dropping a sync fails it.
+func TestDeployDurableOrder(t *testing.T) {
+	f := newFixture(t, -1)
+	f.commit(treeSpec{version: "1"}, t0)
+	s := f.open()
+	f.deploy(s, DeployOptions{})
+	f.commit(treeSpec{version: "2", kernel: "kernel-2\n"}, t0.Add(time.Hour))
+	nbv := 1 - s.bootVersion
+	var steps []string
+	setFailpoint(t, func(step string) error {
+		steps = append(steps, strings.ReplaceAll(step, f.path, "<S>"))
+		return nil
+	})
+	d := f.deploy(s, DeployOptions{})
+	fsutil.Failpoint.Store(nil)
+
+	// find returns the indexes of the steps matching re, up to the
+	// switch (cleanup after it rewrites refs and removes the old version).
+	upto := len(steps)
+	find := func(re string) []int {
+		var out []int
+		rx := regexp.MustCompile("^(?:" + re + ")$")
+		for i, st := range steps[:upto] {
+			if rx.MatchString(st) {
+				out = append(out, i)
+			}
+		}
+		if len(out) == 0 {
+			t.Fatalf("no step matches %s in %q", re, steps)
+		}
+		return out
+	}
+	first := func(re string) int { return find(re)[0] }
+	last := func(re string) int { ix := find(re); return ix[len(ix)-1] }
+	before := func(a, b int, what string) {
+		t.Helper()
+		if a >= b {
+			t.Errorf("%s: step %d %q is not before step %d %q", what, a, steps[a], b, steps[b])
+		}
+	}
+	swap := first("rename:<S>/boot/loader")
+	upto = swap + 1
+	deployDir := regexp.QuoteMeta("<S>/ostree/deploy/testos/")
+	name := regexp.QuoteMeta(d.Name())
+	staging := deployDir + `\.strata-staging-` + name
+	published := first("rename:" + deployDir + "deploy/" + name)
+	refs := fmt.Sprintf("<S>/ostree/repo/refs/heads/ostree/%d/", nbv)
+	entries := fmt.Sprintf("<S>/boot/loader\\.%d/entries/", nbv)
+	syncfs := last("syncfs:<S>")
+
+	before(last("syncfs:"+staging), published, "the deployment is synced before it is renamed into place")
+	before(published, first("(write|rename):"+refs+".*"), "the deployment is in place before its refs")
+	before(last("rename:"+refs+".*"), first("write:"+entries+".*"), "the deployment refs are written before the boot entries")
+	before(last("write:"+deployDir+"deploy/"+name+`\.origin`), first("write:"+entries+".*"), "the origin file is written before the boot entries")
+	before(last("(write|fsync|rename):"+entries+".*"), syncfs, "the boot entries are written before the sysroot is synced")
+	before(last("syncdir:"+fmt.Sprintf("<S>/boot/loader\\.%d", nbv)), syncfs, "boot/loader.N is synced before the switch")
+	before(last("syncdir:<S>/boot/ostree/.*"), syncfs, "the boot files are in place before the sysroot is synced")
+	before(last(fmt.Sprintf("rename:<S>/ostree/boot\\.%d", nbv)), syncfs, "the link farm is switched before the sysroot is synced")
+	before(syncfs, swap, "the sysroot is synced before the boot/loader swap")
+	if swap+1 >= len(steps) || steps[swap+1] != "syncdir:<S>/boot" {
+		t.Errorf("boot/ is not fsynced right after the swap: %q", steps[swap:])
+	}
+	for _, st := range steps[swap+1:] {
+		if st == "rename:<S>/boot/loader" {
+			t.Errorf("boot/loader renamed twice: %q", steps)
+		}
+		if strings.Contains(st, fmt.Sprintf("/boot/loader.%d", nbv)) || strings.Contains(st, fmt.Sprintf("/ostree/boot.%d", nbv)) ||
+			(strings.HasPrefix(st, "write:") && strings.Contains(st, "/ostree/deploy/")) {
+			t.Errorf("%q written after the switch", st)
+		}
+	}
+}
