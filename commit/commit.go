@@ -33,6 +33,10 @@ type Options struct {
 	// SkipIfUnchanged returns the parent, writing nothing, when the tree is
 	// the parent's.
 	SkipIfUnchanged bool
+	// Bootable adds ostree.bootable and ostree.linux (KernelVersion,
+	// BootableMetadata) as `ostree commit --bootable` does; a tree without
+	// exactly one kernel is refused.
+	Bootable bool
 }
 
 // Result is what Write produced.
@@ -60,6 +64,14 @@ func Write(ctx context.Context, t *repo.Txn, m *MTree, o Options) (Result, error
 		}
 		refPath = p
 	}
+	md := append(objects.Metadata(nil), o.Metadata...)
+	if o.Bootable {
+		kver, err := KernelVersion(r, m)
+		if err != nil {
+			return res, err
+		}
+		md = BootableMetadata(md, kver)
+	}
 	var parent objects.Checksum
 	if o.Parent != nil {
 		parent = *o.Parent
@@ -82,7 +94,6 @@ func Write(ctx context.Context, t *repo.Txn, m *MTree, o Options) (Result, error
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	md := append(objects.Metadata(nil), o.Metadata...)
 	if !o.NoBindings {
 		bindings := append([]string(nil), o.BindRefs...)
 		if o.Branch != "" {

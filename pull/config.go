@@ -228,6 +228,8 @@ type Puller struct {
 	Config func(r *repo.Repo) (*remote.Config, error)
 	// Progress, when set, receives the pull's phases.
 	Progress progress.Reporter
+	// Warner, when set, receives the pull's best-effort failures.
+	Warner progress.Warner
 }
 
 // Pull pulls remoteName's ref into r (refs/remotes/REMOTE/REF). A commit
@@ -247,6 +249,6 @@ func (p *Puller) Pull(ctx context.Context, r *repo.Repo, remoteName, ref string,
 		return err
 	}
 	_, err = Pull(ctx, r, src, Options{Remote: rm.Name, Refs: []string{ref}, Policy: policy,
-		TimestampCheckFrom: timestampCheckFrom, Progress: p.Progress})
+		TimestampCheckFrom: timestampCheckFrom, Progress: p.Progress, Warner: p.Warner})
 	return err
 }

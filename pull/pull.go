@@ -83,6 +83,9 @@ type Options struct {
 	// objects. Stats, when set, is updated as the pull runs.
 	Progress progress.Reporter
 	Stats    *Stats
+	// Warner receives best-effort failures that do not stop the pull;
+	// nil drops them.
+	Warner progress.Warner
 	// OnPlan, when set, is called once what remains to download is known
 	// and before anything is written; an error aborts the pull.
 	OnPlan func(Plan) error

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fsutil"
@@ -128,7 +129,7 @@ func Init(path string, mode Mode, opts InitOptions) (*Repo, error) {
 		}
 	}
 	kf := &KeyFile{}
-	kf.Set("core", "repo_version", "1")
+	kf.Set("core", "repo_version", strconv.Itoa(FormatVersion))
 	kf.Set("core", "mode", mode.configName())
 	if opts.CollectionID != "" {
 		kf.Set("core", "collection-id", opts.CollectionID)
@@ -139,6 +140,10 @@ func Init(path string, mode Mode, opts InitOptions) (*Repo, error) {
 	}
 	return Open(path)
 }
+
+// FormatVersion is the repository format (core.repo_version) strata reads
+// and writes: OSTree's, which has been 1 since its first release.
+const FormatVersion = 1
 
 // Open opens an existing repository.
 func Open(path string) (*Repo, error) {
@@ -153,7 +158,7 @@ func Open(path string) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repo %s: config: %w", path, err)
 	}
-	if v := kf.GetDefault("core", "repo_version", ""); v != "1" {
+	if v := kf.GetDefault("core", "repo_version", ""); v != strconv.Itoa(FormatVersion) {
 		return nil, fmt.Errorf("repo %s: unsupported repo_version %q", path, v)
 	}
 	mode, err := ParseMode(kf.GetDefault("core", "mode", "bare"))

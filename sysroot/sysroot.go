@@ -65,6 +65,9 @@ type Options struct {
 	Cmdline string
 	// Progress receives checkout progress; nil for none.
 	Progress progress.Reporter
+	// Warner receives best-effort failures that do not stop an operation
+	// (housekeeping that failed); nil drops them.
+	Warner progress.Warner
 	// NoLockWait makes the mutating methods fail with ErrLocked instead
 	// of waiting when another process holds the sysroot lock.
 	NoLockWait bool

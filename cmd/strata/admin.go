@@ -75,6 +75,7 @@ func sysrootOptions(cmd *cobra.Command) sysroot.Options {
 		Root:     os.Getenv("STRATA_ROOT"),
 		Cmdline:  os.Getenv("STRATA_CMDLINE"),
 		Progress: newReporter(cmd),
+		Warner:   newWarner(cmd),
 		OnLockWait: func(lock string) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "Waiting for sysroot lock %s...\n", lock)
 		},

@@ -11,11 +11,6 @@ import (
 	"github.com/strata-os/strata/sysroot"
 )
 
-// upgradePuller pulls the remote refspecs of `admin upgrade`; nil until
-// the pull package is wired in (upgrade then fails for a refspec with a
-// remote, unless --deploy-only).
-var upgradePuller sysroot.Puller
-
 func init() {
 	var o sysroot.DeployOptions
 	var originFile string
@@ -77,7 +72,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			uo.Puller = upgradePuller
+			uo.Puller = upgradePuller(cmd)
 			res, err := s.Upgrade(cmd.Context(), uo)
 			if err != nil {
 				return err

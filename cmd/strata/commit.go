@@ -21,7 +21,7 @@ func init() {
 		trees, metaStrings, metaVariants, bindRefs         []string
 		ownerUID, ownerGID                                 int
 		noBindings, noXattrs, orphan, skipUnchanged        bool
-		canonical                                          bool
+		canonical, bootable                                bool
 		signKeys, gpgKeys                                  []string
 		signType, gpgHome                                  string
 	)
@@ -32,7 +32,8 @@ func init() {
 
 Trees are overlaid in the order given: --tree=dir=PATH, --tree=tar=FILE
 (FILE may be - for standard input) and --tree=ref=REV. A PATH argument is
-the same as --tree=dir=PATH. The new commit's checksum is printed on stdout.`,
+the same as --tree=dir=PATH; with neither, the current directory is
+committed. The new commit's checksum is printed on stdout.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo()
@@ -43,13 +44,13 @@ the same as --tree=dir=PATH. The new commit's checksum is printed on stdout.`,
 				trees = append(trees, "dir="+a)
 			}
 			if len(trees) == 0 {
-				return fmt.Errorf("no tree given: use --tree=dir=PATH, --tree=tar=FILE, --tree=ref=REV or a PATH argument")
+				trees = []string{"dir=."} // as ostree: the current directory
 			}
 			if branch == "" && !orphan {
 				return fmt.Errorf("a branch is required (-b REF), or --orphan")
 			}
 			o := commit.Options{Branch: branch, Orphan: orphan, Subject: subject, Body: body,
-				NoBindings: noBindings, BindRefs: bindRefs, SkipIfUnchanged: skipUnchanged}
+				NoBindings: noBindings, BindRefs: bindRefs, SkipIfUnchanged: skipUnchanged, Bootable: bootable}
 			if bodyFile != "" {
 				b, err := os.ReadFile(bodyFile)
 				if err != nil {
@@ -166,6 +167,7 @@ the same as --tree=dir=PATH. The new commit's checksum is printed on stdout.`,
 	fl.BoolVar(&orphan, "orphan", false, "create a commit without writing a ref")
 	fl.BoolVar(&skipUnchanged, "skip-if-unchanged", false, "if the tree is unchanged from the parent, print the parent and write nothing")
 	fl.BoolVar(&canonical, "canonical-permissions", false, "canonicalize permissions as bare-user-only does (uid/gid 0, mode & 0755, no xattrs)")
+	fl.BoolVar(&bootable, "bootable", false, "add ostree.bootable and ostree.linux (the kernel version: the usr/lib/modules directory holding vmlinuz), as ostree does; a tree without exactly one kernel there is refused")
 	fl.StringArrayVar(&signKeys, "sign", nil, "sign the commit with this ed25519 secret key (base64; repeatable)")
 	fl.StringVar(&signType, "sign-type", "ed25519", "signature type for --sign")
 	fl.StringArrayVar(&gpgKeys, "gpg-sign", nil, "GPG key ID to sign the commit with (repeatable)")

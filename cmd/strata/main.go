@@ -10,14 +10,33 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-os/strata/diff"
+	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/repo"
 )
+
+// version is strata's version: set at link time with
+// -ldflags "-X main.version=VERSION", else taken from the module's build
+// information (a tagged `go install`), else "devel".
+var version string
+
+// buildVersion returns the version `strata --version` prints.
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
 
 // globals holds the global flags.
 var globals struct {
@@ -36,7 +55,24 @@ var rootCmd = &cobra.Command{
 func init() {
 	rootCmd.PersistentFlags().StringVar(&globals.repo, "repo", "", "path to the repository (default: $OSTREE_REPO, the current directory if it is a repo, or /sysroot/ostree/repo)")
 	rootCmd.PersistentFlags().StringVar(&globals.sysroot, "sysroot", "/", "path to the system root")
-	rootCmd.PersistentFlags().BoolVarP(&globals.verbose, "verbose", "v", false, "print debugging information")
+	rootCmd.PersistentFlags().BoolVarP(&globals.verbose, "verbose", "v", false, "print warnings about best-effort steps that failed (stale temporaries not removed, ...)")
+	rootCmd.Version = buildVersion()
+	rootCmd.SetVersionTemplate(fmt.Sprintf("strata {{.Version}}\nOSTree repository format %d (repo_version=%d), as ostree writes it\n", repo.FormatVersion, repo.FormatVersion))
+}
+
+// newWarner returns the Warner the library's best-effort failures go to:
+// with --verbose, one "warning: ..." line on stderr each; otherwise none.
+func newWarner(cmd *cobra.Command) progress.Warner {
+	if !globals.verbose {
+		return progress.NopWarner{}
+	}
+	w := cmd.ErrOrStderr()
+	var mu sync.Mutex
+	return progress.WarnFunc(func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(w, "warning:", err)
+	})
 }
 
 // repoPath picks the repository as ostree does: --repo, $OSTREE_REPO, the

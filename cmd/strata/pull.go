@@ -147,10 +147,12 @@ and the next one fetches only the rest.`,
 	fl.IntVar(&retries, "network-retries", 5, "how many times each download is retried upon error")
 	fl.StringVar(&fromRev, "timestamp-check-from-rev", "", "require fetched commits to have newer timestamps than given rev")
 	rootCmd.AddCommand(cmd)
+}
 
-	// admin upgrade and upgrade pull through the pull package; a
-	// downgrade it refuses is sysroot's ErrDowngrade too.
-	upgradePuller = sysrootPuller{&pull.Puller{Config: func(r *repo.Repo) (*remote.Config, error) {
+// upgradePuller pulls the remote refspecs of `admin upgrade` through the
+// pull package; a downgrade it refuses is sysroot's ErrDowngrade too.
+func upgradePuller(cmd *cobra.Command) sysroot.Puller {
+	return sysrootPuller{&pull.Puller{Warner: newWarner(cmd), Config: func(r *repo.Repo) (*remote.Config, error) {
 		cfg, _, err := remoteConfig(r)
 		return cfg, err
 	}}}
@@ -171,7 +173,7 @@ func (s sysrootPuller) Pull(ctx context.Context, r *repo.Repo, remoteName, ref s
 func runPull(cmd *cobra.Command, r *repo.Repo, src pull.Source, o pull.Options, f *pullFlags) error {
 	stats := &pull.Stats{}
 	view := newPullView(cmd, stats, f.json)
-	o.Stats, o.Progress = stats, view
+	o.Stats, o.Progress, o.Warner = stats, view, newWarner(cmd)
 	o.OnPlan = func(p pull.Plan) error {
 		view.plan(p)
 		if f.dryRun {

@@ -151,7 +151,7 @@ retried with backoff, never bypassed). It sleeps between steps up to
 			}
 			a := &updates.Agent{
 				Config: c, StatePath: f.state, NodeID: id,
-				System: &updates.SysrootSystem{Open: func() (*sysroot.Sysroot, error) { return openSysroot(cmd) }, Puller: upgradePuller},
+				System: &updates.SysrootSystem{Open: func() (*sysroot.Sysroot, error) { return openSysroot(cmd) }, Puller: upgradePuller(cmd)},
 			}
 			if c.Strategy == updates.StrategyFleetLock {
 				a.Locker = &fleetlock.Client{BaseURL: c.BaseURL, ID: id, Group: c.Group}
