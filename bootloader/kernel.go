@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-os/strata/errdefs"
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/repo"
 )
 
@@ -24,6 +28,10 @@ type KernelLayout struct {
 	// Dir is the absolute directory holding the sources:
 	// ROOT/usr/lib/modules/$kver, ROOT/usr/lib/ostree-boot or ROOT/boot.
 	Dir string
+	// Root is the tree (ROOT) and RelDir is Dir relative to it. The
+	// sources are opened inside Root only (OpenFile): a symlink of the
+	// tree resolves as it would with Root as "/", never outside it.
+	Root, RelDir string
 	// Legacy is true for the usr/lib/ostree-boot and boot layouts, where
 	// the tree builder put the boot checksum into the file names.
 	Legacy bool
@@ -41,6 +49,10 @@ type KernelLayout struct {
 	// the checksum in the legacy file names.
 	BootCsum string
 }
+
+// MaxBootFileSize bounds each kernel, initramfs and device tree file
+// read from a tree.
+const MaxBootFileSize = 2 << 30
 
 // ErrNoKernel reports a tree without a kernel; it wraps repo.ErrNotFound.
 var ErrNoKernel = fmt.Errorf("failed to find kernel in /usr/lib/modules, /usr/lib/ostree-boot or /boot: %w", repo.ErrNotFound)
@@ -61,12 +73,25 @@ var ErrNoKernel = fmt.Errorf("failed to find kernel in /usr/lib/modules, /usr/li
 // The usr/lib/modules layout wins, except when it has no initramfs and the
 // legacy one has. A tree with neither fails with ErrNoKernel. Errors name
 // the path.
+//
+// The tree is not trusted: every path is resolved inside root (symlinks
+// as if root were "/", fsutil.OpenInRoot), so a symlink to a host file
+// leads nowhere; an initramfs, device tree or HMAC that exists but is not
+// a regular file inside the tree (a FIFO, a directory, a symlink leading
+// out) is refused (ErrInvalid), as is a file larger than MaxBootFileSize
+// or a kernel version that cannot be written into a boot entry
+// (CheckBootName). Reads stop when ctx is cancelled.
 func FindKernel(ctx context.Context, root string) (*KernelLayout, error) {
-	mod, err := kernelFromModules(ctx, root)
+	t, err := openTree(root)
+	if err != nil {
+		return nil, fmt.Errorf("find kernel: %w", err)
+	}
+	defer t.close()
+	mod, err := kernelFromModules(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	legacy, err := kernelFromLegacy(root)
+	legacy, err := kernelFromLegacy(t)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +108,39 @@ func FindKernel(ctx context.Context, root string) (*KernelLayout, error) {
 	return legacy, nil
 }
 
+// OpenFile opens the source name (l.Kernel, l.Initramfs, ...; for the
+// dtb directory a path below it) inside l.Root, as FindKernel resolved
+// it: a regular file of the tree, or an error.
+func (l *KernelLayout) OpenFile(name string) (*os.File, error) {
+	t, err := openTree(l.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	f, ok, err := t.open(path.Join(l.RelDir, name))
+	if err == nil && !ok {
+		err = fmt.Errorf("%s: %w", path.Join(l.RelDir, name), os.ErrNotExist)
+	}
+	return f, err
+}
+
+// DevicetreeFiles lists the files below the dtb directory (l.Devicetree
+// with DevicetreeName empty), relative to it, in the order the boot
+// checksum hashes them; dangling symlinks are left out.
+func (l *KernelLayout) DevicetreeFiles(ctx context.Context) ([]string, error) {
+	t, err := openTree(l.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	var out []string
+	err = t.walkDir(ctx, path.Join(l.RelDir, l.Devicetree), func(rel string, f *os.File) error {
+		out = append(out, strings.TrimPrefix(rel, path.Join(l.RelDir, l.Devicetree)+"/"))
+		return nil
+	})
+	return out, err
+}
+
 // readdirNames lists dir in directory order, as readdir(3) returns it.
 func readdirNames(dir string) ([]os.DirEntry, error) {
 	f, err := os.Open(dir)
@@ -93,9 +151,83 @@ func readdirNames(dir string) ([]os.DirEntry, error) {
 	return f.ReadDir(-1)
 }
 
-func kernelFromModules(ctx context.Context, root string) (*KernelLayout, error) {
-	modules := filepath.Join(root, "usr/lib/modules")
-	ents, err := readdirNames(modules)
+// tree is a deployment tree opened for lookups inside it.
+type tree struct {
+	root string
+	fd   int
+}
+
+func openTree(root string) (*tree, error) {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	return &tree{root: root, fd: fd}, nil
+}
+
+func (t *tree) close() { unix.Close(t.fd) }
+
+// readdir lists the directory rel in directory order, as readdir(3)
+// returns it.
+func (t *tree) readdir(rel string) ([]os.DirEntry, error) {
+	fd, err := fsutil.OpenInRoot(t.fd, rel, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// open opens the regular file rel of the tree. A name that does not exist
+// gives ok false; one that exists but is not a regular file inside the
+// tree (a symlink leading out or nowhere, a FIFO, a directory) is an
+// error wrapping ErrInvalid.
+func (t *tree) open(rel string) (f *os.File, ok bool, err error) {
+	f, err = fsutil.OpenRegularInRoot(t.fd, rel)
+	switch {
+	case err == nil:
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			f.Close()
+			return nil, false, fmt.Errorf("find kernel: %w", err)
+		}
+		if st.Size > MaxBootFileSize {
+			f.Close()
+			return nil, false, fmt.Errorf("%w: /%s is larger than %d bytes", errdefs.ErrInvalid, rel, int64(MaxBootFileSize))
+		}
+		return f, true, nil
+	case errors.Is(err, fsutil.ErrNotRegular):
+		return nil, false, fmt.Errorf("%w: /%s is not a regular file", errdefs.ErrInvalid, rel)
+	case errors.Is(err, os.ErrNotExist):
+		// The entry itself may exist: a symlink leading out of the tree
+		// or nowhere.
+		if fd, lerr := fsutil.OpenInRoot(t.fd, rel, unix.O_PATH|unix.O_NOFOLLOW); lerr == nil {
+			unix.Close(fd)
+			return nil, false, fmt.Errorf("%w: /%s is a symlink that leads to no file inside the tree", errdefs.ErrInvalid, rel)
+		}
+		return nil, false, nil
+	}
+	return nil, false, fmt.Errorf("find kernel: %w", err)
+}
+
+// hash adds the content of the regular file rel to h; ok is false when
+// it does not exist.
+func (t *tree) hash(ctx context.Context, h hash.Hash, rel string) (ok bool, err error) {
+	f, ok, err := t.open(rel)
+	if err != nil || !ok {
+		return false, err
+	}
+	defer f.Close()
+	if _, err := fsutil.CopyContext(ctx, h, f); err != nil {
+		return false, fmt.Errorf("find kernel: read /%s: %w", rel, err)
+	}
+	return true, nil
+}
+
+func kernelFromModules(ctx context.Context, t *tree) (*KernelLayout, error) {
+	const modules = "usr/lib/modules"
+	ents, err := t.readdir(modules)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -104,69 +236,79 @@ func kernelFromModules(ctx context.Context, root string) (*KernelLayout, error) 
 	}
 	var kver string
 	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if !e.IsDir() {
 			continue
 		}
-		p := filepath.Join(modules, e.Name(), "vmlinuz")
-		st, err := os.Stat(p)
-		if errors.Is(err, os.ErrNotExist) {
+		// ostree takes the first $kver whose vmlinuz is a regular file
+		// (symlinks followed, here inside the tree only).
+		f, err := fsutil.OpenRegularInRoot(t.fd, path.Join(modules, e.Name(), "vmlinuz"))
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, fsutil.ErrNotRegular) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("find kernel: %w", err)
 		}
-		if st.Mode().IsRegular() {
-			kver = e.Name()
-			break
-		}
+		f.Close()
+		kver = e.Name()
+		break
 	}
 	if kver == "" {
 		return nil, nil
 	}
+	if err := CheckBootName(kver); err != nil {
+		return nil, fmt.Errorf("find kernel: /%s/%q: %w", modules, kver, err)
+	}
 	l := &KernelLayout{
-		Dir:        filepath.Join(modules, kver),
+		Dir:        filepath.Join(t.root, modules, kver),
+		Root:       t.root,
+		RelDir:     path.Join(modules, kver),
 		Kernel:     "vmlinuz",
 		KernelName: "vmlinuz-" + kver,
 	}
 	h := sha256.New()
-	if err := hashFile(ctx, h, filepath.Join(l.Dir, l.Kernel)); err != nil {
+	if _, err := t.hash(ctx, h, path.Join(l.RelDir, l.Kernel)); err != nil {
 		return nil, err
 	}
 	for _, name := range []string{"initramfs.img", "initramfs"} {
-		err := hashFile(ctx, h, filepath.Join(l.Dir, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
+		ok, err := t.hash(ctx, h, path.Join(l.RelDir, name))
 		if err != nil {
 			return nil, err
 		}
-		l.Initramfs, l.InitramfsName = name, "initramfs-"+kver+".img"
-		break
-	}
-	err = hashFile(ctx, h, filepath.Join(l.Dir, "devicetree"))
-	switch {
-	case err == nil:
-		l.Devicetree, l.DevicetreeName = "devicetree", "devicetree-"+kver
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, err
-	default:
-		st, err := os.Stat(filepath.Join(l.Dir, "dtb"))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("find kernel: %w", err)
+		if ok {
+			l.Initramfs, l.InitramfsName = name, "initramfs-"+kver+".img"
+			break
 		}
-		if err == nil && st.IsDir() {
+	}
+	ok, err := t.hash(ctx, h, path.Join(l.RelDir, "devicetree"))
+	switch {
+	case err != nil:
+		return nil, err
+	case ok:
+		l.Devicetree, l.DevicetreeName = "devicetree", "devicetree-"+kver
+	default:
+		// No devicetree: a dtb/ directory, if any.
+		dtb := path.Join(l.RelDir, "dtb")
+		if fd, err := fsutil.OpenInRoot(t.fd, dtb, unix.O_PATH|unix.O_DIRECTORY); err == nil {
+			unix.Close(fd)
 			l.Devicetree = "dtb"
-			if err := hashDir(ctx, h, filepath.Join(l.Dir, "dtb")); err != nil {
+			if err := t.walkDir(ctx, dtb, func(rel string, f *os.File) error {
+				_, err := fsutil.CopyContext(ctx, h, f)
+				return err
+			}); err != nil {
 				return nil, err
 			}
 		}
 	}
-	_, err = os.Stat(filepath.Join(l.Dir, ".vmlinuz.hmac"))
-	switch {
-	case err == nil:
+	f, ok, err := t.open(path.Join(l.RelDir, ".vmlinuz.hmac"))
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		f.Close()
 		l.HMAC, l.HMACName = ".vmlinuz.hmac", "."+l.KernelName+".hmac"
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("find kernel: %w", err)
 	}
 	l.BootCsum = hex.EncodeToString(h.Sum(nil))
 	return l, nil
@@ -186,12 +328,12 @@ func isChecksum(s string) bool {
 	return true
 }
 
-func kernelFromLegacy(root string) (*KernelLayout, error) {
+func kernelFromLegacy(t *tree) (*KernelLayout, error) {
 	var dir string
 	var ents []os.DirEntry
 	for _, p := range []string{"usr/lib/ostree-boot", "boot"} {
-		d := filepath.Join(root, p)
-		e, err := readdirNames(d)
+		d := p
+		e, err := t.readdir(d)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -204,7 +346,7 @@ func kernelFromLegacy(root string) (*KernelLayout, error) {
 	if dir == "" {
 		return nil, nil
 	}
-	l := &KernelLayout{Dir: dir, Legacy: true}
+	l := &KernelLayout{Dir: filepath.Join(t.root, dir), Root: t.root, RelDir: dir, Legacy: true}
 	var kcsum, icsum, dcsum string
 	split := func(name string) (namever, csum string, ok bool) {
 		i := strings.LastIndexByte(name, '-')
@@ -242,51 +384,63 @@ func kernelFromLegacy(root string) (*KernelLayout, error) {
 	if l.Devicetree != "" && dcsum != kcsum {
 		return nil, fmt.Errorf("find kernel: %w: mismatched kernel checksum vs device tree in %s", repo.ErrInvalid, dir)
 	}
+	for _, n := range []string{l.KernelName, l.InitramfsName, l.DevicetreeName} {
+		if err := CheckBootName(n); n != "" && err != nil {
+			return nil, fmt.Errorf("find kernel: /%s: %q: %w", dir, n, err)
+		}
+	}
+	for _, n := range []string{l.Kernel, l.Initramfs, l.Devicetree} {
+		if n == "" {
+			continue
+		}
+		f, ok, err := t.open(path.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("find kernel: /%s/%s: %w", dir, n, os.ErrNotExist)
+		}
+		f.Close()
+	}
 	l.BootCsum = kcsum
 	return l, nil
 }
 
-// hashFile adds the content of p (symlinks followed) to h. A missing file
-// gives an error satisfying errors.Is(err, os.ErrNotExist).
-func hashFile(ctx context.Context, h hash.Hash, p string) error {
+// walkDir calls fn with every file below the directory rel as ostree's
+// checksum_dir_recurse visits them: names in byte order, directories (not
+// symlinks to them) recursed into, everything else opened with symlinks
+// followed inside the tree, dangling ones skipped.
+func (t *tree) walkDir(ctx context.Context, rel string, fn func(rel string, f *os.File) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return fmt.Errorf("find kernel: %w", err)
-	}
-	defer f.Close()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("find kernel: read %s: %w", p, err)
-	}
-	return nil
-}
-
-// hashDir adds the files below dir to h as ostree's checksum_dir_recurse
-// does: names in byte order, directories (not symlinks to them) recursed
-// into, everything else opened with symlinks followed, dangling ones
-// skipped.
-func hashDir(ctx context.Context, h hash.Hash, dir string) error {
-	ents, err := readdirNames(dir)
+	ents, err := t.readdir(rel)
 	if err != nil {
 		return fmt.Errorf("find kernel: %w", err)
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	for _, e := range ents {
-		p := filepath.Join(dir, e.Name())
-		st, err := os.Lstat(p)
-		if err != nil {
-			return fmt.Errorf("find kernel: %w", err)
-		}
-		if st.IsDir() {
-			if err := hashDir(ctx, h, p); err != nil {
+		p := path.Join(rel, e.Name())
+		if e.IsDir() {
+			if err := t.walkDir(ctx, p, fn); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := hashFile(ctx, h, p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
+		f, err := fsutil.OpenRegularInRoot(t.fd, p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if errors.Is(err, fsutil.ErrNotRegular) {
+			return fmt.Errorf("%w: /%s is not a regular file", errdefs.ErrInvalid, p)
+		}
+		if err != nil {
+			return fmt.Errorf("find kernel: %w", err)
+		}
+		err = fn(p, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("find kernel: /%s: %w", p, err)
 		}
 	}
 	return nil

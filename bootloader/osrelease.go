@@ -2,13 +2,13 @@ package bootloader
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/repo"
 )
 
@@ -91,19 +91,41 @@ func ShellUnquote(s string) (string, bool) {
 	return b.String(), true
 }
 
+// MaxOSReleaseSize bounds the os-release file read from a tree.
+const MaxOSReleaseSize = 1 << 20
+
 // DeploymentName returns the name ostree puts first in a deployment's
 // entry title: PRETTY_NAME, else ID, from root's usr/lib/os-release when
 // it exists, else etc/os-release. A missing file, content that is not
-// UTF-8 text, or neither key is an error naming the file.
+// UTF-8 text, or neither key is an error naming the file. The file is
+// looked up inside root only (symlinks resolve as if root were "/"), must
+// be a regular file and at most MaxOSReleaseSize bytes.
 func DeploymentName(root string) (string, error) {
-	p := filepath.Join(root, "usr/lib/os-release")
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		p = filepath.Join(root, "etc/os-release")
-	}
-	data, err := os.ReadFile(p)
+	t, err := openTree(root)
 	if err != nil {
 		return "", fmt.Errorf("reading os-release: %w", err)
 	}
+	defer t.close()
+	var f *os.File
+	var p string
+	for _, p = range []string{"usr/lib/os-release", "etc/os-release"} {
+		var ok bool
+		if f, ok, err = t.open(p); err != nil {
+			return "", fmt.Errorf("reading os-release: %w", err)
+		}
+		if ok {
+			break
+		}
+	}
+	if f == nil {
+		return "", fmt.Errorf("reading os-release: /%s: %w", p, os.ErrNotExist)
+	}
+	defer f.Close()
+	data, err := fsutil.ReadAllLimit(f, MaxOSReleaseSize)
+	if err != nil {
+		return "", fmt.Errorf("reading os-release: %w", err)
+	}
+	p = filepath.Join(root, p)
 	if !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0 {
 		return "", fmt.Errorf("reading %s: %w: not UTF-8 text", p, repo.ErrInvalid)
 	}

@@ -169,6 +169,9 @@ func (s *Sysroot) requireStateroot(osname string) error {
 // `ostree admin deploy` does; nil means "inherit from the merge
 // deployment".
 func (s *Sysroot) deployKargs(o DeployOptions, merge *Deployment) (*bootloader.Kargs, error) {
+	if err := checkKargs(o.Karg, o.KargAppend, o.KargDelete); err != nil {
+		return nil, err
+	}
 	var ka *bootloader.Kargs
 	switch {
 	case o.KargNone:
@@ -272,6 +275,9 @@ func (s *Sysroot) newDeployment(ctx context.Context, osname string, csum objects
 		return nil, nil, fmt.Errorf("commit %s: %w", csum, err)
 	}
 	d.BootChecksum = layout.BootCsum
+	if err := s.checkTitle(staging, csum); err != nil {
+		return nil, nil, err
+	}
 	if err := s.prepareEtc(ctx, staging, csum); err != nil {
 		return nil, nil, err
 	}

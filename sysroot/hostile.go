@@ -7,7 +7,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/fsutil"
+	"github.com/strata-os/strata/objects"
 )
 
 // A deployment tree comes from a commit strata does not trust: any of its
@@ -70,4 +72,39 @@ func fileKind(mode uint32) string {
 		return "regular file"
 	}
 	return "special file"
+}
+
+// checkKargs refuses kernel arguments that cannot go into a boot entry
+// (a newline would add lines to it), before anything is written.
+func checkKargs(lists ...[]string) error {
+	for _, l := range lists {
+		for _, a := range l {
+			if err := bootloader.CheckEntryValue(a); err != nil {
+				return fmt.Errorf("kernel argument %q: %w", a, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkTitle refuses, before the deployment is published, a tree whose
+// entry title (os-release's PRETTY_NAME or ID, and the commit's version)
+// cannot be written into a boot entry, or whose os-release cannot be
+// read.
+func (s *Sysroot) checkTitle(root string, csum objects.Checksum) error {
+	name, err := bootloader.DeploymentName(root)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", csum, err)
+	}
+	if err := bootloader.CheckEntryValue(name); err != nil {
+		return fmt.Errorf("commit %s: os-release name %q: %w", csum, name, err)
+	}
+	version, err := s.commitVersion(csum)
+	if err != nil {
+		return err
+	}
+	if err := bootloader.CheckEntryValue(version); err != nil {
+		return fmt.Errorf("commit %s: version %q: %w", csum, version, err)
+	}
+	return nil
 }

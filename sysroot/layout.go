@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/repo"
 )
@@ -73,7 +74,9 @@ func ensureInitialized(path string) error {
 
 // ValidateOSName checks a stateroot name: one path component.
 func ValidateOSName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || strings.HasPrefix(name, ".") {
+	// The name goes into boot entries (title, paths, ostree=): no white
+	// space or control characters.
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || strings.HasPrefix(name, ".") || bootloader.CheckBootName(name) != nil {
 		return fmt.Errorf("%w: invalid stateroot name %q", ErrInvalid, name)
 	}
 	return nil

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -300,7 +302,7 @@ func (s *Sysroot) bootswap(ctx context.Context, list []*Deployment, o writeOptio
 		if err != nil {
 			return fmt.Errorf("deployment %s: %w", d.Name(), err)
 		}
-		if err := s.installKernel(d, layout); err != nil {
+		if err := s.installKernel(ctx, d, layout); err != nil {
 			return err
 		}
 		if entries[i], err = s.entryFor(d, layout, nbv, len(list), showOS); err != nil {
@@ -439,8 +441,11 @@ func (s *Sysroot) createBootlinks(bv, sub int, list []*Deployment) error {
 
 // installKernel puts the deployment's kernel, initramfs, device tree and
 // hmac into boot/ostree/$os-$bootcsum/, unless they are there already:
-// hard links when /boot is the same filesystem, else durable copies.
-func (s *Sysroot) installKernel(d *Deployment, l *bootloader.KernelLayout) error {
+// hard links when /boot is the same filesystem, else durable copies. The
+// sources are the files FindKernel resolved inside the deployment
+// (KernelLayout.OpenFile: regular files of the tree, never a host file a
+// symlink of the tree names), and what /boot gets is that very file.
+func (s *Sysroot) installKernel(ctx context.Context, d *Deployment, l *bootloader.KernelLayout) error {
 	if err := fsutil.CheckFailpoint("sysroot:boot-files"); err != nil {
 		return err
 	}
@@ -458,43 +463,68 @@ func (s *Sysroot) installKernel(d *Deployment, l *bootloader.KernelLayout) error
 	if l.HMAC != "" {
 		files = append(files, [2]string{l.HMAC, l.HMACName})
 	}
-	for _, f := range files {
-		if err := installFile(filepath.Join(l.Dir, f[0]), filepath.Join(dir, f[1])); err != nil {
-			return fmt.Errorf("installing kernel: %w", err)
-		}
-	}
 	if l.Devicetree != "" && l.DevicetreeName == "" {
-		if err := installTree(filepath.Join(l.Dir, l.Devicetree), filepath.Join(dir, l.Devicetree)); err != nil {
-			return fmt.Errorf("installing kernel: %w", err)
+		dtbs, err := l.DevicetreeFiles(ctx)
+		if err != nil {
+			return fmt.Errorf("installing kernel of deployment %s: %w", d.Name(), err)
+		}
+		for _, f := range dtbs {
+			files = append(files, [2]string{path.Join(l.Devicetree, f), path.Join(l.Devicetree, f)})
 		}
 	}
-	return fsutil.SyncDir(dir)
+	dirs := map[string]bool{dir: true}
+	for _, f := range files {
+		dst := filepath.Join(dir, filepath.FromSlash(f[1]))
+		if dd := filepath.Dir(dst); !dirs[dd] {
+			if err := os.MkdirAll(dd, 0o755); err != nil {
+				return fmt.Errorf("installing kernel: %w", err)
+			}
+			dirs[dd] = true
+		}
+		if err := installFile(ctx, l, f[0], dst); err != nil {
+			return fmt.Errorf("installing kernel of deployment %s: %w", d.Name(), err)
+		}
+	}
+	// Deepest first, so that each directory's new entries are durable.
+	var ds []string
+	for dd := range dirs {
+		ds = append(ds, dd)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ds)))
+	for _, dd := range ds {
+		if err := fsutil.SyncDir(dd); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// installFile hard-links src to dst, or copies it (temporary file,
-// fsync, rename) when linking is impossible; an existing dst is kept.
-func installFile(src, dst string) error {
+// installFile hard-links the tree's file name (KernelLayout.OpenFile) to
+// dst, or copies it (temporary file, fsync, rename) when linking is
+// impossible; an existing dst is kept. The link is made to the opened
+// file itself (/proc/self/fd), so it is the inode that was checked.
+func installFile(ctx context.Context, l *bootloader.KernelLayout, name, dst string) error {
 	if lexists(dst) {
 		return nil
 	}
-	err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
-	if err == nil || errors.Is(err, unix.EEXIST) {
-		return nil
-	}
-	if !errors.Is(err, unix.EXDEV) && !errors.Is(err, unix.EMLINK) && !errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("link %s: %w", dst, err)
-	}
-	in, err := os.Open(src)
+	in, err := l.OpenFile(name)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", in.Fd()), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
+	if err == nil || errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	if !errors.Is(err, unix.EXDEV) && !errors.Is(err, unix.EMLINK) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("link %s: %w", dst, err)
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(in.Fd()), &st); err != nil {
 		return err
 	}
 	return fsutil.WriteFileFunc(dst, os.FileMode(st.Mode&0o777), func(w io.Writer) error {
-		if _, err := io.Copy(w, in); err != nil {
+		if _, err := fsutil.CopyContext(ctx, w, in); err != nil {
 			return err
 		}
 		if f, ok := w.(*os.File); ok {
@@ -502,29 +532,6 @@ func installFile(src, dst string) error {
 		}
 		return nil
 	})
-}
-
-// installTree installs a directory of device trees file by file.
-func installTree(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		s, d := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
-		if e.IsDir() {
-			err = installTree(s, d)
-		} else {
-			err = installFile(s, d)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return fsutil.SyncDir(dst)
 }
 
 // entryFor formats d's boot entry for boot version bv, as ostree's
@@ -558,6 +565,9 @@ func (s *Sysroot) entryFor(d *Deployment, l *bootloader.KernelLayout, bv, n int,
 	}
 	ka.Set(bootloader.OstreeKarg(bv, d.OS, d.BootChecksum, d.BootSerial))
 	e.Set("options", ka.String())
+	if err := e.Check(); err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", d.Name(), err)
+	}
 	return e.Format(), nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"syscall"
 )
@@ -62,8 +64,15 @@ func newHostileEnv(t *testing.T, bin string) *hostileEnv {
 	return e
 }
 
+// run runs strata; a run that does not end within a minute (a deploy
+// reading /dev/zero) is killed and fails the test.
 func (e *hostileEnv) run(args ...string) (string, error) {
-	out, err := exec.Command(e.bin, args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, e.bin, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		e.t.Fatalf("strata %s did not finish in a minute", strings.Join(args, " "))
+	}
 	return string(out), err
 }
 
@@ -205,9 +214,116 @@ func TestHostileTreesDeploy(t *testing.T) {
 		files["usr/etc"] = "not a directory\n"
 		e.deployFails(e.commit(files), "/usr/etc is a regular file, not a directory")
 	})
+
+	// Boot files: a symlink of the tree resolves inside the tree only;
+	// before the fix, strata hard-linked the host's file into /boot
+	// (the snapshot's nlink catches that) or read /dev/zero forever.
+	t.Run("kernel symlink out", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		files["usr/lib/modules/6.1.0/vmlinuz"] = "@" + e.outside + "/vmlinuz"
+		e.deployFails(e.commit(files), "failed to find kernel")
+	})
+	t.Run("initramfs symlink out", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		files["usr/lib/modules/6.1.0/initramfs.img"] = "@" + e.outside + "/initrd"
+		e.deployFails(e.commit(files), "/usr/lib/modules/6.1.0/initramfs.img is a symlink that leads to no file inside the tree")
+	})
+	t.Run("devicetree relative symlink out", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		files["usr/lib/modules/6.1.0/devicetree"] = "@" + strings.Repeat("../", 40) + e.outside[1:] + "/initrd"
+		e.deployFails(e.commit(files), "/usr/lib/modules/6.1.0/devicetree is a symlink that leads to no file inside the tree")
+	})
+	t.Run("initramfs to /dev/zero", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		files["usr/lib/modules/6.1.0/initramfs.img"] = "@/dev/zero"
+		e.deployFails(e.commit(files), "initramfs.img is a symlink that leads to no file inside the tree")
+	})
+	t.Run("os-release to /dev/zero", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		files["usr/lib/os-release"] = "@/dev/zero"
+		e.deployFails(e.commit(files), "/usr/lib/os-release is a symlink that leads to no file inside the tree")
+	})
+	t.Run("os-release a directory", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		delete(files, "usr/lib/os-release")
+		files["usr/lib/os-release/"] = ""
+		e.deployFails(e.commit(files), "/usr/lib/os-release is not a regular file")
+	})
+
+	// Names that go into boot entries: a newline would add lines to the
+	// entry, after which every admin verb failed on the sysroot.
+	t.Run("kernel version with a newline", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		delete(files, "usr/lib/modules/6.1.0/vmlinuz")
+		delete(files, "usr/lib/modules/6.1.0/initramfs.img")
+		files["usr/lib/modules/6.1.0\ninitrd evil/vmlinuz"] = "k\n"
+		e.deployFails(e.commit(files), `contains the control character '\n'`)
+	})
+	t.Run("legacy kernel name with a space", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		delete(files, "usr/lib/modules/6.1.0/vmlinuz")
+		delete(files, "usr/lib/modules/6.1.0/initramfs.img")
+		files["boot/vmlinuz-6.1 x-"+strings.Repeat("ab", 32)] = "k\n"
+		e.deployFails(e.commit(files), "contains white space")
+	})
+	t.Run("os-release name with a carriage return", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		files["usr/lib/os-release"] = "ID=x\nPRETTY_NAME=\"Evil\rlinux /evil\"\n"
+		e.deployFails(e.commit(files), "os-release name")
+	})
+	t.Run("version with a newline", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		e.deployFails(e.commit(goodTree(), "--add-metadata-string=version=1.0\nlinux /evil"), `version "1.0\nlinux /evil"`)
+	})
+	t.Run("karg with a newline", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		e.deployFails(e.commit(goodTree()), `kernel argument "quiet\ninitrd /evil"`, "--karg=quiet\ninitrd /evil")
+		e.deployFails(e.commit(goodTree()), `kernel argument "x\ry"`, "--karg-append=x\ry")
+	})
+	t.Run("stateroot with a newline", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		out, err := e.run("admin", "os-init", "--sysroot="+e.sysroot, "evil\nos")
+		if err == nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, "invalid stateroot name") {
+			t.Fatalf("os-init of a name with a newline: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("good tree deploys", func(t *testing.T) {
 		e := newHostileEnv(t, bin)
-		ref := e.commit(goodTree())
+		files := goodTree()
+		// Symlinks inside the tree, relative or absolute, are followed
+		// inside it: the kernel in /boot is the tree's.
+		files["usr/lib/modules/6.1.0/vmlinuz"] = "@/boot/vmlinuz-6.1.0"
+		files["boot/vmlinuz-6.1.0"] = "tree kernel\n"
+		files["usr/lib/modules/6.1.0/initramfs.img"] = "@../../../../boot/initrd.img-6.1.0"
+		files["boot/initrd.img-6.1.0"] = "tree initramfs\n"
+		files["usr/lib/modules/6.1.0/dtb/a.dtb"] = "A"
+		files["usr/lib/modules/6.1.0/dtb/sub/b.dtb"] = "B"
+		files["usr/lib/modules/6.1.0/dtb/link.dtb"] = "@/usr/lib/modules/6.1.0/dtb/a.dtb"
+		ref := e.commit(files)
+		before := e.snapshot()
 		e.ok("admin", "deploy", "--sysroot="+e.sysroot, "--os=testos", ref)
+		if after := e.snapshot(); after != before {
+			t.Fatalf("deploy changed the outside directory:\n%s", after)
+		}
+		for name, want := range map[string]string{"vmlinuz-6.1.0": "tree kernel\n", "initramfs-6.1.0.img": "tree initramfs\n", "dtb/sub/b.dtb": "B", "dtb/link.dtb": "A"} {
+			got, err := filepath.Glob(filepath.Join(e.sysroot, "boot/ostree/testos-*", name))
+			if err != nil || len(got) != 1 {
+				t.Fatalf("%s in /boot: %v %v", name, got, err)
+			}
+			if data, err := os.ReadFile(got[0]); err != nil || string(data) != want {
+				t.Errorf("%s in /boot: %q %v, want %q", name, data, err, want)
+			}
+		}
+		e.ok("admin", "status", "--sysroot="+e.sysroot)
 	})
 }
