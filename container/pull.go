@@ -584,3 +584,32 @@ func writeMerge(ctx context.Context, r *repo.Repo, im *image, res *PullResult, l
 func str(s string) gvariant.Variant {
 	return gvariant.Variant{Type: gvariant.MustParseType("s"), Value: s}
 }
+
+// Resolved is what Resolve found of an image without fetching its layers.
+type Resolved struct {
+	ManifestDigest string
+	Version        string
+	Created        string
+	Layers         int
+	// Size is the sum of the layers' compressed sizes.
+	Size int64
+}
+
+// Resolve reads and verifies ref's manifest and configuration only (for
+// an update check).
+func Resolve(ctx context.Context, ref ImageRef) (*Resolved, error) {
+	im, err := resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer im.src.close()
+	res := &Resolved{ManifestDigest: im.digest, Created: im.config.Created, Layers: len(im.manifest.Layers)}
+	res.Version = im.config.Config.Labels[LabelVersion]
+	if res.Version == "" {
+		res.Version = im.config.Config.Labels["version"]
+	}
+	for _, l := range im.manifest.Layers {
+		res.Size += l.Size
+	}
+	return res, nil
+}

@@ -49,6 +49,8 @@ type deploymentJSON struct {
 	Timestamp     uint64 `json:"timestamp,omitempty"`
 	Date          string `json:"date,omitempty"`
 	OriginRefspec string `json:"origin_refspec,omitempty"`
+	Image         string `json:"container_image_reference,omitempty"`
+	ImageDigest   string `json:"image_digest,omitempty"`
 	BootChecksum  string `json:"boot_checksum"`
 	KernelArgs    string `json:"kernel_args"`
 	BootEntry     string `json:"boot_entry,omitempty"`
@@ -94,6 +96,10 @@ func statusDoc(s *sysroot.Sysroot) statusJSON {
 			Rollback:      rollback != nil && rollback.Index == d.Index,
 			OriginRefspec: d.Refspec(), BootChecksum: d.BootChecksum,
 			KernelArgs: d.Options(), BootEntry: d.EntryFile,
+		}
+		if d.Origin != nil {
+			j.Image, _ = d.Origin.Get("origin", "container-image-reference")
+			j.ImageDigest, _ = d.Origin.Get("origin", "container-image-digest")
 		}
 		if c, err := s.Repo().ReadCommit(d.Checksum); err == nil {
 			j.Version, _ = c.Metadata.String("version")

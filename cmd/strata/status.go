@@ -87,6 +87,12 @@ func printDeploymentBlock(w io.Writer, role string, d *deploymentJSON) {
 	if d.OriginRefspec != "" {
 		fmt.Fprintf(w, "          Origin:    %s\n", d.OriginRefspec)
 	}
+	if d.Image != "" {
+		fmt.Fprintf(w, "          Image:     %s\n", d.Image)
+	}
+	if d.ImageDigest != "" {
+		fmt.Fprintf(w, "          Digest:    %s\n", d.ImageDigest)
+	}
 	if d.Pinned {
 		fmt.Fprintln(w, "          Pinned:    yes")
 	}

@@ -48,6 +48,8 @@ var layer = map[string]int{
 
 	"updates": 7,
 
+	"upgrader": 7,
+
 	"cmd/strata": 9,
 
 	// Test and tooling packages sit on top.

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestSwitchUpgradeStatus: switch to an oci: image, see it in status (and
+// ostree admin status reads the sysroot), upgrade when the tag moves,
+// fetching only the changed layers, and no update the second time.
+func TestSwitchUpgradeStatus(t *testing.T) {
+	f := newAdminFixture(t)
+	s := "--sysroot=" + f.sysroot
+	repoFlag := "--repo=" + filepath.Join(f.sysroot, "ostree/repo")
+	layout := filepath.Join(t.TempDir(), "layout")
+	f.ok(repoFlag, "container", "encapsulate", "--max-layers=16", "testos/stable", "oci:"+layout+":os")
+
+	out := f.ok("switch", s, "--os=testos", "--transport=oci", layout+":os")
+	if !strings.Contains(out, "Image: ostree-unverified-image:oci:"+layout+":os") || !strings.Contains(out, "Version: 1.0") {
+		t.Fatalf("switch:\n%s", out)
+	}
+	st := f.ok("status", s)
+	if !strings.Contains(st, "Image:     ostree-unverified-image:oci:"+layout+":os") || !regexp.MustCompile(`Digest:    sha256:[0-9a-f]{64}`).MatchString(st) {
+		t.Fatalf("status:\n%s", st)
+	}
+	if out, err := exec.Command("ostree", "admin", "status", s).CombinedOutput(); err != nil || !strings.Contains(string(out), "testos") {
+		t.Fatalf("ostree admin status: %v\n%s", err, out)
+	}
+	origin, _ := filepath.Glob(filepath.Join(f.sysroot, "ostree/deploy/testos/deploy/*.origin"))
+	if len(origin) != 1 {
+		t.Fatalf("origins: %v", origin)
+	}
+	if out := f.ok("upgrade", s, "--os=testos"); !strings.Contains(out, "No update available.") {
+		t.Fatalf("upgrade without a new image:\n%s", out)
+	}
+
+	f.commit("2.0", "2024-02-01 00:00:00")
+	f.ok(repoFlag, "container", "encapsulate", "--max-layers=16", "testos/stable", "oci:"+layout+":os")
+	if out := f.ok("upgrade", s, "--os=testos", "--check"); !strings.Contains(out, "Update available.") || !strings.Contains(out, "Version: 2.0") {
+		t.Fatalf("upgrade --check:\n%s", out)
+	}
+	out = f.ok("upgrade", s, "--os=testos")
+	m := regexp.MustCompile(`Layers: (\d+) fetched \(\d+ bytes\), (\d+) already present`).FindStringSubmatch(out)
+	if m == nil || m[1] != "2" {
+		// The commit layer and the chunk holding usr/bin/true.
+		t.Fatalf("upgrade fetched other than 2 layers:\n%s", out)
+	}
+	if st := f.ok("status", s); !strings.Contains(st, "testos 2.0") {
+		t.Fatalf("status after upgrade:\n%s", st)
+	}
+	if out := f.ok("upgrade", s, "--os=testos"); !strings.Contains(out, "No update available.") {
+		t.Fatalf("second upgrade:\n%s", out)
+	}
+	f.fail("--check cannot be combined", "upgrade", s, "--os=testos", "--check", "--apply")
+	f.fail("image oci:/nonexistent:os", "switch", s, "--os=testos", "--transport=oci", "/nonexistent:os")
+	list := f.ok(repoFlag, "container", "image", "list")
+	if !strings.Contains(list, "oci:"+layout+":os ") {
+		t.Fatalf("image list:\n%s", list)
+	}
+}
