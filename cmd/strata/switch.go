@@ -134,7 +134,7 @@ failed update is deployed).`,
 			}
 			o.Pull = p.options(cmd)
 			o.Stage = s.Booted() != nil
-			o.Puller = upgradePuller
+			o.Puller = upgradePuller(cmd)
 			res, err := upgrader.Upgrade(cmd.Context(), s, o)
 			if err != nil {
 				return err
