@@ -276,7 +276,16 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		if b.rc == nil {
 			rc, err := b.src.fetch(b.ctx, b.d, b.off)
 			if err != nil {
-				return 0, err
+				// A missing blob is final; a server error or a refused
+				// connection is tried again, resuming at b.off.
+				if errors.Is(err, errdefs.ErrNotFound) || b.retries <= 0 || b.ctx.Err() != nil {
+					return 0, err
+				}
+				b.retries--
+				if err := sleepCtx(b.ctx, retryDelay); err != nil {
+					return 0, err
+				}
+				continue
 			}
 			b.rc = rc
 		}
@@ -320,6 +329,20 @@ func (b *blobReader) Read(p []byte) (int, error) {
 			continue // resume from b.off
 		}
 		return n, nil
+	}
+}
+
+// retryDelay is the pause before a blob request is tried again.
+var retryDelay = 500 * time.Millisecond
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
