@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/strata-os/strata/fetch"
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/summary"
@@ -374,7 +375,7 @@ func (s *LocalSource) Summary(ctx context.Context, max int64) ([]byte, []byte, e
 }
 
 func readCapped(p string, max int64) ([]byte, error) {
-	f, err := os.Open(p)
+	f, err := fsutil.OpenRegular(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s", repo.ErrNotFound, p)
@@ -420,7 +421,7 @@ func (s *LocalSource) Metadata(_ context.Context, kind objects.Kind, c objects.C
 // read of a large file, and the transaction drops the unfinished object.
 func (s *LocalSource) File(ctx context.Context, tx *repo.Txn, c objects.Checksum, progress func(int64)) (int64, error) {
 	if s.r.Mode() == repo.ModeArchive {
-		f, err := os.Open(s.r.ObjectPath(objects.KindFile, c))
+		f, err := fsutil.OpenRegular(s.r.ObjectPath(objects.KindFile, c))
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return 0, fmt.Errorf("%w: object %s", repo.ErrNotFound, repo.ObjectName(objects.KindFile, c))

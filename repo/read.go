@@ -20,7 +20,15 @@ import (
 
 // openObject opens an object's file for reading. Tests replace it to
 // inject read failures (EIO, EACCES), which must never pass for corruption.
-var openObject = func(p string) (io.ReadCloser, error) { return os.Open(p) }
+// Only regular files are opened (a FIFO planted in a repository would
+// block the open forever; fsutil.OpenRegular refuses it at once).
+var openObject = func(p string) (io.ReadCloser, error) {
+	f, err := fsutil.OpenRegular(p)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
 
 // srcReader records the first error, other than io.EOF, of the file under
 // a parser or a decompressor, so that a read that failed (EIO, EACCES) is

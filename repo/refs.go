@@ -96,9 +96,13 @@ func (r *Repo) SetRef(ref string, sum *objects.Checksum) error {
 	return r.writeRef(ref, sum)
 }
 
-// ReadRef reads a ref by its path under refs/.
+// maxRefFileSize bounds a ref file read (64 hex digits and a newline).
+const maxRefFileSize = 4096
+
+// ReadRef reads a ref by its path under refs/. A ref file that is not a
+// regular file (a FIFO) or is too large is an error, not a wait.
 func (r *Repo) ReadRef(ref string) (objects.Checksum, error) {
-	data, err := os.ReadFile(filepath.Join(r.path, "refs", filepath.FromSlash(ref)))
+	data, err := fsutil.ReadFileLimit(filepath.Join(r.path, "refs", filepath.FromSlash(ref)), maxRefFileSize)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return objects.Checksum{}, fmt.Errorf("%w: ref %s", ErrNotFound, ref)

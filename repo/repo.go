@@ -113,7 +113,7 @@ type InitOptions struct {
 // Init creates a repository at path, as `ostree init` does, or opens the
 // existing one when it is already initialised with the same mode.
 func Init(path string, mode Mode, opts InitOptions) (*Repo, error) {
-	if data, err := os.ReadFile(filepath.Join(path, "config")); err == nil {
+	if data, err := fsutil.ReadFileLimit(filepath.Join(path, "config"), maxConfigSize); err == nil {
 		r, err := Open(path)
 		if err != nil {
 			return nil, err
@@ -145,9 +145,13 @@ func Init(path string, mode Mode, opts InitOptions) (*Repo, error) {
 // and writes: OSTree's, which has been 1 since its first release.
 const FormatVersion = 1
 
-// Open opens an existing repository.
+// maxConfigSize bounds the config file read.
+const maxConfigSize = 1 << 20
+
+// Open opens an existing repository. Its config must be a regular file
+// of at most 1 MiB.
 func Open(path string) (*Repo, error) {
-	data, err := os.ReadFile(filepath.Join(path, "config"))
+	data, err := fsutil.ReadFileLimit(filepath.Join(path, "config"), maxConfigSize)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: no repository at %s (missing config)", ErrNotFound, path)

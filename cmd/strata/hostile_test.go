@@ -8,10 +8,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"syscall"
+	"golang.org/x/sys/unix"
 )
 
 // Hostile trees at deploy: commits crafted as an attacker would (symlinks
@@ -326,4 +327,102 @@ func TestHostileTreesDeploy(t *testing.T) {
 		}
 		e.ok("admin", "status", "--sysroot="+e.sysroot)
 	})
+}
+
+// TestHostilePullLocalSource plants FIFOs in a pull-local source (an
+// object, a dirtree, the ref, the config): the pull fails at once with
+// one error line (before the fix it blocked forever in open) and the
+// destination gets no ref.
+func TestHostilePullLocalSource(t *testing.T) {
+	bin := buildCLI(t)
+	base := t.TempDir()
+	src := filepath.Join(base, "src")
+	tree := filepath.Join(base, "tree")
+	if err := os.MkdirAll(filepath.Join(tree, "usr/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "usr/bin/tool"), []byte("a file\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"init", "--repo=" + src, "--mode=archive"},
+		{"commit", "--repo=" + src, "-b", "main", "--tree=dir=" + tree, "-s", "x"},
+	} {
+		if out, err := exec.Command("ostree", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ostree %v: %v\n%s", args, err, out)
+		}
+	}
+	objectOf := func(ext string) string {
+		m, _ := filepath.Glob(filepath.Join(src, "objects/*/*."+ext))
+		if len(m) == 0 {
+			t.Fatalf("no .%s object", ext)
+		}
+		return strings.TrimPrefix(m[0], src+"/")
+	}
+	for _, victim := range []string{objectOf("filez"), objectOf("dirtree"), "refs/heads/main", "config"} {
+		t.Run(victim, func(t *testing.T) {
+			s := filepath.Join(t.TempDir(), "src")
+			if out, err := exec.Command("cp", "-a", src, s).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v\n%s", err, out)
+			}
+			if err := os.Remove(filepath.Join(s, victim)); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Mkfifo(filepath.Join(s, victim), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(t.TempDir(), "dst")
+			e := &hostileEnv{t: t, bin: bin}
+			e.ok("init", "--repo="+dst, "--mode=archive")
+			out, err := e.run("pull-local", "--repo="+dst, s, "main")
+			if err == nil || !strings.HasPrefix(out, "error: ") || strings.Count(out, "\n") != 1 || !strings.Contains(out, "not a regular file") {
+				t.Fatalf("pull-local from a source with a FIFO at %s: %v\n%s", victim, err, out)
+			}
+			if refs, _ := filepath.Glob(filepath.Join(dst, "refs/heads/*")); len(refs) != 0 {
+				t.Fatalf("refs written: %v", refs)
+			}
+		})
+	}
+}
+
+// TestSIGTERMStopsStrata: SIGTERM (and Ctrl-C) cancel the context every
+// long wait and loop checks: a deploy waiting for the sysroot lock ends
+// within a second, with "error: interrupted" and no deployment.
+func TestSIGTERMStopsStrata(t *testing.T) {
+	bin := buildCLI(t)
+	e := newHostileEnv(t, bin)
+	ref := e.commit(goodTree())
+	p := filepath.Join(e.sysroot, "ostree/lock")
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &unix.Flock_t{Type: unix.F_WRLCK}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []os.Signal{syscall.SIGTERM, os.Interrupt} {
+		cmd := exec.Command(bin, "admin", "deploy", "--sysroot="+e.sysroot, "--os=testos", ref)
+		proc := crashStart(t, cmd)
+		proc.waitOutput(t, "Waiting for sysroot lock")
+		start := time.Now()
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-proc.done:
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("%v: strata took %v to stop", sig, d)
+			}
+			if err == nil || !strings.Contains(proc.output(), "error: interrupted") {
+				t.Errorf("%v: %v\n%s", sig, err, proc.output())
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%v: strata still running after 10 s", sig)
+		}
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(e.sysroot, "ostree/deploy/testos/deploy/*")); len(dirs) != 0 {
+		t.Fatalf("interrupted deploys left %v", dirs)
+	}
 }
