@@ -90,6 +90,22 @@ func (s *Sysroot) Rollback(ctx context.Context) (*Deployment, error) {
 			_, target = s.PendingAndRollback(first.OS)
 		}
 		if target == nil {
+			// After a factory reset, the rollback is the replaced
+			// stateroot's newest deployment, until ResetCleanup.
+			cur := s.booted
+			if cur == nil {
+				cur = first
+			}
+			if from := resetFrom(cur); from != "" {
+				for _, d := range s.deployments {
+					if d.OS == from && !d.Staged {
+						target = d
+						break
+					}
+				}
+			}
+		}
+		if target == nil {
 			return fmt.Errorf("%w: no rollback deployment", ErrNotFound)
 		}
 		list := []*Deployment{target}

@@ -192,7 +192,9 @@ func (s *Sysroot) finishWrite(ctx context.Context, o writeOptions) error {
 // kernel, same arguments apart from ostree=, same commit version (used in
 // the menu title).
 func (s *Sysroot) bootconfigsEqual(a, b *Deployment) (bool, error) {
-	if a.BootChecksum != b.BootChecksum {
+	// The entry's ostree= names the stateroot: two stateroots at one
+	// position (a factory reset, then a rollback) are different entries.
+	if a.BootChecksum != b.BootChecksum || a.OS != b.OS {
 		return false, nil
 	}
 	strip := func(d *Deployment) string { return withoutKarg(d.Options(), "ostree") }
