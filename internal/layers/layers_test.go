@@ -22,6 +22,7 @@ var layer = map[string]int{
 	"gvariant": 0,
 	"ghash":    0,
 	"errdefs":  0,
+	"dist":     0,
 
 	"objects": 1,
 
@@ -47,6 +48,7 @@ var layer = map[string]int{
 	"prepareroot": 6,
 
 	"updates": 7,
+	"compose": 7,
 
 	"upgrader": 7,
 

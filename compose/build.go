@@ -1,0 +1,537 @@
+// Package compose builds a bootable OSTree commit from one TOML spec
+// (docs/compose.md): a Debian base made by mmdebstrap from locked
+// packages (or an existing ref), the spec's files, users, groups, units and
+// kernel arguments applied, the tree laid out for an image-based boot and
+// normalized so that the same spec and lock give the same commit checksum
+// wherever and whenever they are built.
+package compose
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/strata-os/strata/checkout"
+	"github.com/strata-os/strata/commit"
+	"github.com/strata-os/strata/diff"
+	"github.com/strata-os/strata/errdefs"
+	"github.com/strata-os/strata/gvariant"
+	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/progress"
+	"github.com/strata-os/strata/repo"
+)
+
+// Options adjust Build and Lock. The zero value works for Lock; Build
+// needs Repo.
+type Options struct {
+	// Repo receives the commit.
+	Repo *repo.Repo
+	// Branch is the ref to commit to; default the spec's os.name.
+	Branch string
+	// CacheDir holds downloaded packages (debs/) and build directories
+	// (tmp/); default $STRATA_CACHE, else .cache.
+	CacheDir string
+	// StrataBinary is the static strata installed into the image and its
+	// initramfs; default the running executable.
+	StrataBinary string
+	// HostRoot is where apt's configuration is read ("/" by default).
+	HostRoot string
+	// Keep keeps the build directory (for debugging).
+	Keep     bool
+	Progress progress.Reporter
+	Warner   progress.Warner
+}
+
+func (o *Options) defaults() error {
+	if o.CacheDir == "" {
+		o.CacheDir = os.Getenv("STRATA_CACHE")
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = ".cache"
+	}
+	abs, err := filepath.Abs(o.CacheDir)
+	if err != nil {
+		return err
+	}
+	o.CacheDir = abs
+	if o.HostRoot == "" {
+		o.HostRoot = "/"
+	}
+	o.Progress = progress.OrNop(o.Progress)
+	o.Warner = progress.WarnerOrNop(o.Warner)
+	return nil
+}
+
+// Result is what Build made.
+type Result struct {
+	Commit      objects.Checksum
+	Branch      string
+	Packages    int
+	Files       int64
+	Bytes       int64
+	Kernels     []string
+	LockWritten bool // the spec had no lock: Build resolved and wrote one
+	Duration    time.Duration
+}
+
+// Summary is the one-line report of a build.
+func (r *Result) Summary() string {
+	return fmt.Sprintf("%s %s: %d packages, %d files, %.1f MiB, %s in %s",
+		r.Branch, r.Commit, r.Packages, r.Files, float64(r.Bytes)/(1<<20), "commit", r.Duration.Round(time.Second))
+}
+
+// mirrorFor returns the mirror URL and its sources.list line.
+func mirrorFor(s *Spec, o *Options) (string, string, error) {
+	if s.Base.Mirror != "" {
+		return s.Base.Mirror, fmt.Sprintf("deb %s %s %s", s.Base.Mirror, s.Base.Suite, strings.Join(s.components(), " ")), nil
+	}
+	m, err := FindMirror(o.HostRoot, s.Base.Suite)
+	if err != nil {
+		return "", "", err
+	}
+	opt := ""
+	if m.SignedBy != "" && !strings.Contains(m.SignedBy, "\n") {
+		opt = "[signed-by=" + m.SignedBy + "] "
+	}
+	return m.URI, fmt.Sprintf("deb %s%s %s %s", opt, m.URI, s.Base.Suite, strings.Join(s.components(), " ")), nil
+}
+
+// workDir makes a fresh build directory under the cache.
+func workDir(o *Options) (string, error) {
+	base := filepath.Join(o.CacheDir, "tmp")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(base, "compose-")
+}
+
+func strataBinary(o *Options) (string, error) {
+	p := o.StrataBinary
+	if p == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		p = exe
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("strata binary %s: %w", p, err)
+	}
+	defer f.Close()
+	for _, ph := range f.Progs {
+		if ph.Type == elf.PT_INTERP {
+			return "", fmt.Errorf("strata binary %s is dynamically linked; the initramfs needs a static one (CGO_ENABLED=0 go build ./cmd/strata): %w", p, errdefs.ErrInvalid)
+		}
+	}
+	return p, nil
+}
+
+// resolveFromMirror runs mmdebstrap against the mirror into root with the
+// downloads kept, and returns the lock of what it installed (its .debs
+// added to the cache).
+func resolveFromMirror(ctx context.Context, s *Spec, o *Options, work, root string, epoch int64, strataBin string) (*Lock, error) {
+	_, line, err := mirrorFor(s, o)
+	if err != nil {
+		return nil, err
+	}
+	o.Progress.Phase("resolve", "steps", 0)
+	o.Progress.Done()
+	hooks := filepath.Join(work, "hooks")
+	if err := stageHookDir(hooks, strataBin); err != nil {
+		return nil, err
+	}
+	pins := ""
+	if len(s.IDs.Users)+len(s.IDs.Groups) > 0 {
+		pins = filepath.Join(work, "pins.sh")
+		if err := pinScript(pins, s.IDs, epoch); err != nil {
+			return nil, err
+		}
+	}
+	m := &mmdebstrapRun{spec: s, target: root, source: line, keep: true, hookDir: hooks, pins: pins, epoch: epoch, log: filepath.Join(work, "mmdebstrap.log"), rep: o.Progress}
+	if err := m.run(ctx); err != nil {
+		return nil, err
+	}
+	l := &Lock{Version: LockVersion, Base: s.BaseDigest(), SourceDateEpoch: epoch, Suite: s.Base.Suite}
+	if err := lockFromTree(root, Cache{Dir: o.CacheDir}, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// LockSpec resolves the spec's Debian base against the mirror and writes
+// SPEC.lock (every package with its version, sha256 and pool path); the
+// packages land in the cache. It runs a full mmdebstrap.
+func LockSpec(ctx context.Context, s *Spec, o Options) (*Lock, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if s.Base.Suite == "" {
+		return nil, fmt.Errorf("%s: only a Debian base (suite) has packages to lock: %w", s.Path, errdefs.ErrInvalid)
+	}
+	bin, err := strataBinary(&o)
+	if err != nil {
+		return nil, err
+	}
+	work, err := workDir(&o)
+	if err != nil {
+		return nil, err
+	}
+	if !o.Keep {
+		defer os.RemoveAll(work)
+	}
+	epoch := time.Now().Unix()
+	if s.OS.SourceDateEpoch != nil {
+		epoch = *s.OS.SourceDateEpoch
+	}
+	l, err := resolveFromMirror(ctx, s, &o, work, filepath.Join(work, "root"), epoch, bin)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Write(LockPath(s.Path)); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// fetchLocked makes sure every locked package is in the cache, verified.
+func fetchLocked(ctx context.Context, s *Spec, o *Options, l *Lock) error {
+	c := Cache{Dir: o.CacheDir}
+	var missing []LockPackage
+	for _, p := range l.Packages {
+		if err := c.verify(p); err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				// A corrupt cached file is replaced by a verified download.
+				o.Warner.Warn(err)
+				_ = os.Remove(c.debPath(p.SHA256))
+			}
+			missing = append(missing, p)
+		}
+	}
+	o.Progress.Phase("fetch", "packages", int64(len(missing)))
+	defer o.Progress.Done()
+	if len(missing) == 0 {
+		return nil
+	}
+	mirror, _, err := mirrorFor(s, o)
+	if err != nil {
+		return err
+	}
+	for _, p := range missing {
+		if err := c.fetch(ctx, mirror, p); err != nil {
+			return err
+		}
+		o.Progress.Add(1)
+	}
+	return nil
+}
+
+// Build composes the spec into a commit on o.Branch of o.Repo. A Debian
+// base installs exactly the packages of SPEC.lock; without a lock it is
+// resolved against the mirror first and the lock written (as
+// `compose lock` does).
+func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
+	start := time.Now()
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if o.Repo == nil {
+		return nil, fmt.Errorf("compose: no repository: %w", errdefs.ErrInvalid)
+	}
+	res := &Result{Branch: o.Branch}
+	if res.Branch == "" {
+		res.Branch = s.OS.Name
+	}
+	if _, err := repo.RefPath(res.Branch); err != nil {
+		return nil, err
+	}
+	bin, err := strataBinary(&o)
+	if err != nil {
+		return nil, err
+	}
+	work, err := workDir(&o)
+	if err != nil {
+		return nil, err
+	}
+	if !o.Keep {
+		defer os.RemoveAll(work)
+	}
+	root := filepath.Join(work, "root")
+	var epoch int64
+	var lock *Lock
+	switch {
+	case s.Base.Ref != "":
+		o.Progress.Phase("unpack", "files", 0)
+		base, err := o.Repo.ResolveRev(s.Base.Ref)
+		if err != nil {
+			o.Progress.Done()
+			return nil, fmt.Errorf("%s: [base] ref %q: %w", s.Path, s.Base.Ref, err)
+		}
+		cm, err := o.Repo.ReadCommit(base)
+		if err != nil {
+			o.Progress.Done()
+			return nil, err
+		}
+		epoch = int64(cm.Timestamp)
+		err = checkout.Checkout(ctx, o.Repo, base, root, checkout.Options{ForceCopy: true, Progress: o.Progress})
+		o.Progress.Done()
+		if err != nil {
+			return nil, err
+		}
+		if err := unlayout(root); err != nil {
+			return nil, err
+		}
+		// The strata being installed replaces the base's.
+		if err := copyFile(bin, filepath.Join(root, strataBinInImg), 0o755); err != nil {
+			return nil, err
+		}
+	default:
+		lp := LockPath(s.Path)
+		lock, err = ReadLock(lp)
+		switch {
+		case errors.Is(err, errdefs.ErrNotFound):
+			epoch = time.Now().Unix()
+			if s.OS.SourceDateEpoch != nil {
+				epoch = *s.OS.SourceDateEpoch
+			}
+			if lock, err = resolveFromMirror(ctx, s, &o, work, root, epoch, bin); err != nil {
+				return nil, err
+			}
+			if err := lock.Write(lp); err != nil {
+				return nil, err
+			}
+			res.LockWritten = true
+		case err != nil:
+			return nil, err
+		default:
+			if lock.Base != s.BaseDigest() || lock.Suite != s.Base.Suite {
+				return nil, fmt.Errorf("%s was made for another [base] (suite, variant, packages or components changed): run `strata compose lock %s`: %w", lp, s.Path, errdefs.ErrInvalid)
+			}
+			epoch = lock.SourceDateEpoch
+			if s.OS.SourceDateEpoch != nil {
+				epoch = *s.OS.SourceDateEpoch
+			}
+			o.Progress.Phase("resolve", "packages", int64(len(lock.Packages)))
+			o.Progress.Add(int64(len(lock.Packages)))
+			o.Progress.Done()
+			if err := fetchLocked(ctx, s, &o, lock); err != nil {
+				return nil, err
+			}
+			if err := buildLocked(ctx, s, &o, lock, work, root, epoch, bin); err != nil {
+				return nil, err
+			}
+		}
+		if err := checkInstalled(filepath.Join(root, "var/lib/dpkg/status"), lock); err != nil {
+			return nil, err
+		}
+		res.Packages = len(lock.Packages)
+	}
+	if s.OS.SourceDateEpoch != nil {
+		epoch = *s.OS.SourceDateEpoch
+	}
+	o.Progress.Phase("configure", "steps", 6)
+	err = configure(ctx, s, root, epoch)
+	o.Progress.Done()
+	if err != nil {
+		return nil, err
+	}
+	o.Progress.Phase("normalize", "files", 0)
+	lay, err := layout(root, o.Warner)
+	if err != nil {
+		o.Progress.Done()
+		return nil, err
+	}
+	res.Kernels = lay.Kernels
+	st, err := Normalize(root, s.Etc.Hostname != "")
+	o.Progress.Done()
+	if err != nil {
+		return nil, err
+	}
+	res.Files, res.Bytes = st.Files, st.Bytes
+	if err := checkIDs(o.Repo, res.Branch, root); err != nil {
+		return nil, err
+	}
+	o.Progress.Phase("commit", "files", st.Files)
+	csum, err := commitTree(ctx, s, &o, res.Branch, root, epoch, lay.Kernels)
+	o.Progress.Done()
+	if err != nil {
+		return nil, err
+	}
+	res.Commit = csum
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// buildLocked runs mmdebstrap against a local repository of exactly the
+// locked packages.
+func buildLocked(ctx context.Context, s *Spec, o *Options, l *Lock, work, root string, epoch int64, strataBin string) error {
+	// The local repository lives at a fixed path inside the work directory;
+	// nothing of its path reaches the image (apt's sources are rewritten,
+	// its lists dropped with /var).
+	local := filepath.Join(work, "repo")
+	if err := localRepo(ctx, local, Cache{Dir: o.CacheDir}, l); err != nil {
+		return err
+	}
+	hooks := filepath.Join(work, "hooks")
+	if err := stageHookDir(hooks, strataBin); err != nil {
+		return err
+	}
+	pins := ""
+	if len(s.IDs.Users)+len(s.IDs.Groups) > 0 {
+		pins = filepath.Join(work, "pins.sh")
+		if err := pinScript(pins, s.IDs, epoch); err != nil {
+			return err
+		}
+	}
+	m := &mmdebstrapRun{spec: s, target: root, source: "deb [trusted=yes] file://" + local + " ./", hookDir: hooks, pins: pins, epoch: epoch, log: filepath.Join(work, "mmdebstrap.log"), rep: o.Progress}
+	return m.run(ctx)
+}
+
+// configure applies the spec to the root (still in the usual layout: /etc
+// at the top).
+func configure(ctx context.Context, s *Spec, root string, epoch int64) error {
+	if err := applyUsers(root, s, epoch); err != nil {
+		return err
+	}
+	if err := applyFiles(root, s); err != nil {
+		return err
+	}
+	if err := applyEtc(root, s); err != nil {
+		return err
+	}
+	if err := writeKargs(root, s); err != nil {
+		return err
+	}
+	units, err := installUnits(root)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/bin/systemctl")); err == nil {
+		if err := systemctl(ctx, root, epoch, "enable", append(units, s.Units.Enable...)); err != nil {
+			return err
+		}
+		if err := systemctl(ctx, root, epoch, "disable", s.Units.Disable); err != nil {
+			return err
+		}
+		if err := systemctl(ctx, root, epoch, "mask", s.Units.Mask); err != nil {
+			return err
+		}
+	} else if len(s.Units.Enable)+len(s.Units.Disable)+len(s.Units.Mask) > 0 {
+		return s.errAt("units", "the image has no systemd (/usr/bin/systemctl)")
+	}
+	return nil
+}
+
+// checkIDs fails when a user or group that the branch's current commit has
+// got another id in this build (ids that packages allocate must be pinned
+// in [ids]).
+func checkIDs(r *repo.Repo, branch, root string) error {
+	prev, err := r.ReadRef(branch)
+	if err != nil {
+		return nil // no previous commit
+	}
+	cm, err := r.ReadCommit(prev)
+	if err != nil {
+		return err
+	}
+	tree := diff.RepoTree(r, cm.RootTree, cm.RootMeta)
+	read := func(p string) ([]byte, error) {
+		e, err := diff.Lookup(r, tree, p)
+		if err != nil {
+			return nil, err
+		}
+		_, rc, err := r.OpenFileVerified(e.File)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return io.ReadAll(rc)
+	}
+	pw, err1 := read("/usr/etc/passwd")
+	gr, err2 := read("/usr/etc/group")
+	if err1 != nil || err2 != nil {
+		return nil // the previous commit is no composed image
+	}
+	dir, err := os.MkdirTemp("", "strata-ids-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "passwd"), pw, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "group"), gr, 0o600); err != nil {
+		return err
+	}
+	old, err := readIDs(filepath.Join(dir, "passwd"), filepath.Join(dir, "group"))
+	if err != nil {
+		return err
+	}
+	cur, err := readIDs(filepath.Join(root, "usr/etc/passwd"), filepath.Join(root, "usr/etc/group"))
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for n, ids := range cur.users {
+		if o, ok := old.users[n]; ok && o[0] != ids[0] {
+			bad = append(bad, fmt.Sprintf("user %s has uid %d, %d in %s", n, ids[0], o[0], prev))
+		}
+	}
+	for n, id := range cur.groups {
+		if o, ok := old.groups[n]; ok && o != id {
+			bad = append(bad, fmt.Sprintf("group %s has gid %d, %d in %s", n, id, o, prev))
+		}
+	}
+	sort.Strings(bad)
+	if len(bad) > 0 {
+		return fmt.Errorf("ids changed from the previous commit of %s (pin them in [ids]): %s: %w", branch, strings.Join(bad, "; "), errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+func commitTree(ctx context.Context, s *Spec, o *Options, branch, root string, epoch int64, kernels []string) (objects.Checksum, error) {
+	t, err := o.Repo.Begin(ctx)
+	if err != nil {
+		return objects.Checksum{}, err
+	}
+	defer t.Abort()
+	m := commit.NewMTree(nil)
+	if err := commit.AddDir(ctx, t, m, root, commit.Filter{}, o.Progress); err != nil {
+		return objects.Checksum{}, err
+	}
+	var md objects.Metadata
+	str := gvariant.MustParseType("s")
+	if s.OS.Version != "" {
+		md.Set("version", gvariant.Variant{Type: str, Value: s.OS.Version})
+	}
+	md.Set("ostree.bootable", gvariant.Variant{Type: gvariant.MustParseType("b"), Value: true})
+	if len(kernels) > 0 {
+		md.Set("ostree.linux", gvariant.Variant{Type: str, Value: kernels[len(kernels)-1]})
+	}
+	var none objects.Checksum
+	subject := s.OS.Name
+	if s.OS.Version != "" {
+		subject += " " + s.OS.Version
+	}
+	res, err := commit.Write(ctx, t, m, commit.Options{
+		Branch:    branch,
+		Subject:   subject,
+		Timestamp: time.Unix(epoch, 0).UTC(),
+		Parent:    &none,
+		Metadata:  md,
+	})
+	if err != nil {
+		return objects.Checksum{}, err
+	}
+	if err := t.Commit(); err != nil {
+		return objects.Checksum{}, err
+	}
+	return res.Checksum, nil
+}
