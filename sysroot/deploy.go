@@ -122,6 +122,11 @@ func (s *Sysroot) Deploy(ctx context.Context, o DeployOptions) (*DeployResult, e
 		if err != nil {
 			return err
 		}
+		// The image's own arguments (/usr/lib/bootc/kargs.d), as bootc
+		// applies them.
+		if ka, err = s.applyImageKargs(ka, csum, merge); err != nil {
+			return err
+		}
 		if o.Stage {
 			d, err := s.stage(ctx, osname, csum, origin, merge, ka, o.LockFinalization)
 			res.Deployment = d

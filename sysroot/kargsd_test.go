@@ -1,0 +1,85 @@
+package sysroot
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-os/strata/objects"
+)
+
+// commitWithKargsD commits a test tree whose /usr/lib/bootc/kargs.d holds
+// the given files.
+func (f *fixture) commitWithKargsD(version string, files map[string]string, ts time.Time) objects.Checksum {
+	f.t.Helper()
+	dir := buildTree(f.t, treeSpec{version: version})
+	for name, c := range files {
+		p := filepath.Join(dir, KargsDir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return commitTree(f.t, f.repo(), dir, "testos/stable", version, ts)
+}
+
+// TestDeployImageKargs: the BLS entry gets the image's kargs.d arguments
+// (in file-name order, architecture filter applied); an update drops the
+// arguments only the old image had, adds the new image's, and keeps the
+// ones the administrator added.
+func TestDeployImageKargs(t *testing.T) {
+	f := newFixture(t, 0)
+	t0 := time.Unix(1700000000, 0)
+	f.commitWithKargsD("1", map[string]string{
+		"20-b.toml":    `kargs = ["quiet", "mitigations=off"]`,
+		"10-a.toml":    `kargs = ["console=ttyS0,115200"]`,
+		"30-arm.toml":  "kargs = [\"arm-only\"]\nmatch-architectures = [\"aarch64\"]\n",
+		"40-x86.toml":  "kargs = [\"x86-only\"]\nmatch-architectures = [\"x86_64\", \"aarch64\"]\n",
+		"README":       "not toml",
+		"50-none.toml": "",
+	}, t0)
+	s := f.open()
+	d := f.deploy(s, DeployOptions{KargAppend: []string{"rw"}})
+	opts := d.Options()
+	for _, want := range []string{"console=ttyS0,115200 quiet mitigations=off x86-only", "rw"} {
+		if !strings.Contains(opts, want) {
+			t.Fatalf("options %q lack %q", opts, want)
+		}
+	}
+	if strings.Contains(opts, "arm-only") {
+		t.Fatalf("options %q have another architecture's argument", opts)
+	}
+	// v2: quiet dropped from the image, loglevel added; the admin adds
+	// an argument of their own on v1 first.
+	s = f.open()
+	if _, err := s.EditKargs(t.Context(), 0, KargsEdit{Append: []string{"admin=1"}}); err != nil {
+		t.Fatalf("kargs edit: %v", err)
+	}
+	f.commitWithKargsD("2", map[string]string{
+		"10-a.toml": `kargs = ["console=ttyS0,115200", "loglevel=3"]`,
+		"20-b.toml": `kargs = ["mitigations=off"]`,
+	}, t0.Add(time.Hour))
+	s = f.open()
+	d2 := f.deploy(s, DeployOptions{})
+	opts = d2.Options()
+	for _, want := range []string{"console=ttyS0,115200", "mitigations=off", "loglevel=3", "admin=1", "rw"} {
+		if !strings.Contains(" "+opts+" ", " "+want+" ") {
+			t.Fatalf("v2 options %q lack %q", opts, want)
+		}
+	}
+	if strings.Contains(" "+opts+" ", " quiet ") || strings.Count(opts, "console=") != 1 {
+		t.Fatalf("v2 options %q: quiet should be gone, console= once", opts)
+	}
+}
+
+func TestImageKargsBadToml(t *testing.T) {
+	f := newFixture(t, 0)
+	c := f.commitWithKargsD("1", map[string]string{"10.toml": "kargs = 3\n"}, time.Unix(1700000000, 0))
+	if _, err := ImageKargs(f.repo(), c); err == nil || !strings.Contains(err.Error(), "kargs.d/10.toml") {
+		t.Fatalf("err %v", err)
+	}
+}
