@@ -109,7 +109,13 @@ func workDir(o *Options) (string, error) {
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return "", err
 	}
-	return os.MkdirTemp(base, "compose-")
+	dir, err := os.MkdirTemp(base, "compose-")
+	if err != nil {
+		return "", err
+	}
+	// apt downloads and reads file: repositories as _apt: it must be able
+	// to enter the build directory.
+	return dir, os.Chmod(dir, 0o755)
 }
 
 func strataBinary(o *Options) (string, error) {
@@ -145,7 +151,7 @@ func resolveFromMirror(ctx context.Context, s *Spec, o *Options, work, root stri
 	o.Progress.Phase("resolve", "steps", 0)
 	o.Progress.Done()
 	hooks := filepath.Join(work, "hooks")
-	if err := stageHookDir(hooks, strataBin); err != nil {
+	if err := stageHookDir(hooks, strataBin, s.Kernel.InitramfsModules); err != nil {
 		return nil, err
 	}
 	pins := ""
@@ -380,7 +386,7 @@ func buildLocked(ctx context.Context, s *Spec, o *Options, l *Lock, work, root s
 		return err
 	}
 	hooks := filepath.Join(work, "hooks")
-	if err := stageHookDir(hooks, strataBin); err != nil {
+	if err := stageHookDir(hooks, strataBin, s.Kernel.InitramfsModules); err != nil {
 		return err
 	}
 	pins := ""

@@ -150,7 +150,7 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 // use it are configured: the static strata binary (/usr/bin/strata) and
 // the initramfs-tools hook and script, so the kernel's postinst builds an
 // initramfs that runs `strata prepare-root`.
-func stageHookDir(dir, strataBin string) error {
+func stageHookDir(dir, strataBin string, modules []string) error {
 	for _, d := range []string{"usr/bin", "usr/share/initramfs-tools/hooks", "usr/share/initramfs-tools/scripts/local-bottom"} {
 		if err := mkdirAllMode(filepath.Join(dir, d), 0o755); err != nil {
 			return err
@@ -168,6 +168,16 @@ func stageHookDir(dir, strataBin string) error {
 			return err
 		}
 		if err := writeFileMode(filepath.Join(dir, "usr/share/initramfs-tools", p), b, 0o755); err != nil {
+			return err
+		}
+	}
+	if len(modules) > 0 {
+		conf := "# Written by strata compose from [kernel] initramfs-modules: only these modules.\nMODULES=list\n"
+		if err := writeFileMode(filepath.Join(dir, "usr/share/initramfs-tools/conf.d/strata-modules"), []byte(conf), 0o644); err != nil {
+			return err
+		}
+		list := strings.Join(modules, "\n") + "\n"
+		if err := writeFileMode(filepath.Join(dir, "usr/share/initramfs-tools/modules.d/strata"), []byte(list), 0o644); err != nil {
 			return err
 		}
 	}

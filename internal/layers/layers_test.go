@@ -57,6 +57,7 @@ var layer = map[string]int{
 	// Test and tooling packages sit on top.
 	"internal/testtree": 9,
 	"internal/demoos":   9,
+	"internal/testos":   9,
 	"e2e":               10,
 	"internal/layers":   9,
 	"interop":           10,
