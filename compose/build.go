@@ -517,10 +517,13 @@ func commitTree(ctx context.Context, s *Spec, o *Options, branch, root string, e
 	if s.OS.Version != "" {
 		md.Set("version", gvariant.Variant{Type: str, Value: s.OS.Version})
 	}
-	md.Set("ostree.bootable", gvariant.Variant{Type: gvariant.MustParseType("b"), Value: true})
-	if len(kernels) > 0 {
-		md.Set("ostree.linux", gvariant.Variant{Type: str, Value: kernels[len(kernels)-1]})
+	// Bootable as `ostree commit --bootable` marks it (same keys, values
+	// and order), with the kernel found as ostree finds it.
+	kver, err := commit.KernelVersion(o.Repo, m)
+	if err != nil {
+		return objects.Checksum{}, fmt.Errorf("the composed tree is not bootable: %w", err)
 	}
+	md = commit.BootableMetadata(md, kver)
 	var none objects.Checksum
 	subject := s.OS.Name
 	if s.OS.Version != "" {
