@@ -208,6 +208,12 @@ func TestHostileTreesDeploy(t *testing.T) {
 		files["usr/etc"] = "@../../outside"
 		e.deployFails(e.commit(files), "/usr/etc is a symlink, not a directory")
 	})
+	t.Run("var symlink out", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		files["var"] = "@" + e.outside
+		e.deployFails(e.commit(files), "/var is a symlink, not a directory")
+	})
 	t.Run("usr/etc a file", func(t *testing.T) {
 		e := newHostileEnv(t, bin)
 		files := goodTree()
