@@ -10,13 +10,15 @@ import (
 
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/sysroot"
+	"github.com/strata-os/strata/upgrader"
 )
 
 // SysrootSystem is the System of a booted strata/OSTree machine: it
-// checks and stages with the sysroot package's upgrade (pull of the
-// booted deployment's origin, then a staged deploy finalized at
-// shutdown) and reboots with systemctl. When `strata upgrade --apply`
-// lands it takes the place of Stage+Reboot behind this same interface.
+// checks and stages with the upgrader (what `strata upgrade` runs: the
+// merge deployment's origin, a container image or an OSTree refspec,
+// downloaded, then deployed staged, finalized at shutdown) and reboots
+// with systemctl. `strata upgrade --apply` is the same staging followed
+// by a reboot that no strategy gates.
 type SysrootSystem struct {
 	// Open opens the sysroot afresh (its state changes between calls).
 	Open func() (*sysroot.Sysroot, error)
@@ -57,11 +59,11 @@ func (s *SysrootSystem) Check(ctx context.Context) (*Candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := sr.Upgrade(ctx, sysroot.UpgradeOptions{PullOnly: true, Puller: s.Puller})
+	res, err := upgrader.Upgrade(ctx, sr, upgrader.Options{DownloadOnly: true, Puller: s.Puller})
 	if err != nil {
 		return nil, err
 	}
-	if !res.Changed {
+	if !res.Changed || res.To.IsZero() {
 		return nil, nil
 	}
 	return CandidateFromCommit(sr, res.To)
@@ -89,7 +91,7 @@ func (s *SysrootSystem) Stage(ctx context.Context, c *Candidate) error {
 	if err != nil {
 		return err
 	}
-	res, err := sr.Upgrade(ctx, sysroot.UpgradeOptions{DeployOnly: true, Stage: true})
+	res, err := upgrader.Upgrade(ctx, sr, upgrader.Options{Stage: true, Puller: s.Puller})
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,8 @@ var sameLayer = map[string][]string{
 	// ocilayer reads layers with commit's hardened tar reader and writes
 	// trees with its MTree.
 	"ocilayer": {"commit"},
+	// The update agent checks and stages through the upgrader.
+	"updates": {"upgrader"},
 }
 
 func TestLayering(t *testing.T) {
