@@ -92,6 +92,9 @@ func (s *Sysroot) applyImageKargs(ka *bootloader.Kargs, csum objects.Checksum, m
 	if err != nil {
 		return nil, err
 	}
+	if err := checkKargs(newArgs); err != nil {
+		return nil, fmt.Errorf("commit %s: %s: %w", csum, KargsDir, err)
+	}
 	var oldArgs []string
 	if merge != nil {
 		if oldArgs, err = ImageKargs(s.repo, merge.Checksum); err != nil {

@@ -296,6 +296,12 @@ func TestHostileTreesDeploy(t *testing.T) {
 		e.deployFails(e.commit(goodTree()), `kernel argument "quiet\ninitrd /evil"`, "--karg=quiet\ninitrd /evil")
 		e.deployFails(e.commit(goodTree()), `kernel argument "x\ry"`, "--karg-append=x\ry")
 	})
+	t.Run("kargs.d with a newline", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		files["usr/lib/bootc/kargs.d/10-evil.toml"] = "kargs = [\"quiet\\ninitrd /evil\"]\n"
+		e.deployFails(e.commit(files), `/usr/lib/bootc/kargs.d: kernel argument "quiet\ninitrd /evil"`)
+	})
 	t.Run("stateroot with a newline", func(t *testing.T) {
 		e := newHostileEnv(t, bin)
 		out, err := e.run("admin", "os-init", "--sysroot="+e.sysroot, "evil\nos")
