@@ -10,47 +10,22 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-os/strata/commit"
 	"github.com/strata-os/strata/diff"
+	"github.com/strata-os/strata/internal/testrepo"
 	"github.com/strata-os/strata/internal/testtree"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/tree"
 )
 
-func newRepo(t *testing.T, mode repo.Mode) *repo.Repo {
-	t.Helper()
-	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), mode, repo.InitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
+func newRepo(t *testing.T, mode repo.Mode) *repo.Repo { return testrepo.New(t, mode) }
 
 // commitDir commits src on branch main and returns the commit.
 func commitDir(t *testing.T, r *repo.Repo, src string) objects.Checksum {
-	t.Helper()
-	ctx := context.Background()
-	tx, err := r.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Abort()
-	m := commit.NewMTree(nil)
-	if err := commit.AddDir(ctx, tx, m, src, commit.Filter{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	res, err := commit.Write(ctx, tx, m, commit.Options{Branch: "main", Subject: "s", Timestamp: time.Unix(1700000000, 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	return res.Checksum
+	return testrepo.CommitDir(t, r, "main", src)
 }
 
 func must(t *testing.T, err error) {
@@ -156,10 +131,10 @@ func TestCompareSkipsEqualSubtrees(t *testing.T) {
 	a := commitDir(t, r, dir)
 	write(t, filepath.Join(dir, "a"), "changed")
 	b := commitDir(t, r, dir)
-	root, err := diff.Commit(r, a)
+	root, err := tree.Commit(r, a)
 	must(t, err)
 	for _, p := range []string{"/same", "/d", "/gone"} {
-		e, err := diff.Lookup(r, root, p)
+		e, err := tree.Lookup(r, root, p)
 		must(t, err)
 		must(t, os.Remove(r.ObjectPath(objects.KindDirTree, e.Tree)))
 	}
@@ -178,9 +153,9 @@ func TestCompareDirectory(t *testing.T) {
 	r := newRepo(t, repo.ModeBare)
 	src := testtree.Build(t, t.TempDir())
 	c := commitDir(t, r, src)
-	ct, err := diff.Commit(r, c)
+	ct, err := tree.Commit(r, c)
 	must(t, err)
-	for _, pair := range [][2]diff.Tree{{ct, diff.Dir(src)}, {diff.Dir(src), ct}, {diff.Dir(src), diff.Dir(src)}} {
+	for _, pair := range [][2]tree.Tree{{ct, tree.Dir(src)}, {tree.Dir(src), ct}, {tree.Dir(src), tree.Dir(src)}} {
 		got, err := diff.Compare(ctx, pair[0], pair[1], nil)
 		must(t, err)
 		if len(got) != 0 {
@@ -190,10 +165,10 @@ func TestCompareDirectory(t *testing.T) {
 
 	dir := small(t)
 	a := commitDir(t, r, dir)
-	at, err := diff.Commit(r, a)
+	at, err := tree.Commit(r, a)
 	must(t, err)
 	mutate(t, dir)
-	got, err := diff.Compare(ctx, at, diff.Dir(dir), nil)
+	got, err := diff.Compare(ctx, at, tree.Dir(dir), nil)
 	must(t, err)
 	if !reflect.DeepEqual(got, wantMutations) {
 		t.Errorf("commit vs dir:\n%s\nwant:\n%s", fmtChanges(got), fmtChanges(wantMutations))
@@ -201,16 +176,16 @@ func TestCompareDirectory(t *testing.T) {
 
 	// Same size and metadata, different content: only a checksum tells.
 	write(t, filepath.Join(dir, "zz"), "Z")
-	got, err = diff.Compare(ctx, diff.Dir(dir), diff.Dir(dir), nil)
+	got, err = diff.Compare(ctx, tree.Dir(dir), tree.Dir(dir), nil)
 	must(t, err)
 	if len(got) != 0 {
 		t.Errorf("dir against itself: %v", got)
 	}
 	b := commitDir(t, r, dir)
-	bt, err := diff.Commit(r, b)
+	bt, err := tree.Commit(r, b)
 	must(t, err)
 	write(t, filepath.Join(dir, "zz"), "y")
-	got, err = diff.Compare(ctx, bt, diff.Dir(dir), nil)
+	got, err = diff.Compare(ctx, bt, tree.Dir(dir), nil)
 	must(t, err)
 	if want := []diff.Change{{diff.Modified, "/zz", false}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("same-size edit: %v", got)
@@ -223,7 +198,7 @@ func TestCompareDirectoryOptions(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "f"), "f")
 	c := commitDir(t, r, dir)
-	ct, err := diff.Commit(r, c)
+	ct, err := tree.Commit(r, c)
 	must(t, err)
 	must(t, unix.Lsetxattr(filepath.Join(dir, "f"), "user.new", []byte("v"), 0))
 	must(t, os.Lchown(filepath.Join(dir, "f"), 4321, 0))
@@ -238,7 +213,7 @@ func TestCompareDirectoryOptions(t *testing.T) {
 		{"owner override, xattrs", &diff.Options{OwnerUID: &uid}, 1},
 		{"owner override, no xattrs", &diff.Options{OwnerUID: &uid, IgnoreXattrs: true}, 0},
 	} {
-		got, err := diff.Compare(ctx, ct, diff.Dir(dir), tc.o)
+		got, err := diff.Compare(ctx, ct, tree.Dir(dir), tc.o)
 		must(t, err)
 		if len(got) != tc.want {
 			t.Errorf("%s: got %v, want %d changes", tc.name, got, tc.want)
@@ -257,72 +232,8 @@ func TestCompareCancelled(t *testing.T) {
 	if _, err := diff.Commits(ctx, r, a, b); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
-	if _, err := diff.Compare(context.Background(), diff.Tree{}, diff.Dir(dir), nil); !errors.Is(err, repo.ErrInvalid) {
+	if _, err := diff.Compare(context.Background(), tree.Tree{}, tree.Dir(dir), nil); !errors.Is(err, repo.ErrInvalid) {
 		t.Errorf("zero Tree: %v", err)
-	}
-}
-
-func TestLookupAndResolve(t *testing.T) {
-	r := newRepo(t, repo.ModeArchive)
-	src := testtree.Build(t, t.TempDir())
-	must(t, os.Symlink("loop2", filepath.Join(src, "loop1")))
-	must(t, os.Symlink("loop1", filepath.Join(src, "loop2")))
-	must(t, os.Symlink("../../etc/../hello.txt", filepath.Join(src, "usr/up")))
-	c := commitDir(t, r, src)
-	root, err := diff.Commit(r, c)
-	must(t, err)
-	fileOf := func(p string) objects.Checksum {
-		e, err := diff.Lookup(r, root, p)
-		must(t, err)
-		return e.File
-	}
-	hello := fileOf("/hello.txt")
-	for _, tc := range []struct {
-		path   string
-		follow bool
-		want   objects.Checksum // zero: a directory
-		dir    string
-		err    error
-	}{
-		{path: "/hello.txt", want: hello},
-		{path: "hello.txt", want: hello},
-		{path: "/bin/../hello.txt", want: hello},
-		{path: "/", dir: "/"},
-		{path: "/usr/share", dir: "/usr/share"},
-		{path: "/nope", err: repo.ErrNotFound},
-		{path: "/hello.txt/x", err: repo.ErrInvalid},
-		{path: "/dir-link/large.bin", err: repo.ErrInvalid},
-		{path: "/bin/rel-link", want: fileOf("/bin/rel-link")},
-		{path: "/bin/rel-link", follow: true, want: hello},
-		{path: "/usr/up", follow: true, want: hello},
-		{path: "/abs-link", follow: true, want: fileOf("/etc/os-release")},
-		{path: "/dir-link", follow: true, dir: "/usr/share"},
-		{path: "/dir-link/large.bin", follow: true, want: fileOf("/usr/share/large.bin")},
-		{path: "/dangling", follow: true, err: repo.ErrNotFound},
-		{path: "/loop1", follow: true, err: repo.ErrInvalid},
-		{path: "/hello.txt/x", follow: true, err: repo.ErrInvalid},
-	} {
-		var e diff.Entry
-		var err error
-		if tc.follow {
-			e, err = diff.Resolve(r, root, tc.path)
-		} else {
-			e, err = diff.Lookup(r, root, tc.path)
-		}
-		switch {
-		case tc.err != nil:
-			if !errors.Is(err, tc.err) {
-				t.Errorf("%s (follow %v): got %v, want %v", tc.path, tc.follow, err, tc.err)
-			}
-		case err != nil:
-			t.Errorf("%s (follow %v): %v", tc.path, tc.follow, err)
-		case tc.dir != "":
-			if !e.Dir || e.Path != tc.dir {
-				t.Errorf("%s (follow %v): got %+v, want directory %s", tc.path, tc.follow, e, tc.dir)
-			}
-		case e.Dir || e.File != tc.want:
-			t.Errorf("%s (follow %v): got %+v, want file %s", tc.path, tc.follow, e, tc.want)
-		}
 	}
 }
 

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-os/strata/diff"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/tree"
 )
 
 func init() {
@@ -23,7 +23,7 @@ func init() {
 				return err
 			}
 			for _, p := range args[1:] {
-				e, err := diff.Resolve(r, root, p)
+				e, err := tree.Resolve(r, root, p)
 				if err != nil {
 					return err
 				}

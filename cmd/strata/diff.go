@@ -8,6 +8,7 @@ import (
 
 	"github.com/strata-os/strata/diff"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/tree"
 )
 
 func init() {
@@ -45,7 +46,7 @@ func init() {
 			}
 			var doc diffJSON
 			var changes []diff.Change
-			var a, b diff.Tree
+			var a, b tree.Tree
 			if fsDiff {
 				if a, err = diffTree(r, src); err != nil {
 					return err
@@ -122,13 +123,13 @@ func init() {
 
 // diffTree opens a diff argument: a directory when it starts with / or ./
 // (as ostree decides), else a revision.
-func diffTree(r *repo.Repo, arg string) (diff.Tree, error) {
+func diffTree(r *repo.Repo, arg string) (tree.Tree, error) {
 	if strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, "./") {
-		return diff.Dir(arg), nil
+		return tree.Dir(arg), nil
 	}
 	c, err := r.ResolveRev(arg)
 	if err != nil {
-		return diff.Tree{}, err
+		return tree.Tree{}, err
 	}
-	return diff.Commit(r, c)
+	return tree.Commit(r, c)
 }

@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-os/strata/diff"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/tree"
 )
 
 func init() {
@@ -60,8 +60,8 @@ type lister struct {
 	entries                                         []entryJSON
 }
 
-func (l *lister) argument(root diff.Tree, p string) error {
-	e, err := diff.Lookup(l.r, root, p)
+func (l *lister) argument(root tree.Tree, p string) error {
+	e, err := tree.Lookup(l.r, root, p)
 	if err != nil {
 		return err
 	}
@@ -76,18 +76,18 @@ func (l *lister) argument(root diff.Tree, p string) error {
 
 // children lists a directory as ostree enumerates it: files, then
 // directories, each by name; -R descends right after each directory.
-func (l *lister) children(dir diff.Entry) error {
+func (l *lister) children(dir tree.Entry) error {
 	dt, err := l.r.ReadDirTree(dir.Tree)
 	if err != nil {
 		return err
 	}
 	for _, f := range dt.Files {
-		if err := l.entry(diff.Entry{Path: path.Join(dir.Path, f.Name), File: f.Checksum}); err != nil {
+		if err := l.entry(tree.Entry{Path: path.Join(dir.Path, f.Name), File: f.Checksum}); err != nil {
 			return err
 		}
 	}
 	for _, d := range dt.Dirs {
-		sub := diff.Entry{Path: path.Join(dir.Path, d.Name), Dir: true, Tree: d.Tree, Meta: d.Meta}
+		sub := tree.Entry{Path: path.Join(dir.Path, d.Name), Dir: true, Tree: d.Tree, Meta: d.Meta}
 		if err := l.entry(sub); err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func (l *lister) children(dir diff.Entry) error {
 	return nil
 }
 
-func (l *lister) entry(e diff.Entry) error {
+func (l *lister) entry(e tree.Entry) error {
 	if l.nul && !l.json {
 		_, err := fmt.Fprintf(l.w, "%s\x00", e.Path)
 		return err
@@ -151,7 +151,7 @@ func (l *lister) entry(e diff.Entry) error {
 	return err
 }
 
-func entryJSONFor(e diff.Entry, h *objects.FileHeader) entryJSON {
+func entryJSONFor(e tree.Entry, h *objects.FileHeader) entryJSON {
 	j := entryJSON{Path: e.Path, Mode: h.Mode &^ objects.ModeTypeMask, UID: h.UID, GID: h.GID, Size: h.Size, Target: h.Target}
 	switch {
 	case e.Dir:

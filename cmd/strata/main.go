@@ -17,9 +17,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-os/strata/diff"
 	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/tree"
 )
 
 // version is strata's version: set at link time with
@@ -99,16 +99,16 @@ func openRepo() (*repo.Repo, error) {
 
 // openRevTree opens the repository named by the global flags and the tree
 // of the commit rev names, for the verbs that read paths of a commit.
-func openRevTree(rev string) (*repo.Repo, diff.Tree, error) {
+func openRevTree(rev string) (*repo.Repo, tree.Tree, error) {
 	r, err := openRepo()
 	if err != nil {
-		return nil, diff.Tree{}, err
+		return nil, tree.Tree{}, err
 	}
 	c, err := r.ResolveRev(rev)
 	if err != nil {
-		return nil, diff.Tree{}, err
+		return nil, tree.Tree{}, err
 	}
-	root, err := diff.Commit(r, c)
+	root, err := tree.Commit(r, c)
 	return r, root, err
 }
 

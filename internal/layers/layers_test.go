@@ -31,6 +31,7 @@ var layer = map[string]int{
 	"commit":   3,
 	"checkout": 3,
 	"diff":     3,
+	"tree":     3,
 	"etcmerge": 3,
 	"ocilayer": 3,
 
@@ -56,6 +57,7 @@ var layer = map[string]int{
 
 	// Test and tooling packages sit on top.
 	"internal/testtree": 9,
+	"internal/testrepo": 9,
 	"internal/demoos":   9,
 	"internal/testos":   9,
 	"e2e":               10,
@@ -76,6 +78,7 @@ var sameLayer = map[string][]string{
 	"ocilayer": {"commit"},
 	// The update agent checks and stages through the upgrader.
 	"updates": {"upgrader"},
+	"diff":    {"tree"}, // diff compares the trees tree names and walks
 }
 
 func TestLayering(t *testing.T) {
