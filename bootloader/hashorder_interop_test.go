@@ -52,7 +52,7 @@ func TestEntryKeyOrderInterop(t *testing.T) {
 	for i, k := range blsKeys {
 		bls = append(bls, [2]string{k, fmt.Sprintf("v%d", i)})
 	}
-	old.SetDeployment(Deployment{
+	old.SetSpec(EntrySpec{
 		OSName: "testos", Name: "Test OS 1", Version: "1.0", Index: 1, Count: 2,
 		BootVersion: 0, BootSerial: 1, Kernel: l, BLSAppend: bls,
 	})
@@ -95,7 +95,7 @@ func TestEntryKeyOrderInterop(t *testing.T) {
 	k := ParseKargs(def.Value("options"))
 	k.Append("x=y")
 	c.Set("options", k.String())
-	c.SetDeployment(Deployment{
+	c.SetSpec(EntrySpec{
 		OSName: "testos", Name: "Test OS 1", Version: "1.0", Index: 0, Count: 2,
 		BootVersion: 1, BootSerial: 0, Kernel: l, BLSAppend: bls,
 	})

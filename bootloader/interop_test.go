@@ -181,7 +181,7 @@ func TestKernelAndEntriesInterop(t *testing.T) {
 func buildEntry(l *KernelLayout, pretty, version, osname string, n, index, bootversion, serial int, kargs *Kargs) *Entry {
 	e := NewEntry()
 	e.Set("options", kargs.String())
-	e.SetDeployment(Deployment{
+	e.SetSpec(EntrySpec{
 		OSName: osname, Name: pretty, Version: version, Index: index, Count: n,
 		BootVersion: bootversion, BootSerial: serial, Kernel: l,
 	})

@@ -2,11 +2,11 @@ package bootloader
 
 import "testing"
 
-func TestSetDeployment(t *testing.T) {
+func TestSetSpec(t *testing.T) {
 	l := &KernelLayout{Kernel: "vmlinuz", KernelName: "vmlinuz-6.1", Initramfs: "initramfs.img", InitramfsName: "initramfs-6.1.img", BootCsum: "c"}
 	e := NewEntry()
 	e.Set("options", "root=/dev/vda ostree=/old")
-	e.SetDeployment(Deployment{
+	e.SetSpec(EntrySpec{
 		OSName: "os", Name: "OS", Version: "2", Index: 1, Count: 3, BootVersion: 1, BootSerial: 0, Kernel: l,
 		OverlayInitrds: []string{"/ostree/initramfs-overlays/x.img"},
 		BLSAppend:      [][2]string{{"grub_users", "a"}, {"grub_users", "b"}},
@@ -21,7 +21,7 @@ func TestSetDeployment(t *testing.T) {
 	// default deployment gets no bls-append; overlays need an initrd.
 	l = &KernelLayout{Kernel: "vmlinuz", KernelName: "vmlinuz-6.1", Devicetree: "dtb", BootCsum: "c"}
 	e = NewEntry()
-	e.SetDeployment(Deployment{
+	e.SetSpec(EntrySpec{
 		OSName: "os", Name: "OS", Index: 0, Count: 1, BootVersion: 0, BootSerial: 2, Kernel: l, ShowOSName: true,
 		OverlayInitrds: []string{"/x.img"}, BLSAppend: [][2]string{{"k", "v"}},
 	})

@@ -6,9 +6,10 @@ import (
 	"github.com/strata-os/strata/ghash"
 )
 
-// Deployment is what ostree's install_deployment_kernel puts into a
-// deployment's entry.
-type Deployment struct {
+// EntrySpec is what ostree's install_deployment_kernel puts into a
+// deployment's boot entry: the facts about one deployment (of
+// sysroot.Deployment) that its entry is made from.
+type EntrySpec struct {
 	OSName string
 	// ShowOSName adds ":OSNAME" to the title (ostree does when deployments
 	// of more than one stateroot are written).
@@ -32,7 +33,7 @@ type Deployment struct {
 	BLSAppend [][2]string
 }
 
-// SetDeployment sets on e what install_deployment_kernel sets, in its
+// SetSpec sets on e what install_deployment_kernel sets, in its
 // order (which decides where keys ostree does not know are written; see
 // Format): title, version, linux, initrd and overlay initrds (or, without
 // an initramfs, an init= argument for ostree-prepare-root), devicetree or
@@ -43,7 +44,7 @@ type Deployment struct {
 // existing deployment; for a new one, a NewEntry on which "options" was
 // set first when the arguments are inherited from the merge deployment or
 // given on the command line (as ostree does), or left unset otherwise.
-func (e *Entry) SetDeployment(d Deployment) {
+func (e *Entry) SetSpec(d EntrySpec) {
 	l := d.Kernel
 	csumDir := fmt.Sprintf("/ostree/%s-%s/", d.OSName, l.BootCsum)
 	e.Set("title", Title(d.Name, d.Version, d.OSName, d.ShowOSName, d.Index))
