@@ -298,16 +298,26 @@ func MkdirAllSync(dir string, perm os.FileMode) error {
 // Lock is an flock(2) lock on a file.
 type Lock struct{ f *os.File }
 
-// LockFile takes an flock on path (created if missing), shared or exclusive.
-// It waits until ctx is done; with wait false it fails at once with
-// ErrLocked when another process holds a conflicting lock.
-func LockFile(ctx context.Context, path string, exclusive, wait bool) (*Lock, error) {
+// LockOptions say how LockFile locks.
+type LockOptions struct {
+	// Exclusive takes an exclusive lock; the zero value a shared one.
+	Exclusive bool
+	// Wait waits (until ctx is done) for a conflicting lock to go; the
+	// zero value fails at once with ErrLocked.
+	Wait bool
+}
+
+// LockFile takes an flock on path (created if missing), shared or
+// exclusive as o says. With o.Wait it waits until ctx is done; otherwise it
+// fails at once with ErrLocked when another process holds a conflicting
+// lock.
+func LockFile(ctx context.Context, path string, o LockOptions) (*Lock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	how := unix.LOCK_SH
-	if exclusive {
+	if o.Exclusive {
 		how = unix.LOCK_EX
 	}
 	for {
@@ -319,7 +329,7 @@ func LockFile(ctx context.Context, path string, exclusive, wait bool) (*Lock, er
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		if !wait {
+		if !o.Wait {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
 		}

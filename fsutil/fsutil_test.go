@@ -218,20 +218,20 @@ func TestLockFileSameProcess(t *testing.T) {
 	// in one process conflict as two processes would.
 	p := filepath.Join(t.TempDir(), "lock")
 	ctx := context.Background()
-	ex, err := LockFile(ctx, p, true, false)
+	ex, err := LockFile(ctx, p, LockOptions{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LockFile(ctx, p, true, false); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), p) {
+	if _, err := LockFile(ctx, p, LockOptions{Exclusive: true}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), p) {
 		t.Errorf("second exclusive: %v, want ErrLocked naming the file", err)
 	}
-	if _, err := LockFile(ctx, p, false, false); !errors.Is(err, ErrLocked) {
+	if _, err := LockFile(ctx, p, LockOptions{}); !errors.Is(err, ErrLocked) {
 		t.Errorf("shared while exclusive: %v", err)
 	}
 	tctx, cancel := context.WithTimeout(ctx, 120*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, err := LockFile(tctx, p, false, true); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := LockFile(tctx, p, LockOptions{Wait: true}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("waiting past the deadline: %v", err)
 	}
 	if d := time.Since(start); d < 100*time.Millisecond {
@@ -242,15 +242,15 @@ func TestLockFileSameProcess(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		ex.Unlock()
 	}()
-	sh1, err := LockFile(ctx, p, false, true)
+	sh1, err := LockFile(ctx, p, LockOptions{Wait: true})
 	if err != nil {
 		t.Fatalf("waiting for release: %v", err)
 	}
-	sh2, err := LockFile(ctx, p, false, false)
+	sh2, err := LockFile(ctx, p, LockOptions{})
 	if err != nil {
 		t.Errorf("two shared locks: %v", err)
 	}
-	if _, err := LockFile(ctx, p, true, false); !errors.Is(err, ErrLocked) {
+	if _, err := LockFile(ctx, p, LockOptions{Exclusive: true}); !errors.Is(err, ErrLocked) {
 		t.Errorf("exclusive while shared: %v", err)
 	}
 	sh1.Unlock()
@@ -262,7 +262,7 @@ func TestLockFileSameProcess(t *testing.T) {
 	if err := nilLock.Unlock(); err != nil {
 		t.Errorf("nil Unlock: %v", err)
 	}
-	ex2, err := LockFile(ctx, p, true, false)
+	ex2, err := LockFile(ctx, p, LockOptions{Exclusive: true})
 	if err != nil {
 		t.Errorf("exclusive after all released: %v", err)
 	}
@@ -277,7 +277,7 @@ func TestHelperLockChild(t *testing.T) {
 	if p == "" {
 		return
 	}
-	l, err := LockFile(context.Background(), p, os.Getenv("FSUTIL_LOCK_EXCLUSIVE") == "1", true)
+	l, err := LockFile(context.Background(), p, LockOptions{Exclusive: os.Getenv("FSUTIL_LOCK_EXCLUSIVE") == "1", Wait: true})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
@@ -315,13 +315,13 @@ func TestLockFileTwoProcesses(t *testing.T) {
 		return cmd
 	}
 	cmd := child(true)
-	if _, err := LockFile(ctx, p, false, false); !errors.Is(err, ErrLocked) {
+	if _, err := LockFile(ctx, p, LockOptions{}); !errors.Is(err, ErrLocked) {
 		t.Errorf("shared while another process holds it exclusively: %v", err)
 	}
 	// The lock dies with its process: a crashed holder blocks nobody.
 	cmd.Process.Kill()
 	cmd.Wait()
-	l, err := LockFile(ctx, p, true, false)
+	l, err := LockFile(ctx, p, LockOptions{Exclusive: true})
 	if err != nil {
 		t.Fatalf("exclusive after the holder was killed: %v", err)
 	}
@@ -329,19 +329,19 @@ func TestLockFileTwoProcesses(t *testing.T) {
 
 	cmd = child(false)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	sh, err := LockFile(ctx, p, false, false)
+	sh, err := LockFile(ctx, p, LockOptions{})
 	if err != nil {
 		t.Errorf("shared beside another process's shared lock: %v", err)
 	}
 	sh.Unlock()
-	if _, err := LockFile(ctx, p, true, false); !errors.Is(err, ErrLocked) {
+	if _, err := LockFile(ctx, p, LockOptions{Exclusive: true}); !errors.Is(err, ErrLocked) {
 		t.Errorf("exclusive while another process holds it shared: %v", err)
 	}
 }
 
 func TestLockHolds(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "lock")
-	l, err := LockFile(context.Background(), p, true, false)
+	l, err := LockFile(context.Background(), p, LockOptions{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}

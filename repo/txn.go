@@ -84,7 +84,7 @@ func (r *Repo) Begin(ctx context.Context) (*Txn, error) {
 		id := hex.EncodeToString(rnd[:])
 		t.staging = filepath.Join(tmp, "staging-strata-"+id)
 		private := filepath.Join(tmp, newLockPrefix+id)
-		if t.stLock, err = fsutil.LockFile(ctx, private, true, false); err != nil {
+		if t.stLock, err = fsutil.LockFile(ctx, private, fsutil.LockOptions{Exclusive: true}); err != nil {
 			if errors.Is(err, fsutil.ErrLocked) && try < 100 {
 				// A concurrent cleanStaleStaging holds the new file
 				// for an instant (and removes it): take another name.
@@ -117,13 +117,13 @@ func (r *Repo) Begin(ctx context.Context) (*Txn, error) {
 }
 
 func (r *Repo) lockShared(ctx context.Context) (*fsutil.Lock, error) {
-	return fsutil.LockFile(ctx, filepath.Join(r.path, ".lock"), false, true)
+	return fsutil.LockFile(ctx, filepath.Join(r.path, ".lock"), fsutil.LockOptions{Wait: true})
 }
 
 // LockExclusive takes the repo lock exclusively (for prune), waiting for
 // running transactions.
 func (r *Repo) LockExclusive(ctx context.Context) (*fsutil.Lock, error) {
-	return fsutil.LockFile(ctx, filepath.Join(r.path, ".lock"), true, true)
+	return fsutil.LockFile(ctx, filepath.Join(r.path, ".lock"), fsutil.LockOptions{Exclusive: true, Wait: true})
 }
 
 // cleanStaleStaging removes staging directories whose owner died, and
@@ -142,7 +142,7 @@ func (r *Repo) cleanStaleStaging() error {
 			// A lock file of a Begin that died before renaming it into
 			// place (a live one is locked; one caught before its
 			// creator locked it makes that Begin take another name).
-			if l, err := fsutil.LockFile(context.Background(), filepath.Join(tmp, e.Name()), true, false); err == nil {
+			if l, err := fsutil.LockFile(context.Background(), filepath.Join(tmp, e.Name()), fsutil.LockOptions{Exclusive: true}); err == nil {
 				os.Remove(filepath.Join(tmp, e.Name()))
 				l.Unlock()
 			}
@@ -158,7 +158,7 @@ func (r *Repo) cleanStaleStaging() error {
 				continue
 			}
 		}
-		l, err := fsutil.LockFile(context.Background(), dir+".lock", true, false)
+		l, err := fsutil.LockFile(context.Background(), dir+".lock", fsutil.LockOptions{Exclusive: true})
 		if err != nil {
 			continue // alive
 		}

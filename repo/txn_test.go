@@ -609,7 +609,7 @@ func TestStaleStagingCleanedByBegin(t *testing.T) {
 	// another open file description.
 	other := filepath.Join(tmp, "staging-strata-1111111111111111")
 	os.Mkdir(other, 0o755)
-	l, err := fsutil.LockFile(context.Background(), other+".lock", true, false)
+	l, err := fsutil.LockFile(context.Background(), other+".lock", fsutil.LockOptions{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +622,7 @@ func TestStaleStagingCleanedByBegin(t *testing.T) {
 	loneDead := filepath.Join(tmp, "staging-strata-2222222222222222.lock")
 	os.WriteFile(loneDead, nil, 0o644)
 	loneLive := filepath.Join(tmp, "staging-strata-3333333333333333.lock")
-	l2, err := fsutil.LockFile(context.Background(), loneLive, true, false)
+	l2, err := fsutil.LockFile(context.Background(), loneLive, fsutil.LockOptions{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -693,7 +693,7 @@ func TestMinFreeSpace(t *testing.T) {
 		t.Errorf("a refused Begin left %v", left)
 	}
 	// The lock was released: an exclusive lock is free.
-	l, err := fsutil.LockFile(context.Background(), filepath.Join(r.Path(), ".lock"), true, false)
+	l, err := fsutil.LockFile(context.Background(), filepath.Join(r.Path(), ".lock"), fsutil.LockOptions{Exclusive: true})
 	if err != nil {
 		t.Errorf("repo lock still held after a refused Begin: %v", err)
 	} else {
