@@ -142,7 +142,7 @@ func getSpec(ctx context.Context, o Options, name string, raw []byte) (*Image, e
 	if err := os.MkdirAll(filepath.Join(dir, "specs"), 0o755); err != nil {
 		return nil, err
 	}
-	lk, err := fsutil.LockFile(ctx, filepath.Join(dir, "lock"), true, true)
+	lk, err := fsutil.LockFile(ctx, filepath.Join(dir, "lock"), fsutil.LockOptions{Exclusive: true, Wait: true})
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +245,7 @@ func Derive(ctx context.Context, img *Image, name, version, extra string, o Opti
 		return nil, err
 	}
 	dir := filepath.Join(o.CacheDir, "testos")
-	lk, err := fsutil.LockFile(ctx, filepath.Join(dir, "lock"), true, true)
+	lk, err := fsutil.LockFile(ctx, filepath.Join(dir, "lock"), fsutil.LockOptions{Exclusive: true, Wait: true})
 	if err != nil {
 		return nil, err
 	}
