@@ -20,12 +20,12 @@ import (
 
 	"github.com/strata-os/strata/checkout"
 	"github.com/strata-os/strata/commit"
-	"github.com/strata-os/strata/diff"
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/gvariant"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/tree"
 )
 
 // Options adjust Build and Lock. The zero value works for Lock; Build
@@ -447,9 +447,9 @@ func checkIDs(r *repo.Repo, branch, root string) error {
 	if err != nil {
 		return err
 	}
-	tree := diff.RepoTree(r, cm.RootTree, cm.RootMeta)
+	prevTree := tree.RepoTree(r, cm.RootTree, cm.RootMeta)
 	read := func(p string) ([]byte, error) {
-		e, err := diff.Lookup(r, tree, p)
+		e, err := tree.Lookup(r, prevTree, p)
 		if err != nil {
 			return nil, err
 		}

@@ -12,10 +12,10 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/strata-os/strata/bootloader"
-	"github.com/strata-os/strata/diff"
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/tree"
 )
 
 // KargsDir is where an image keeps its kernel arguments, as bootc reads
@@ -32,8 +32,8 @@ func ImageKargs(r *repo.Repo, c objects.Checksum) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	root := diff.RepoTree(r, cm.RootTree, cm.RootMeta)
-	dir, err := diff.Lookup(r, root, KargsDir)
+	root := tree.RepoTree(r, cm.RootTree, cm.RootMeta)
+	dir, err := tree.Lookup(r, root, KargsDir)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return nil, nil
