@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/repo"
@@ -359,7 +360,9 @@ func (c *checkout) copy(cs objects.Checksum, p string) (err error) {
 	}()
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
-	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, rc, *buf); err != nil {
+	// The context is checked between reads: a cancelled checkout stops
+	// within one buffer of a large file, and the partial file is removed.
+	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, fsutil.ContextReader(c.ctx, rc), *buf); err != nil {
 		return fmt.Errorf("checkout %s: %w", p, err)
 	}
 	if !c.o.UserMode {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/strata-os/strata/checkout"
 	"github.com/strata-os/strata/fsutil"
@@ -243,6 +244,49 @@ func TestCancelled(t *testing.T) {
 	cancel()
 	if err := checkout.Checkout(ctx, rp, c, filepath.Join(t.TempDir(), "co"), checkout.Options{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled checkout: %v", err)
+	}
+}
+
+// TestCancelledMidFile cancels a checkout while it copies a 256 MiB file
+// (from an archive repo: inflated, never linked): Checkout returns
+// context.Canceled within a second and the partial file is gone.
+func TestCancelledMidFile(t *testing.T) {
+	src := t.TempDir()
+	big := filepath.Join(src, "big")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 256<<20); err != nil {
+		t.Fatal(err)
+	}
+	r := filepath.Join(t.TempDir(), "repo")
+	run(t, strataBin, "--repo="+r, "init", "--mode=archive")
+	run(t, strataBin, "--repo="+r, "commit", "-b", "main", "--tree=dir="+src)
+	rp, _ := repo.Open(r)
+	c, _ := rp.ResolveRev("main")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dst := filepath.Join(t.TempDir(), "co")
+	cancelled := make(chan time.Time, 1)
+	go func() {
+		for {
+			if st, err := os.Stat(filepath.Join(dst, "big")); err == nil && st.Size() > 0 {
+				cancelled <- time.Now()
+				cancel()
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	err := checkout.Checkout(ctx, rp, c, dst, checkout.Options{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("checkout cancelled mid-file: %v", err)
+	}
+	if d := time.Since(<-cancelled); d > time.Second {
+		t.Errorf("checkout returned %v after the cancel", d)
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "big")); err == nil {
+		t.Error("partial file left")
 	}
 }
 

@@ -396,3 +396,20 @@ func CopyContext(ctx context.Context, dst io.Writer, src io.Reader) (int64, erro
 		}
 	}
 }
+
+// ContextReader returns a reader of r that fails with ctx's error, checked
+// before each Read, so that a long copy through it stops soon after ctx
+// is cancelled.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
