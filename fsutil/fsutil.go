@@ -64,11 +64,19 @@ func TempName(name string) string {
 // stale when the process named in it no longer exists, or started after
 // the temporary was last written (its PID was reused, as after a reboot);
 // a process in another PID namespace may be judged dead, which at worst
-// makes its rename fail. Errors are ignored: this is housekeeping.
-func RemoveStaleTemps(dir string) {
+// makes its rename fail. This is housekeeping: nothing stops on its error,
+// which joins one error per stale temporary that could not be removed (the
+// caller passes it to a progress.Warner); an unreadable dir is no error.
+func RemoveStaleTemps(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return
+		return nil
+	}
+	var errs []error
+	remove := func(name string) {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("stale temporary not removed: %w", err))
+		}
 	}
 	for _, e := range ents {
 		i := strings.LastIndex(e.Name(), ".tmp-")
@@ -82,14 +90,15 @@ func RemoveStaleTemps(dir string) {
 			continue
 		}
 		if errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
-			os.Remove(filepath.Join(dir, e.Name()))
+			remove(e.Name())
 			continue
 		}
 		start, ok := processStart(pid)
 		if fi, err := e.Info(); err == nil && ok && fi.ModTime().Before(start.Add(-time.Second)) {
-			os.Remove(filepath.Join(dir, e.Name()))
+			remove(e.Name())
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // processStart returns when process pid started, from /proc (field 22 of

@@ -487,3 +487,24 @@ func TestRemoveStaleTempsReusedPID(t *testing.T) {
 		t.Errorf("same temporary name twice: %s", a)
 	}
 }
+
+// A stale temporary that cannot be removed is reported, named, in the
+// returned error; the others are still removed.
+func TestRemoveStaleTempsReportsFailures(t *testing.T) {
+	dir := t.TempDir()
+	stuck := filepath.Join(dir, ".a.tmp-2147483646-1-00000000")
+	if err := os.MkdirAll(filepath.Join(stuck, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(dir, ".b.tmp-2147483646-2-00000000")
+	if err := os.WriteFile(gone, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := RemoveStaleTemps(dir)
+	if err == nil || !strings.Contains(err.Error(), stuck) {
+		t.Fatalf("RemoveStaleTemps: %v, want an error naming %s", err, stuck)
+	}
+	if _, err := os.Lstat(gone); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("removable stale temporary kept: %v", err)
+	}
+}

@@ -192,6 +192,10 @@ func Pull(ctx context.Context, dst *repo.Repo, src Source, o Options) (*Result, 
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = time.Second
 	}
+	o.Warner = progress.WarnerOrNop(o.Warner)
+	if hs, ok := src.(*HTTPSource); ok && hs.Warner == nil {
+		hs.Warner = o.Warner
+	}
 	p := &puller{dst: dst, src: src, o: o, rep: progress.OrNop(o.Progress), stats: o.Stats,
 		commits: map[objects.Checksum]*commitInfo{}}
 	if p.stats == nil {

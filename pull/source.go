@@ -14,6 +14,7 @@ import (
 	"github.com/strata-os/strata/fetch"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/summary"
 )
@@ -74,6 +75,17 @@ type HTTPSource struct {
 	partialsOnce sync.Once
 	partialsMu   sync.Mutex
 	partials     map[string]bool
+
+	// Warner receives the best-effort failures of resuming (a partial
+	// download that could not be kept: resume turned off for that object).
+	// Pull sets it from Options.Warner when it is nil.
+	Warner progress.Warner
+}
+
+func (s *HTTPSource) warn(err error) {
+	if s.Warner != nil {
+		s.Warner.Warn(err)
+	}
 }
 
 // mayHavePartial reports whether a partial download named name may be kept.
@@ -257,8 +269,11 @@ func (s *HTTPSource) file(ctx context.Context, tx *repo.Txn, c objects.Checksum,
 	if cerr := sp.close(keep); err == nil && cerr != nil {
 		err = cerr
 	}
-	if keep && sp.f != nil && !sp.failed {
+	if keep && sp.f != nil && sp.err == nil {
 		s.keptPartial(filepath.Base(partPath))
+	}
+	if sp.err != nil {
+		s.warn(fmt.Errorf("object %s: resume turned off (the received part cannot be kept): %w", repo.ObjectName(objects.KindFile, c), sp.err))
 	}
 	return cnt.n, resumed, err
 }
@@ -268,15 +283,15 @@ func (s *HTTPSource) file(ctx context.Context, tx *repo.Txn, c objects.Checksum,
 // large transfers leave something to resume. Its write errors are not
 // the stream's: a spill that cannot write just stops keeping data.
 type spill struct {
-	path   string
-	buf    []byte
-	f      *os.File
-	n      int64
-	failed bool
+	path string
+	buf  []byte
+	f    *os.File
+	n    int64
+	err  error // the first write failure: nothing more is kept
 }
 
 func (s *spill) Write(p []byte) (int, error) {
-	if s.path == "" || s.failed {
+	if s.path == "" || s.err != nil {
 		return len(p), nil
 	}
 	if s.f == nil {
@@ -285,19 +300,19 @@ func (s *spill) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
-			s.failed = true
+			s.err = err
 			return len(p), nil
 		}
 		f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
-			s.failed = true
+			s.err = err
 			return len(p), nil
 		}
 		s.f = f
 		p, s.buf = s.buf, nil
 	}
 	if _, err := s.f.WriteAt(p, s.n); err != nil {
-		s.failed = true
+		s.err = err
 		return len(p), nil
 	}
 	s.n += int64(len(p))
@@ -311,7 +326,7 @@ func (s *spill) close(keep bool) error {
 		return nil
 	}
 	err := s.f.Close()
-	if !keep || s.failed {
+	if !keep || s.err != nil {
 		os.Remove(s.path)
 		return nil
 	}

@@ -89,7 +89,7 @@ func (p *puller) store(ctx context.Context, meta []metaObj, missing []objects.Ch
 	if len(meta) == 0 && len(missing) == 0 {
 		return nil
 	}
-	tx, err := p.dst.Begin(context.WithoutCancel(ctx))
+	tx, err := p.dst.BeginWith(context.WithoutCancel(ctx), repo.TxnOptions{Warner: p.o.Warner})
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func (p *puller) store(ctx context.Context, meta []metaObj, missing []objects.Ch
 // removed last.
 func (p *puller) finish(ctx context.Context, targets []target) error {
 	partialPull := p.o.CommitOnly || len(p.o.Subpaths) > 0
-	tx, err := p.dst.Begin(ctx)
+	tx, err := p.dst.BeginWith(ctx, repo.TxnOptions{Warner: p.o.Warner})
 	if err != nil {
 		return err
 	}

@@ -123,15 +123,21 @@ const fsTopDirFL = 0x00020000
 // every inode freed in the last minute (five when not yet written back),
 // testing each on the way. Beside a repository from which thousands of
 // objects were just removed (a prune, a deleted repository), each new
-// object costs a scan over all of them. Best effort: filesystems without
-// the flag (xfs, btrfs, tmpfs) ignore it, and nothing else changes.
+// object costs a scan over all of them. Best effort: on filesystems
+// without the flag (xfs, btrfs, tmpfs) the ioctl fails, the failure goes to
+// the transaction's Warner (TxnOptions), and nothing else changes.
 func (t *Txn) SpreadStaging() {
 	fd, err := unix.Open(t.staging, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		t.warn.Warn(fmt.Errorf("spreading staging directory %s: %w", t.staging, err))
 		return
 	}
 	defer unix.Close(fd)
-	if fl, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS); err == nil && fl&fsTopDirFL == 0 {
-		_ = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(fl|fsTopDirFL))
+	fl, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err == nil && fl&fsTopDirFL == 0 {
+		err = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(fl|fsTopDirFL))
+	}
+	if err != nil {
+		t.warn.Warn(fmt.Errorf("FS_TOPDIR_FL on staging directory %s (objects are placed beside the repository): %w", t.staging, err))
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/flate"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/progress"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,6 +34,7 @@ import (
 type Txn struct {
 	r       *Repo
 	ctx     context.Context
+	warn    progress.Warner
 	lock    *fsutil.Lock
 	stLock  *fsutil.Lock
 	staging string
@@ -56,16 +58,31 @@ type refUpdate struct {
 	sum *objects.Checksum
 }
 
-// Begin starts a transaction under the repo's shared lock (prune takes it
-// exclusively). It first removes staging directories left by dead
-// transactions.
+// TxnOptions adjust a transaction. The zero value works.
+type TxnOptions struct {
+	// Warner receives the transaction's best-effort failures, which do
+	// not fail it: a dead transaction's staging directory or a stale
+	// temporary not removed, the staging placement ioctl refused
+	// (SpreadStaging), its own staging directory not removed at the end.
+	// nil drops them.
+	Warner progress.Warner
+}
+
+// Begin starts a transaction with default options (BeginWith).
 func (r *Repo) Begin(ctx context.Context) (*Txn, error) {
+	return r.BeginWith(ctx, TxnOptions{})
+}
+
+// BeginWith starts a transaction under the repo's shared lock (prune takes
+// it exclusively). It first removes staging directories left by dead
+// transactions.
+func (r *Repo) BeginWith(ctx context.Context, o TxnOptions) (*Txn, error) {
 	lock, err := r.lockShared(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t := &Txn{r: r, ctx: ctx, lock: lock, staged: map[ObjectRef]bool{}}
-	if err := r.cleanStaleStaging(); err != nil {
+	t := &Txn{r: r, ctx: ctx, warn: progress.WarnerOrNop(o.Warner), lock: lock, staged: map[ObjectRef]bool{}}
+	if err := r.cleanStaleStaging(t.warn); err != nil {
 		lock.Unlock()
 		return nil, err
 	}
@@ -131,7 +148,7 @@ func (r *Repo) LockExclusive(ctx context.Context) (*fsutil.Lock, error) {
 // newLockPrefix names a staging lock file before Begin renames it into place.
 const newLockPrefix = "newlock-strata-"
 
-func (r *Repo) cleanStaleStaging() error {
+func (r *Repo) cleanStaleStaging(warn progress.Warner) error {
 	tmp := filepath.Join(r.path, "tmp")
 	ents, err := os.ReadDir(tmp)
 	if err != nil {
@@ -163,8 +180,11 @@ func (r *Repo) cleanStaleStaging() error {
 			continue // alive
 		}
 		if l.Holds(dir + ".lock") {
-			os.RemoveAll(dir)
-			os.Remove(dir + ".lock")
+			if err := os.RemoveAll(dir); err != nil {
+				warn.Warn(fmt.Errorf("staging directory of a dead transaction not removed: %w", err))
+			} else if err := os.Remove(dir + ".lock"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				warn.Warn(fmt.Errorf("lock of a dead transaction not removed: %w", err))
+			}
 		}
 		l.Unlock()
 	}
@@ -697,7 +717,9 @@ func (t *Txn) Commit() error {
 	// once per directory touched (ostree ignores dot-files in refs/, so
 	// they only waste space).
 	for d := range refDirs {
-		fsutil.RemoveStaleTemps(d)
+		if err := fsutil.RemoveStaleTemps(d); err != nil {
+			t.warn.Warn(err)
+		}
 	}
 	return nil
 }
@@ -716,8 +738,13 @@ func (t *Txn) Abort() error {
 }
 
 func (t *Txn) release() {
-	os.RemoveAll(t.staging)
-	os.Remove(t.staging + ".lock")
+	// What is left (a directory that would not go) is removed by the next
+	// transaction's cleanStaleStaging, once this one's lock is released.
+	if err := os.RemoveAll(t.staging); err != nil {
+		t.warn.Warn(fmt.Errorf("staging directory not removed: %w", err))
+	} else {
+		os.Remove(t.staging + ".lock")
+	}
 	t.stLock.Unlock()
 	t.lock.Unlock()
 }

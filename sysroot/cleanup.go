@@ -61,7 +61,8 @@ func (s *Sysroot) prepareCleanup(ctx context.Context) error {
 // sysroot writes: origins in ostree/deploy/$os/deploy, the ostree/boot.N
 // symlink in ostree/, deployment refs in refs/heads/ostree/N/M, kernel
 // copies in boot/ostree/$os-$bootcsum and the staged state in RUN/ostree.
-// Nothing references them; errors are ignored (housekeeping).
+// Nothing references them; what cannot be removed goes to the Warner
+// (housekeeping: nothing stops on it).
 func (s *Sysroot) removeStaleTemps() {
 	dirs := []string{filepath.Join(s.path, "ostree"), filepath.Dir(s.stagedPath())}
 	for _, pattern := range []string{
@@ -73,7 +74,9 @@ func (s *Sysroot) removeStaleTemps() {
 		dirs = append(dirs, m...)
 	}
 	for _, d := range dirs {
-		fsutil.RemoveStaleTemps(d)
+		if err := fsutil.RemoveStaleTemps(d); err != nil {
+			s.warn(err)
+		}
 	}
 }
 

@@ -73,7 +73,9 @@ func (s *Sysroot) writeOrigin(d *Deployment, origin *repo.KeyFile) error {
 	}
 	// Temporaries of origin writes whose process was killed (admin pin
 	// runs no cleanup).
-	fsutil.RemoveStaleTemps(filepath.Dir(s.originPath(d)))
+	if err := fsutil.RemoveStaleTemps(filepath.Dir(s.originPath(d))); err != nil {
+		s.warn(err)
+	}
 	return nil
 }
 

@@ -218,6 +218,13 @@ func (s *Sysroot) Booted() *Deployment { return s.booted }
 // Staged returns the staged deployment (finalized at shutdown), or nil.
 func (s *Sysroot) Staged() *Deployment { return s.staged }
 
+// warn passes a best-effort failure to Options.Warner, if any.
+func (s *Sysroot) warn(err error) {
+	if s.opts.Warner != nil {
+		s.opts.Warner.Warn(err)
+	}
+}
+
 // DeploymentPath returns the absolute path of d's directory.
 func (s *Sysroot) DeploymentPath(d *Deployment) string { return filepath.Join(s.path, d.RelPath()) }
 
