@@ -255,3 +255,43 @@ func TestClientUnreachable(t *testing.T) {
 		t.Fatalf("unreachable: %v", err)
 	}
 }
+
+// intruderStore lets another writer (a second server) change the key
+// between the server's read and its write, once.
+type intruderStore struct {
+	*fleetlock.Etcd
+	done bool
+}
+
+func (s *intruderStore) Put(ctx context.Context, group string, sem *fleetlock.Semaphore, rev int64) (bool, error) {
+	if !s.done {
+		s.done = true
+		if _, err := s.Client().Put(ctx, fleetlock.Key(group), `{"total_slots":1,"holders":["intruder"]}`); err != nil {
+			return false, err
+		}
+	}
+	return s.Etcd.Put(ctx, group, sem, rev)
+}
+
+// A write that lost the compare-and-swap is not applied: the server
+// re-reads, sees the other writer's holder and refuses, and etcd keeps
+// the other writer's value.
+func TestCompareAndSwapLosesToOtherWriter(t *testing.T) {
+	e := etcdtest.Start(t)
+	st := dial(t, e.Endpoint)
+	ctx := context.Background()
+	if _, err := st.Client().Put(ctx, fleetlock.Key("default"), `{"total_slots":1,"holders":[]}`); err != nil {
+		t.Fatal(err)
+	}
+	srv := &fleetlock.Server{Store: &intruderStore{Etcd: st}, Groups: map[string]uint64{"default": 1}}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	err := (&fleetlock.Client{BaseURL: hs.URL, ID: "a", Group: "default"}).PreReboot(ctx)
+	var fe *fleetlock.Error
+	if !errors.As(err, &fe) || fe.Kind != fleetlock.KindFailedLock {
+		t.Fatalf("pre-reboot after losing the race: %v", err)
+	}
+	if got := rawValue(t, st, fleetlock.Key("default")); got != `{"total_slots":1,"holders":["intruder"]}` {
+		t.Fatalf("etcd value: %s", got)
+	}
+}
