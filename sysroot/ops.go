@@ -144,6 +144,9 @@ func (s *Sysroot) EditKargs(ctx context.Context, index int, e KargsEdit) (string
 		if d.Staged {
 			return fmt.Errorf("%w: deployment %d is staged: change its kernel arguments by staging again", ErrInvalid, index)
 		}
+		if err := checkKargs(e.Replace, e.Append, e.Delete); err != nil {
+			return err
+		}
 		ka := bootloader.ParseKargs(d.Options())
 		for _, a := range append(append(append([]string{}, e.Replace...), e.Append...), e.Delete...) {
 			if k, _, _ := strings.Cut(a, "="); k == "ostree" || a == "" {

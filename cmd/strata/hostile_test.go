@@ -302,6 +302,20 @@ func TestHostileTreesDeploy(t *testing.T) {
 		files["usr/lib/bootc/kargs.d/10-evil.toml"] = "kargs = [\"quiet\\ninitrd /evil\"]\n"
 		e.deployFails(e.commit(files), `/usr/lib/bootc/kargs.d: kernel argument "quiet\ninitrd /evil"`)
 	})
+	t.Run("admin kargs with a newline", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		ref := e.commit(goodTree())
+		e.ok("admin", "deploy", "--sysroot="+e.sysroot, "--os=testos", ref)
+		entries, _ := filepath.Glob(filepath.Join(e.sysroot, "boot/loader/entries/*.conf"))
+		out, err := e.run("admin", "kargs", "--sysroot="+e.sysroot, "--append=x\ninitrd /evil")
+		if err == nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, `kernel argument "x\ninitrd /evil"`) {
+			t.Fatalf("admin kargs --append with a newline: %v\n%s", err, out)
+		}
+		if after, _ := filepath.Glob(filepath.Join(e.sysroot, "boot/loader/entries/*.conf")); strings.Join(after, " ") != strings.Join(entries, " ") {
+			t.Fatalf("entries changed: %v -> %v", entries, after)
+		}
+		e.ok("admin", "status", "--sysroot="+e.sysroot)
+	})
 	t.Run("stateroot with a newline", func(t *testing.T) {
 		e := newHostileEnv(t, bin)
 		out, err := e.run("admin", "os-init", "--sysroot="+e.sysroot, "evil\nos")
