@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -105,6 +106,7 @@ func newUpdateStatusCmd(f *updateFlags) *cobra.Command {
 				return nil
 			}
 			fmt.Fprintf(w, "Last run: %s\n", s.Time.Format(time.RFC3339))
+			fmt.Fprintf(w, "Node: %s (group %s, rollout wariness %.3f)\n", s.NodeID, s.Group, s.Wariness)
 			fmt.Fprintf(w, "State: %s: %s\n", s.Phase, s.Reason)
 			if !s.Until.IsZero() {
 				fmt.Fprintf(w, "Next step: %s\n", s.Until.Format(time.RFC3339))
@@ -115,8 +117,13 @@ func newUpdateStatusCmd(f *updateFlags) *cobra.Command {
 			if st.LockKept != "" {
 				fmt.Fprintf(w, "Fleet lock: kept after the failed update to %s; release it with `strata fleetlock release %s`\n", st.LockKept, s.NodeID)
 			}
-			for c, why := range st.Failed {
-				fmt.Fprintf(w, "Not taken again: %s (%s)\n", c, why)
+			failed := make([]string, 0, len(st.Failed))
+			for c := range st.Failed {
+				failed = append(failed, c)
+			}
+			sort.Strings(failed)
+			for _, c := range failed {
+				fmt.Fprintf(w, "Not taken again: %s (%s)\n", c, st.Failed[c])
 			}
 			return nil
 		},
