@@ -5,7 +5,7 @@ package sysroot
 // durable step; the fsutil helpers add their own "write:", "rename:",
 // "syncdir:" and "syncfs:" steps inside). A fault-injection test can fail
 // or kill the process at each one; cmd/strata's STRATA_CRASH_AT=STEP
-// SIGKILLs itself there. docs/sysroot.md describes what is on disk after
+// SIGKILLs itself there (built with -tags strata_crashtest only). docs/sysroot.md describes what is on disk after
 // each.
 var Steps = []string{
 	// admin init-fs, os-init

@@ -688,7 +688,7 @@ func crashKills(steps [][]string, base string) []crashKill {
 // TestAdminKilled is the kill-based fault matrix (see crashOps), then
 // deploys of a larger tree killed at random instants.
 func TestAdminKilled(t *testing.T) {
-	bin := buildCLI(t)
+	bin := buildCrashCLI(t)
 	total := 0
 	for _, op := range crashOps {
 		t.Run(op.name, func(t *testing.T) {

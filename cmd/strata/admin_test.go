@@ -191,6 +191,7 @@ func TestAdminVerbs(t *testing.T) {
 // deployment, and that deploying again succeeds.
 func TestAdminCrashAt(t *testing.T) {
 	f := newAdminFixture(t)
+	f.bin = buildCrashCLI(t)
 	sr := "--sysroot=" + f.sysroot
 	f.ok("admin", "deploy", sr, "--os=testos", "testos/stable")
 	before := f.ok("admin", "status", sr)

@@ -39,7 +39,9 @@ func NewLab(ctx context.Context, dir string) (*Lab, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", l.Strata, "github.com/strata-os/strata/cmd/strata")
+	// The lab's strata carries the STRATA_CRASH_AT kill hook (build tag
+	// strata_crashtest) for the power-cut runs; a release build does not.
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-tags", "strata_crashtest", "-o", l.Strata, "github.com/strata-os/strata/cmd/strata")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building a static strata: %w\n%s", err, out)
