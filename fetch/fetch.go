@@ -17,6 +17,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -31,6 +32,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Sentinel errors; test with errors.Is.
@@ -123,7 +126,21 @@ type Options struct {
 	UserAgent string
 	// Header is added to every request (ostree's --http-header).
 	Header http.Header
+	// GetMemory bounds the bytes that Get calls hold at once while they
+	// receive bodies larger than SmallGet: such a call first reserves its
+	// declared size (or its cap, when the size is not declared) and waits
+	// while the reservations of the others leave no room, so a hostile
+	// server cannot make MaxParallel Gets each fill a buffer. A body larger
+	// than GetMemory reserves all of it. 0 means DefaultGetMemory.
+	GetMemory int64
 }
+
+// DefaultGetMemory is Options.GetMemory's default: two 10 MiB metadata
+// objects (ostree's OSTREE_MAX_METADATA_SIZE) and change.
+const DefaultGetMemory = 24 << 20
+
+// SmallGet is the body size that Get reads without reserving memory.
+const SmallGet = 256 << 10
 
 // Stats counts a Fetcher's traffic since New. Bytes counts body bytes
 // received, including bytes discarded when a server ignored a Range request.
@@ -144,6 +161,7 @@ type Fetcher struct {
 	slots   chan struct{}
 	retries int
 	monitor *monitor // low-speed checks
+	getMem  *semaphore.Weighted
 
 	requests, bytes, retried atomic.Int64
 }
@@ -183,8 +201,11 @@ func New(base string, o Options) (*Fetcher, error) {
 	if o.UserAgent == "" {
 		o.UserAgent = DefaultUserAgent
 	}
+	if o.GetMemory <= 0 {
+		o.GetMemory = DefaultGetMemory
+	}
 	f := &Fetcher{base: u, opt: o, slots: make(chan struct{}, o.MaxParallel), retries: retries,
-		monitor: newMonitor(o.LowSpeedLimit, o.LowSpeedTime)}
+		monitor: newMonitor(o.LowSpeedLimit, o.LowSpeedTime), getMem: semaphore.NewWeighted(o.GetMemory)}
 	switch u.Scheme {
 	case "file":
 		if u.Host != "" && u.Host != "localhost" {
@@ -314,14 +335,46 @@ func (f *Fetcher) resolve(path string) (*url.URL, error) {
 // Get fetches path whole. A maxSize > 0 caps the body: a larger declared
 // length fails before the body is read, a longer body fails as soon as the
 // cap is passed, both with ErrTooLarge naming the URL and the cap.
-// Transient failures are retried (a broken body resumes with Range).
+// Transient failures are retried (a broken body resumes with Range). A
+// body over SmallGet is received under the Fetcher's memory budget
+// (Options.GetMemory).
 func (f *Fetcher) Get(ctx context.Context, path string, maxSize int64) ([]byte, error) {
 	b, err := f.Open(ctx, path, 0, maxSize)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
-	if n := b.Size(); n >= 0 && n <= 64<<20 {
+	n := b.Size()
+	// A declared size is allocated at once up to 64 MiB; beyond that (or
+	// undeclared) the buffer grows with what actually arrives.
+	exact := n >= 0 && n <= 64<<20
+	var head []byte
+	if n < 0 || n > SmallGet {
+		// Reserve what the body can need: its declared size, else its
+		// cap. A body that turns out small reserves nothing.
+		if !exact {
+			head = make([]byte, SmallGet)
+			k, err := io.ReadFull(b, head)
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return head[:k], nil
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		w := n
+		if w < 0 {
+			w = maxSize
+		}
+		if w <= 0 || w > f.opt.GetMemory {
+			w = f.opt.GetMemory
+		}
+		if err := f.getMem.Acquire(ctx, w); err != nil {
+			return nil, err
+		}
+		defer f.getMem.Release(w)
+	}
+	if exact {
 		// Declared (and within the cap, or Open would have failed): read
 		// exactly that, then make sure nothing follows.
 		data := make([]byte, n)
@@ -336,11 +389,12 @@ func (f *Fetcher) Get(ctx context.Context, path string, maxSize int64) ([]byte, 
 		}
 		return data, nil
 	}
-	data, err := io.ReadAll(b)
-	if err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, 2*SmallGet))
+	buf.Write(head)
+	if _, err := buf.ReadFrom(b); err != nil {
 		return nil, err
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // Stream is Open, fn, Close: it calls fn once with the body of path from

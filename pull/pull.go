@@ -68,9 +68,11 @@ type Options struct {
 	TimestampCheckFrom objects.Checksum
 	// Policy is what the received commits and summary must satisfy.
 	Policy Policy
-	// MaxMetadataSize caps every metadata file received: summary,
-	// commits, dirtrees, dirmetas (default objects.MaxMetadataSize, as
-	// OSTree's OSTREE_MAX_METADATA_SIZE).
+	// MaxMetadataSize caps every metadata object received: commits,
+	// commitmeta, dirtrees, dirmetas. The default is MaxRemoteMetadataSize
+	// from a remote (what ostree pull accepts) and objects.MaxMetadataSize
+	// from a local repository (ostree pull-local takes what ostree commit
+	// wrote). When set, it caps the summary too (default summary.MaxSize).
 	MaxMetadataSize int64
 	// Parallel bounds the objects fetched at once (default
 	// DefaultParallel).
@@ -97,6 +99,11 @@ type Options struct {
 // 5.4 s with 16 and 3.2 s with 32 (ostree: 11.6 s); on loopback it makes
 // no difference, and 32 cost 5 MB more memory than 16.
 const DefaultParallel = 32
+
+// MaxRemoteMetadataSize is the largest metadata object a pull from a
+// remote accepts: ostree's OSTREE_MAX_METADATA_SIZE (10 MiB), which
+// `ostree pull` enforces ("exceeded maximum size of 10485760 bytes").
+const MaxRemoteMetadataSize = 10 << 20
 
 // Stats are a running pull's counters, updated atomically.
 type Stats struct {
@@ -166,12 +173,13 @@ type metaObj struct {
 }
 
 type puller struct {
-	dst   *repo.Repo
-	src   Source
-	o     Options
-	rep   progress.Reporter
-	stats *Stats
-	res   Result
+	dst        *repo.Repo
+	src        Source
+	o          Options
+	summaryMax int64
+	rep        progress.Reporter
+	stats      *Stats
+	res        Result
 
 	sum             *summary.Summary
 	sumData, sumSig []byte
@@ -186,8 +194,17 @@ func Pull(ctx context.Context, dst *repo.Repo, src Source, o Options) (*Result, 
 	if o.Parallel <= 0 {
 		o.Parallel = DefaultParallel
 	}
-	if o.MaxMetadataSize <= 0 || o.MaxMetadataSize > objects.MaxMetadataSize {
+	summaryMax := int64(summary.MaxSize)
+	switch {
+	case o.MaxMetadataSize <= 0 && src.Local():
 		o.MaxMetadataSize = objects.MaxMetadataSize
+	case o.MaxMetadataSize <= 0:
+		o.MaxMetadataSize = MaxRemoteMetadataSize
+	case o.MaxMetadataSize > objects.MaxMetadataSize:
+		o.MaxMetadataSize = objects.MaxMetadataSize
+		fallthrough
+	default:
+		summaryMax = o.MaxMetadataSize
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = time.Second
@@ -196,7 +213,7 @@ func Pull(ctx context.Context, dst *repo.Repo, src Source, o Options) (*Result, 
 	if hs, ok := src.(*HTTPSource); ok && hs.Warner == nil {
 		hs.Warner = o.Warner
 	}
-	p := &puller{dst: dst, src: src, o: o, rep: progress.OrNop(o.Progress), stats: o.Stats,
+	p := &puller{dst: dst, src: src, o: o, summaryMax: summaryMax, rep: progress.OrNop(o.Progress), stats: o.Stats,
 		commits: map[objects.Checksum]*commitInfo{}}
 	if p.stats == nil {
 		p.stats = &Stats{}
@@ -256,7 +273,7 @@ func Pull(ctx context.Context, dst *repo.Repo, src Source, o Options) (*Result, 
 
 // readSummary fetches the summary and, when the policy asks, verifies it.
 func (p *puller) readSummary(ctx context.Context) error {
-	data, sig, err := p.src.Summary(ctx, p.o.MaxMetadataSize)
+	data, sig, err := p.src.Summary(ctx, p.summaryMax)
 	if errors.Is(err, repo.ErrNotFound) {
 		if p.o.Policy.verifiesSummary() {
 			return fmt.Errorf("summary: the remote has none, and summary signatures are required: %w", err)
