@@ -20,10 +20,10 @@ import (
 // directories.
 
 // treeDirs are the directories of a deployment that deploy writes below
-// (the /etc move, the /etc copy and merge) or that the stateroot's /var
-// is seeded from and mounted on at boot: when present they must be real
-// directories, not symlinks or files.
-var treeDirs = []string{"usr", "usr/etc", "etc", "var"}
+// (the /etc move, the /etc copy and merge), that the stateroot's /var is
+// seeded from, or that prepare-root mounts on at boot (var, sysroot):
+// when present they must be real directories, not symlinks or files.
+var treeDirs = []string{"usr", "usr/etc", "etc", "var", "sysroot"}
 
 // openTree opens a deployment directory for resolving names beneath it.
 func openTree(dir string) (int, error) {
@@ -34,8 +34,8 @@ func openTree(dir string) (int, error) {
 	return fd, nil
 }
 
-// checkTreeDirs refuses a tree whose usr, usr/etc, etc or var exists and
-// is not a real directory; what names the tree in the error ("commit CSUM",
+// checkTreeDirs refuses a tree whose usr, usr/etc, etc, var or sysroot
+// exists and is not a real directory; what names the tree in the error ("commit CSUM",
 // "deployment NAME").
 func checkTreeDirs(rootfd int, what string) error {
 	for _, name := range treeDirs {

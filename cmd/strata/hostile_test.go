@@ -214,6 +214,12 @@ func TestHostileTreesDeploy(t *testing.T) {
 		files["var"] = "@" + e.outside
 		e.deployFails(e.commit(files), "/var is a symlink, not a directory")
 	})
+	t.Run("sysroot symlink out", func(t *testing.T) {
+		e := newHostileEnv(t, bin)
+		files := goodTree()
+		files["sysroot"] = "@" + e.outside
+		e.deployFails(e.commit(files), "/sysroot is a symlink, not a directory")
+	})
 	t.Run("usr/etc a file", func(t *testing.T) {
 		e := newHostileEnv(t, bin)
 		files := goodTree()
