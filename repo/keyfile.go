@@ -204,13 +204,24 @@ func (kf *KeyFile) String() string {
 		}
 		for _, l := range g.lines {
 			if l.key == "" || l.raw != "" { // unchanged lines keep their spelling
-				b.WriteString(l.raw + "\n")
+				writeLine(&b, l.raw)
 			} else {
-				fmt.Fprintf(&b, "%s=%s\n", l.key, l.value)
+				writeLine(&b, l.key+"="+l.value)
 			}
 		}
 	}
 	return b.String()
+}
+
+// writeLine writes one line. A line that ends in '\r' gets another: the
+// parser, as GLib's, drops one '\r' before the '\n' (CRLF files), so the
+// line would otherwise lose its own (found by FuzzParseKeyFile).
+func writeLine(b *strings.Builder, line string) {
+	b.WriteString(line)
+	if strings.HasSuffix(line, "\r") {
+		b.WriteByte('\r')
+	}
+	b.WriteByte('\n')
 }
 
 func escapeValue(v string) string {

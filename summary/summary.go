@@ -116,7 +116,7 @@ func Parse(data []byte) (*Summary, error) {
 	}
 	v, err := gvariant.Unmarshal(GVType, data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: summary: %v", repo.ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: summary: %w", repo.ErrCorrupt, err)
 	}
 	t := v.([]any)
 	s := &Summary{}
@@ -148,10 +148,10 @@ func parseRefs(v any) ([]Ref, error) {
 		body := e[1].([]any)
 		c, err := objects.ChecksumFromBytes(body[1].([]byte))
 		if err != nil {
-			return nil, fmt.Errorf("%w: summary ref %q: %v", repo.ErrCorrupt, name, err)
+			return nil, fmt.Errorf("%w: summary ref %q: %w", repo.ErrCorrupt, name, err)
 		}
 		if err := repo.ValidateRefName(name); err != nil {
-			return nil, fmt.Errorf("%w: summary: %v", repo.ErrCorrupt, err)
+			return nil, fmt.Errorf("%w: summary: %w", repo.ErrCorrupt, err)
 		}
 		if len(out) > 0 && name <= out[len(out)-1].Name {
 			return nil, fmt.Errorf("%w: summary refs not sorted at %q", repo.ErrCorrupt, name)

@@ -195,16 +195,3 @@ func TestParseRejects(t *testing.T) {
 		t.Error("garbage accepted")
 	}
 }
-
-func FuzzParse(f *testing.F) {
-	f.Add(gvariant.MustMarshal(GVType, []any{[]any{
-		[]any{"a", []any{uint64(1), make([]byte, 32), []any{}}},
-	}, []any{}}))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := Parse(b)
-		if err == nil {
-			var w bytes.Buffer
-			View(&w, s)
-		}
-	})
-}
