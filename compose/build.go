@@ -161,7 +161,7 @@ func resolveFromMirror(ctx context.Context, s *Spec, o *Options, work, root stri
 			return nil, err
 		}
 	}
-	m := &mmdebstrapRun{spec: s, target: root, source: line, keep: true, hookDir: hooks, pins: pins, epoch: epoch, log: filepath.Join(work, "mmdebstrap.log"), rep: o.Progress}
+	m := &mmdebstrapRun{spec: s, target: root, source: line, keep: true, seed: Cache{Dir: o.CacheDir}.byNameDir(), hookDir: hooks, pins: pins, epoch: epoch, log: filepath.Join(work, "mmdebstrap.log"), rep: o.Progress}
 	if err := m.run(ctx); err != nil {
 		return nil, err
 	}

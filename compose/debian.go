@@ -52,7 +52,10 @@ type mmdebstrapRun struct {
 	// are in, before the rest is installed (strata, its initramfs hook).
 	hookDir string
 	// pins is a shell script run as an essential hook (pinned ids).
-	pins  string
+	pins string
+	// seed is a directory of cached .debs under apt's names, hard-linked
+	// into the root's apt cache before downloading (mirror runs).
+	seed  string
 	epoch int64
 	log   string // full output goes here
 	rep   progress.Reporter
@@ -65,12 +68,21 @@ func (m *mmdebstrapRun) run(ctx context.Context) error {
 		"--components=" + strings.Join(m.spec.components(), ","),
 		"--aptopt=Acquire::Languages \"none\"",
 		"--dpkgopt=path-exclude=/usr/share/doc/*/changelog*",
+		// No fsync per unpacked file: the tree is committed (and synced)
+		// afterwards or thrown away; the option file is removed by
+		// mmdebstrap's cleanup.
+		"--dpkgopt=force-unsafe-io",
 	}
 	if len(m.spec.Base.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(m.spec.Base.Packages, ","))
 	}
 	if m.keep {
 		args = append(args, "--skip=download/empty,essential/unlink,cleanup/apt/lists,cleanup/apt/cache")
+		if m.seed != "" {
+			// Packages already in the cache are not downloaded again: apt
+			// checks them against the mirror's index and keeps them.
+			args = append(args, "--setup-hook=mkdir -p \"$1/var/cache/apt/archives\" && cp -l "+shellQuote(m.seed)+"/*.deb \"$1/var/cache/apt/archives/\" 2>/dev/null || true")
+		}
 	}
 	if m.hookDir != "" {
 		args = append(args, "--essential-hook=cp -a "+shellQuote(m.hookDir)+"/. \"$1\"/")

@@ -138,6 +138,20 @@ type Cache struct{ Dir string }
 
 func (c Cache) debPath(sha string) string { return filepath.Join(c.Dir, "debs", sha+".deb") }
 
+// byNameDir holds hard links to cached .debs under apt's file names, to
+// seed apt's cache in mirror runs (apt verifies them against the index).
+func (c Cache) byNameDir() string { return filepath.Join(c.Dir, "debs", "by-name") }
+
+func (c Cache) linkByName(p LockPackage) {
+	dir := c.byNameDir()
+	if os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	dst := filepath.Join(dir, debFileName(p.Name, p.Version, p.Arch))
+	_ = os.Remove(dst)
+	_ = os.Link(c.debPath(p.SHA256), dst)
+}
+
 // addFile copies src into the cache if its sha256 is want.
 func (c Cache) addFile(src, want string) error {
 	f, err := os.Open(src)
@@ -202,7 +216,11 @@ func (c Cache) fetch(ctx context.Context, mirror string, p LockPackage) error {
 		return fmt.Errorf("fetching %s %s from %s: %s (the mirror no longer has this version: run `strata compose lock` again, or use a mirror that keeps it): %w",
 			p.Name, p.Version, url, resp.Status, errdefs.ErrNotFound)
 	}
-	return c.add(io.LimitReader(resp.Body, p.Size+1), p.SHA256, url)
+	if err := c.add(io.LimitReader(resp.Body, p.Size+1), p.SHA256, url); err != nil {
+		return err
+	}
+	c.linkByName(p)
+	return nil
 }
 
 // parseControl parses deb822 stanzas (dpkg status, Packages indexes).
@@ -294,6 +312,7 @@ func lockFromTree(root string, c Cache, l *Lock) error {
 		if err := c.addFile(deb, p.SHA256); err != nil {
 			return fmt.Errorf("package %s %s: %w", k.name, k.version, err)
 		}
+		c.linkByName(p)
 		pkgs = append(pkgs, p)
 		return nil
 	})
