@@ -330,8 +330,21 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 			if err := fetchLocked(ctx, s, &o, lock); err != nil {
 				return nil, err
 			}
-			if err := buildLocked(ctx, s, &o, lock, work, root, epoch, bin); err != nil {
+			key, err := baseKey(s, lock, bin, epoch)
+			if err != nil {
 				return nil, err
+			}
+			hit, err := restoreBase(ctx, &o, key, root)
+			if err != nil {
+				return nil, err
+			}
+			if !hit {
+				if err := buildLocked(ctx, s, &o, lock, work, root, epoch, bin); err != nil {
+					return nil, err
+				}
+				if err := storeBase(ctx, &o, key, root); err != nil {
+					o.Warner.Warn(fmt.Errorf("caching the base tree: %w", err))
+				}
 			}
 		}
 		if err := checkInstalled(filepath.Join(root, "var/lib/dpkg/status"), lock); err != nil {
@@ -439,7 +452,7 @@ func configure(ctx context.Context, s *Spec, root string, epoch int64) error {
 // got another id in this build (ids that packages allocate must be pinned
 // in [ids]).
 func checkIDs(r *repo.Repo, branch, root string) error {
-	prev, err := r.ReadRef(branch)
+	prev, err := r.ReadRef("heads/" + branch)
 	if err != nil {
 		return nil // no previous commit
 	}

@@ -402,3 +402,36 @@ func checkoutForTest(r *repo.Repo, c objects.Checksum, dir string) error {
 }
 
 func listXattrsForTest(p string) (map[string][]byte, []string, error) { return fsutil.ListXattrs(p) }
+
+// TestIDsPinnedAgainstPreviousCommit: a package-allocated uid that moved
+// since the branch's previous commit fails the build, naming the user.
+func TestIDsPinnedAgainstPreviousCommit(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBare, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	composeFixture(t, r, 0o022, false, "")
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "usr/etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(p, s string) {
+		if err := os.WriteFile(filepath.Join(root, p), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("usr/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nmessagebus:x:100:101::/nonexistent:/usr/sbin/nologin\napp:x:990:990::/var/lib/app:/usr/sbin/nologin\n")
+	write("usr/etc/group", "root:x:0:\nmail:x:8:app\nmessagebus:x:101:\nusers:x:100:\napp:x:990:\n")
+	if err := checkIDs(r, "fixture", root); err != nil {
+		t.Fatalf("same ids: %v", err)
+	}
+	write("usr/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nmessagebus:x:102:101::/nonexistent:/usr/sbin/nologin\n")
+	write("usr/etc/group", "root:x:0:\nmessagebus:x:103:\n")
+	err = checkIDs(r, "fixture", root)
+	if err == nil || !strings.Contains(err.Error(), "user messagebus has uid 102, 100 in ") || !strings.Contains(err.Error(), "group messagebus has gid 103, 101") || !strings.Contains(err.Error(), "[ids]") {
+		t.Fatalf("moved ids: %v", err)
+	}
+	if err := checkIDs(r, "no-such-branch", root); err != nil {
+		t.Fatalf("first build of a branch: %v", err)
+	}
+}
