@@ -44,7 +44,10 @@ type Options struct {
 	// HostRoot is where apt's configuration is read ("/" by default).
 	HostRoot string
 	// Keep keeps the build directory (for debugging).
-	Keep     bool
+	Keep bool
+	// NoBaseCache neither reads nor writes the base cache: mmdebstrap
+	// always runs (reproducibility checks).
+	NoBaseCache bool
 	Progress progress.Reporter
 	Warner   progress.Warner
 }
@@ -334,16 +337,20 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			hit, err := restoreBase(ctx, &o, key, root)
-			if err != nil {
-				return nil, err
+			hit := false
+			if !o.NoBaseCache {
+				if hit, err = restoreBase(ctx, &o, key, root); err != nil {
+					return nil, err
+				}
 			}
 			if !hit {
 				if err := buildLocked(ctx, s, &o, lock, work, root, epoch, bin); err != nil {
 					return nil, err
 				}
-				if err := storeBase(ctx, &o, key, root); err != nil {
-					o.Warner.Warn(fmt.Errorf("caching the base tree: %w", err))
+				if !o.NoBaseCache {
+					if err := storeBase(ctx, &o, key, root); err != nil {
+						o.Warner.Warn(fmt.Errorf("caching the base tree: %w", err))
+					}
 				}
 			}
 		}

@@ -139,7 +139,7 @@ func TestReproducibleBuild(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := exec.CommandContext(ctx, "unshare", "--uts", "sh", "-c", `hostname "$H" && umask "$U" && exec "$@"`, "sh",
-			bin, "compose", "build", sp, "--repo="+rp, "--cache="+cache)
+			bin, "compose", "build", sp, "--repo="+rp, "--cache="+cache, "--no-base-cache")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "H="+e.host, "U="+e.umask, "TZ="+e.tz, "LANG=de_DE.UTF-8")
 		start := time.Now()

@@ -43,7 +43,7 @@ func composeWarner(cmd *cobra.Command) progress.Warner {
 
 func newComposeBuildCmd() *cobra.Command {
 	var branch, strataBin, cacheDir string
-	var keep bool
+	var keep, noBaseCache bool
 	cmd := &cobra.Command{
 		Use:   "build SPEC.toml",
 		Short: "Compose SPEC.toml into a commit (writes SPEC.lock first when there is none)",
@@ -53,6 +53,10 @@ package cache, verified by sha256; a missing lock is made first (as
 'strata compose lock' does). The commit has no parent, its timestamp is the
 lock's SOURCE_DATE_EPOCH, and it is the same, bit for bit, for the same spec,
 lock and strata binary. Prints a one-line summary.
+
+The tree mmdebstrap makes from a lock is cached ($STRATA_CACHE/base-repo): a
+rebuild with the same lock (only files, users, units or kernel arguments
+changed) skips mmdebstrap; --no-base-cache always runs it.
 
 The strata binary installed into the image (and its initramfs) is this one
 unless --strata-binary names another; it must be static (CGO_ENABLED=0).
@@ -69,7 +73,7 @@ Not supported yet: --oci (export as an OCI image), image = "oci:..." bases.`,
 				return err
 			}
 			res, err := compose.Build(cmd.Context(), s, compose.Options{
-				Repo: r, Branch: branch, CacheDir: cacheDir, StrataBinary: strataBin, Keep: keep,
+				Repo: r, Branch: branch, CacheDir: cacheDir, StrataBinary: strataBin, Keep: keep, NoBaseCache: noBaseCache,
 				Progress: newReporter(cmd), Warner: composeWarner(cmd),
 			})
 			if err != nil {
@@ -87,6 +91,7 @@ Not supported yet: --oci (export as an OCI image), image = "oci:..." bases.`,
 	cmd.Flags().StringVar(&strataBin, "strata-binary", "", "static strata binary to install in the image (default: this one)")
 	cmd.Flags().StringVar(&cacheDir, "cache", "", "package and build cache (default: $STRATA_CACHE, else .cache)")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the build directory (for debugging)")
+	cmd.Flags().BoolVar(&noBaseCache, "no-base-cache", false, "always run mmdebstrap (do not reuse or store the cached base tree of the lock)")
 	return cmd
 }
 
