@@ -48,8 +48,8 @@ type Options struct {
 	// NoBaseCache neither reads nor writes the base cache: mmdebstrap
 	// always runs (reproducibility checks).
 	NoBaseCache bool
-	Progress progress.Reporter
-	Warner   progress.Warner
+	Progress    progress.Reporter
+	Warner      progress.Warner
 }
 
 func (o *Options) defaults() error {
