@@ -7,7 +7,7 @@ export PATH := /usr/local/bin:/usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 # Packages whose tests run under the race detector (they use goroutines).
 RACE_PKGS := ./repo/... ./commit/... ./checkout/... ./fsutil/... ./fetch/... ./pull/... ./sysroot/... ./fleetlock/... ./updates/...
 
-.PHONY: all build deps demo soak test test-go lint bench bench-quick clean
+.PHONY: all build deps demo soak test test-go lint bench bench-quick bench-compose clean
 
 all: build
 
@@ -38,12 +38,18 @@ lint:
 	staticcheck ./...
 
 test-go:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 40m ./...
 	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
 
 bench:
 	scripts/install-deps.sh bench
 	$(GO) run ./bench
+
+# Wall time of strata compose on the test OS (full, from the lock, after a
+# one-file and a one-package change); see docs/compose.md.
+bench-compose:
+	scripts/install-deps.sh bench
+	bench/compose.sh
 
 bench-quick:
 	scripts/install-deps.sh bench
