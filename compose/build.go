@@ -416,7 +416,20 @@ func buildLocked(ctx context.Context, s *Spec, o *Options, l *Lock, work, root s
 			return err
 		}
 	}
-	m := &mmdebstrapRun{spec: s, target: root, source: "deb [trusted=yes] file://" + local + " ./", hookDir: hooks, pins: pins, epoch: epoch, log: filepath.Join(work, "mmdebstrap.log"), rep: o.Progress}
+	// mmdebstrap installs most packages with apt inside the chroot, where
+	// the repository must be at the same path as on the host: its
+	// file-mirror-automount hook bind-mounts it there and unmounts it at
+	// the end. The path is under /run (a link to the repository), which
+	// mmdebstrap and the layout empty, so no directory of the build
+	// machine is left in the tree.
+	link := "/run/strata-" + filepath.Base(work)
+	_ = os.Remove(link)
+	if err := os.Symlink(local, link); err != nil {
+		return fmt.Errorf("local repository: %w", err)
+	}
+	defer os.Remove(link)
+	m := &mmdebstrapRun{spec: s, target: root, source: "deb [trusted=yes] file://" + link + " ./", hookDir: hooks, pins: pins, epoch: epoch,
+		log: filepath.Join(work, "mmdebstrap.log"), rep: o.Progress, hookDirs: []string{"/usr/share/mmdebstrap/hooks/file-mirror-automount"}}
 	return m.run(ctx)
 }
 

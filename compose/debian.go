@@ -55,10 +55,12 @@ type mmdebstrapRun struct {
 	pins string
 	// seed is a directory of cached .debs under apt's names, hard-linked
 	// into the root's apt cache before downloading (mirror runs).
-	seed  string
-	epoch int64
-	log   string // full output goes here
-	rep   progress.Reporter
+	seed string
+	// hookDirs are mmdebstrap --hook-dir directories.
+	hookDirs []string
+	epoch    int64
+	log      string // full output goes here
+	rep      progress.Reporter
 }
 
 func (m *mmdebstrapRun) run(ctx context.Context) error {
@@ -89,6 +91,9 @@ func (m *mmdebstrapRun) run(ctx context.Context) error {
 	}
 	if m.pins != "" {
 		args = append(args, "--essential-hook=sh "+shellQuote(m.pins)+" \"$1\"")
+	}
+	for _, d := range m.hookDirs {
+		args = append(args, "--hook-dir="+d)
 	}
 	args = append(args, m.spec.Base.Suite, m.target, m.source)
 	cmd := exec.CommandContext(ctx, "sh", append([]string{"-c", "umask 022; exec mmdebstrap \"$@\"", "sh"}, args...)...)
