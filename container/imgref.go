@@ -55,8 +55,15 @@ func ParseImageRef(s string) (ImageRef, error) {
 	return r, nil
 }
 
-// String is the reference as ostree-ext writes it ("registry:NAME").
-func (r ImageRef) String() string { return string(r.Transport) + ":" + r.Name }
+// String is the reference as ostree-ext writes it: "docker://NAME" for
+// a registry (ostree-ext's Display, which its image refs escape),
+// "oci:PATH[:TAG]", "oci-archive:PATH[:TAG]".
+func (r ImageRef) String() string {
+	if r.Transport == Registry {
+		return "docker://" + r.Name
+	}
+	return string(r.Transport) + ":" + r.Name
+}
 
 // PathTag splits an OCI transport's name into path and tag ("" if none).
 func (r ImageRef) PathTag() (string, string) {

@@ -208,7 +208,7 @@ func TestBuildahUmociImages(t *testing.T) {
 		}
 	}
 	refs := run(t, "ostree", "--repo="+dst, "refs")
-	if !strings.Contains(refs, "ostree/container/blob/sha256_3A_") || !strings.Contains(refs, "ostree/container/image/registry_3A_127_2E_0_2E_0_2E_1_3A_") {
+	if !strings.Contains(refs, "ostree/container/blob/sha256_3A_") || !strings.Contains(refs, "ostree/container/image/docker_3A__2F__2F_127_2E_0_2E_0_2E_1_3A_") {
 		t.Errorf("refs are not ostree-ext's:\n%s", refs)
 	}
 	run(t, "ostree", "--repo="+dst, "fsck")
