@@ -124,7 +124,7 @@ func bigLayerImage(t *testing.T, addr string) (objects.Checksum, string) {
 	os.MkdirAll(filepath.Join(tree, "usr/lib/big"), 0o755)
 	os.MkdirAll(filepath.Join(tree, "usr/bin"), 0o755)
 	f, _ := os.Create(filepath.Join(tree, "usr/lib/big/blob"))
-	io.CopyN(f, rand{}, 6<<20)
+	io.CopyN(f, xorshift{}, 6<<20)
 	f.Close()
 	os.WriteFile(filepath.Join(tree, "usr/bin/x"), []byte("x"), 0o755)
 	src := filepath.Join(dir, "src")
@@ -149,11 +149,11 @@ func bigLayerImage(t *testing.T, addr string) (objects.Checksum, string) {
 	return c, big.Digest
 }
 
-type rand struct{}
+type xorshift struct{}
 
 var seed uint64 = 88172645463325252
 
-func (rand) Read(p []byte) (int, error) {
+func (xorshift) Read(p []byte) (int, error) {
 	for i := range p {
 		seed ^= seed << 13
 		seed ^= seed >> 7

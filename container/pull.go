@@ -21,6 +21,7 @@ import (
 	"github.com/strata-os/strata/commit"
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/gvariant"
+	"github.com/strata-os/strata/imgpolicy"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/ocilayer"
 	"github.com/strata-os/strata/progress"
@@ -60,16 +61,17 @@ type Config struct {
 	} `json:"rootfs"`
 }
 
-// PolicyFunc decides, before anything is written, whether an image may be
-// imported; it sees the reference, the manifest's digest and bytes.
-type PolicyFunc func(ctx context.Context, ref ImageRef, digest string, manifest []byte) error
-
 // PullOptions tune Pull; the zero value works.
 type PullOptions struct {
 	// Jobs is how many layers are fetched at once (default 4).
 	Jobs int
-	// Policy, when set, must accept the image before anything is written.
-	Policy PolicyFunc
+	// Policy, when set, must accept the image before anything is
+	// written; signatures it asks for are fetched (sigstore: the
+	// sha256-<hex>.sig tag; GPG: the lookaside of RegistriesD).
+	Policy *imgpolicy.Policy
+	// RegistriesD is the registries.d directory (default
+	// /etc/containers/registries.d).
+	RegistriesD string
 	// Reporter receives one step per layer and the bytes fetched.
 	Reporter progress.Reporter
 	// Retries is how many times a broken layer download resumes with a
@@ -91,6 +93,8 @@ type PullResult struct {
 	// the (compressed) bytes read from the source.
 	LayersFetched, LayersReused int
 	BytesFetched                int64
+	// Verified is set when the policy required signatures and they held.
+	Verified bool
 }
 
 // image is a resolved image: its manifest and configuration, verified.
@@ -380,10 +384,9 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 		return nil, err
 	}
 	defer im.src.close()
-	if o.Policy != nil {
-		if err := o.Policy(ctx, ref, im.digest, im.manifestRaw); err != nil {
-			return nil, im.errorf("", err)
-		}
+	verified, err := checkPolicy(ctx, im, o)
+	if err != nil {
+		return nil, im.errorf("", err)
 	}
 	rep := progress.OrNop(o.Reporter)
 	jobs := o.Jobs
@@ -407,7 +410,7 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 			}
 		}
 	}
-	res := &PullResult{ManifestDigest: im.digest, Created: im.config.Created, Version: labels[LabelVersion]}
+	res := &PullResult{ManifestDigest: im.digest, Created: im.config.Created, Version: labels[LabelVersion], Verified: verified}
 	if res.Version == "" {
 		res.Version = labels["version"]
 	}

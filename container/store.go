@@ -159,3 +159,12 @@ func OriginImage(kf *repo.KeyFile) (ref OstreeImageRef, ok bool, err error) {
 	ref, err = ParseOstreeImageRef(s)
 	return ref, true, err
 }
+
+// SigVerifyOf is the origin's verification prefix for a pull: signed
+// when the policy required signatures and they held.
+func SigVerifyOf(res *PullResult) string {
+	if res != nil && res.Verified {
+		return SigPolicy
+	}
+	return SigUnverified
+}

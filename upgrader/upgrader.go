@@ -83,6 +83,8 @@ func pullDeploy(ctx context.Context, s *sysroot.Sysroot, osname string, img cont
 		return err
 	}
 	res.Pull, res.To, res.Digest, res.Version = pr, pr.MergeCommit, pr.ManifestDigest, pr.Version
+	img.SigVerify = container.SigVerifyOf(pr)
+	res.Image = img
 	if res.To == res.From {
 		res.Changed = false
 		return nil

@@ -3,12 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-os/strata/container"
+	"github.com/strata-os/strata/imgpolicy"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/repo"
@@ -16,11 +18,17 @@ import (
 )
 
 const imgrefHelp = `IMGREF is registry:HOST/NAME[:TAG|@DIGEST] (or docker://...), oci:DIR[:TAG] or
-oci-archive:FILE[:TAG]. Registries on 127.0.0.1 and localhost are spoken to over
-plain HTTP, others over HTTPS. Anonymous access only: registry credentials,
-signature policy (containers-policy.json) and lookaside signatures are NOT
-supported yet, so every image is imported unverified
-(ostree-unverified-registry / ostree-unverified-image in the origin).`
+oci-archive:FILE[:TAG]. Registries on 127.0.0.1, localhost and private addresses
+are spoken to over plain HTTP, others over HTTPS. Anonymous access only
+(registry credentials are not supported yet).
+
+Signatures: the policy (--policy, else /etc/containers/policy.json when it
+exists) is checked before anything is written. Supported requirements:
+insecureAcceptAnything, reject, sigstoreSigned with keyPath/keyData (cosign's
+sha256-<hex>.sig tag; "strata container sign" makes them), signedBy GPGKeys
+(skopeo copy --sign-by, read from the lookaside in registries.d). An origin
+says ostree-image-signed when signatures were required and verified, else
+ostree-unverified-registry / ostree-unverified-image.`
 
 func init() { rootCmd.AddCommand(newContainerCmd()) }
 
@@ -34,7 +42,7 @@ func newContainerCmd() *cobra.Command {
 	}
 	img := &cobra.Command{Use: "image", Short: "Pull, deploy, list, remove and prune container images"}
 	img.AddCommand(newImagePullCmd(), newImageDeployCmd(), newImageListCmd(), newImageRemoveCmd(), newImagePruneCmd())
-	c.AddCommand(img, newEncapsulateCmd(), newUnencapsulateCmd())
+	c.AddCommand(img, newEncapsulateCmd(), newUnencapsulateCmd(), newSignCmd())
 	return c
 }
 
@@ -73,23 +81,40 @@ func (j *jsonReporter) Done() {
 }
 
 type imagePullFlags struct {
-	jobs    int
-	json    bool
-	retries int
+	jobs        int
+	json        bool
+	retries     int
+	policy      string
+	registriesD string
 }
 
 func (p *imagePullFlags) add(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&p.jobs, "jobs", 4, "layers fetched at once")
 	cmd.Flags().IntVar(&p.retries, "retries", 5, "times a broken layer download resumes (HTTP Range) before failing")
 	cmd.Flags().BoolVar(&p.json, "json", false, "report progress and the result as JSON lines on stdout")
+	cmd.Flags().StringVar(&p.policy, "policy", "", "signature policy (containers-policy.json; default "+imgpolicy.DefaultPath+" when it exists)")
+	cmd.Flags().StringVar(&p.registriesD, "registries.d", container.DefaultRegistriesD, "where lookaside signature locations are configured")
 }
 
-func (p *imagePullFlags) options(cmd *cobra.Command) container.PullOptions {
+func (p *imagePullFlags) options(cmd *cobra.Command) (container.PullOptions, error) {
 	var rep progress.Reporter = newReporter(cmd)
 	if p.json {
 		rep = &jsonReporter{w: cmd.OutOrStdout()}
 	}
-	return container.PullOptions{Jobs: p.jobs, Retries: p.retries, Reporter: rep}
+	o := container.PullOptions{Jobs: p.jobs, Retries: p.retries, Reporter: rep, RegistriesD: p.registriesD}
+	path := p.policy
+	if path == "" {
+		if _, err := os.Stat(imgpolicy.DefaultPath); err != nil {
+			return o, nil // no policy: images are taken unverified
+		}
+		path = imgpolicy.DefaultPath
+	}
+	pol, err := imgpolicy.Load(path)
+	if err != nil {
+		return o, err
+	}
+	o.Policy = pol
+	return o, nil
 }
 
 func printPull(cmd *cobra.Command, p *imagePullFlags, res *container.PullResult) {
@@ -138,7 +163,11 @@ image's ref (ostree/container/image/...) last.
 			if err != nil {
 				return err
 			}
-			res, err := container.Pull(cmd.Context(), r, ref, p.options(cmd))
+			po, err := p.options(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := container.Pull(cmd.Context(), r, ref, po)
 			if err != nil {
 				return err
 			}
@@ -153,12 +182,16 @@ image's ref (ostree/container/image/...) last.
 // deployImage pulls ref into s's repository and deploys its merge commit
 // with ostree-ext's origin.
 func deployImage(cmd *cobra.Command, s *sysroot.Sysroot, ref container.ImageRef, p *imagePullFlags, o sysroot.DeployOptions) (*sysroot.DeployResult, *container.PullResult, error) {
-	res, err := container.Pull(cmd.Context(), s.Repo(), ref, p.options(cmd))
+	po, err := p.options(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := container.Pull(cmd.Context(), s.Repo(), ref, po)
 	if err != nil {
 		return nil, nil, err
 	}
 	o.Revision = res.MergeCommit.String()
-	o.Origin = container.Origin(container.OstreeImageRef{SigVerify: container.SigUnverified, Image: ref}, res.ManifestDigest)
+	o.Origin = container.Origin(container.OstreeImageRef{SigVerify: container.SigVerifyOf(res), Image: ref}, res.ManifestDigest)
 	dr, err := s.Deploy(cmd.Context(), o)
 	return dr, res, err
 }
@@ -328,7 +361,11 @@ func newUnencapsulateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := container.Pull(cmd.Context(), r, ref, p.options(cmd))
+			po, err := p.options(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := container.Pull(cmd.Context(), r, ref, po)
 			if err != nil {
 				return err
 			}
@@ -340,5 +377,43 @@ func newUnencapsulateCmd() *cobra.Command {
 		},
 	}
 	p.add(cmd)
+	return cmd
+}
+
+func newSignCmd() *cobra.Command {
+	var keyPath string
+	cmd := &cobra.Command{
+		Use:   "sign --key=KEY.pem registry:HOST/NAME:TAG",
+		Short: "Sign an image in a registry, cosign-compatible (ECDSA P-256)",
+		Long: `Sign the image a registry reference names: a simple-signing payload (the
+reference and its manifest digest) signed with ECDSA P-256, pushed under the tag
+sha256-<hex>.sig as cosign does, so policies with sigstoreSigned (and cosign
+verify --key) accept it. KEY.pem is an unencrypted EC PRIVATE KEY or PKCS #8
+PRIVATE KEY (openssl ecparam -name prime256v1 -genkey -noout); cosign's
+encrypted key files are not read. Prints the signed manifest digest.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := container.ParseImageRef(args[0])
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(keyPath)
+			if err != nil {
+				return fmt.Errorf("--key: %w", err)
+			}
+			key, err := container.ParsePrivateKey(data)
+			if err != nil {
+				return fmt.Errorf("--key %s: %w", keyPath, err)
+			}
+			d, err := container.Sign(cmd.Context(), ref, key)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), d)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyPath, "key", "", "the private key (PEM, required)")
+	_ = cmd.MarkFlagRequired("key")
 	return cmd
 }

@@ -72,7 +72,9 @@ registry credentials.`,
 			if err != nil {
 				return err
 			}
-			o.Pull = p.options(cmd)
+			if o.Pull, err = p.options(cmd); err != nil {
+				return err
+			}
 			o.Stage = s.Booted() != nil
 			res, err := upgrader.Switch(cmd.Context(), s, ref, o)
 			if err != nil {
@@ -132,7 +134,9 @@ failed update is deployed).`,
 			if err != nil {
 				return err
 			}
-			o.Pull = p.options(cmd)
+			if o.Pull, err = p.options(cmd); err != nil {
+				return err
+			}
 			o.Stage = s.Booted() != nil
 			o.Puller = upgradePuller(cmd)
 			res, err := upgrader.Upgrade(cmd.Context(), s, o)

@@ -40,6 +40,7 @@ var layer = map[string]int{
 	"summary":   4,
 	"fetch":     4,
 	"fleetlock": 4,
+	"imgpolicy": 4,
 
 	"pull":       5,
 	"bootloader": 5,
