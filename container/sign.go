@@ -55,7 +55,7 @@ type rawManifest struct {
 	mt  types.MediaType
 }
 
-func (r rawManifest) RawManifest() ([]byte, error)          { return r.raw, nil }
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 // Sign makes a cosign-compatible signature of the image ref names in a
@@ -128,4 +128,3 @@ func Sign(ctx context.Context, ref ImageRef, key *ecdsa.PrivateKey) (string, err
 	}
 	return rs.ManifestDigest, nil
 }
-
