@@ -145,7 +145,7 @@ func BareUserMeta(h *FileHeader) []byte {
 
 // ParseBareUserMeta parses a user.ostreemeta xattr.
 func ParseBareUserMeta(b []byte) (*FileHeader, error) {
-	d, err := ParseDirMeta(b)
+	d, err := parseDirMetaVariant(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: user.ostreemeta: %v", ErrCorrupt, err)
 	}

@@ -202,9 +202,22 @@ func (d *DirMeta) Marshal() []byte {
 	return gvariant.MustMarshal(DirMetaGVType, []any{be32(d.UID), be32(d.GID), be32(d.Mode), d.Xattrs.gv()})
 }
 
-// ParseDirMeta parses a dirmeta object (also the format of bare-user's
-// user.ostreemeta xattr).
+// ParseDirMeta parses a dirmeta object. Its mode MUST be a directory's:
+// anything else is ErrCorrupt, as ostree's pull and fsck refuse it.
 func ParseDirMeta(b []byte) (*DirMeta, error) {
+	d, err := parseDirMetaVariant(b)
+	if err != nil {
+		return nil, err
+	}
+	if d.Mode&ModeTypeMask != ModeDir {
+		return nil, fmt.Errorf("%w: dirmeta: mode %#o is not a directory's", ErrCorrupt, d.Mode)
+	}
+	return d, nil
+}
+
+// parseDirMetaVariant parses the (uuua(ayay)) variant of a dirmeta object
+// and of bare-user's user.ostreemeta xattr, whatever the mode.
+func parseDirMetaVariant(b []byte) (*DirMeta, error) {
 	v, err := gvariant.Unmarshal(DirMetaGVType, b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dirmeta: %v", ErrCorrupt, err)

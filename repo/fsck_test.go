@@ -565,3 +565,54 @@ func TestFsckVerifyBackRefs(t *testing.T) {
 		t.Fatalf("both refs bound: %q", problemNames(rep.Problems))
 	}
 }
+
+// TestFsckRefusesNonDirectoryDirMeta: a dirmeta whose mode is not a
+// directory's (here a regular file's), with a checksum that matches, is
+// corrupt for strata's fsck as for ostree's.
+func TestFsckRefusesNonDirectoryDirMeta(t *testing.T) {
+	for _, mode := range []Mode{ModeArchive, ModeBare} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newRepo(t, mode)
+			tx := begin(t, r)
+			good, err := tx.WriteMetadata(objects.KindDirMeta, (&objects.DirMeta{Mode: objects.ModeDir | 0o755}).Marshal())
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad, err := tx.WriteMetadata(objects.KindDirMeta, (&objects.DirMeta{Mode: objects.ModeRegular | 0o644}).Marshal())
+			if err != nil {
+				t.Fatal(err)
+			}
+			empty, err := tx.WriteMetadata(objects.KindDirTree, (&objects.DirTree{}).Marshal())
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := objects.DirTree{Dirs: []objects.TreeDir{{Name: "sub", Tree: empty, Meta: bad}}}
+			rt, err := tx.WriteMetadata(objects.KindDirTree, root.Marshal())
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := (&objects.Commit{Subject: "bad dirmeta", Timestamp: 1700000000, RootTree: rt, RootMeta: good}).Marshal()
+			c, err := tx.WriteMetadata(objects.KindCommit, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx.SetRef("heads/main", &c)
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			rep := fsckOf(t, r, FsckOptions{})
+			name := ObjectName(objects.KindDirMeta, bad)
+			if len(rep.Problems) != 1 || rep.Problems[0].Object != name || !errors.Is(rep.Problems[0].Err, ErrCorrupt) ||
+				!strings.Contains(rep.Problems[0].String(), "not a directory") {
+				t.Fatalf("problems %q, want %s: not a directory", problemNames(rep.Problems), name)
+			}
+			if _, err := r.ReadDirMeta(bad); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("ReadDirMeta of a file's mode: %v", err)
+			}
+			// The reference: ostree fsck refuses it too.
+			if out, err := exec.Command("ostree", "fsck", "--repo="+r.Path()).CombinedOutput(); err == nil {
+				t.Errorf("ostree fsck passed a dirmeta with a file's mode:\n%s", out)
+			}
+		})
+	}
+}
