@@ -247,8 +247,16 @@ func (c *checkout) file(cs objects.Checksum, p string) error {
 		// Empty files are copied, as ostree does, so that they do not pile
 		// up links on one inode.
 		var st unix.Stat_t
-		if err := unix.Lstat(obj, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0 {
-			linkable = false
+		if err := unix.Lstat(obj, &st); err == nil {
+			switch st.Mode & unix.S_IFMT {
+			case unix.S_IFREG:
+				linkable = st.Size > 0
+			case unix.S_IFLNK:
+			default:
+				// A device node, fifo or socket in objects/ is never
+				// linked into a tree (ostree refuses it too).
+				return fmt.Errorf("%w: object %s is not a regular file or symlink", repo.ErrCorrupt, repo.ObjectName(objects.KindFile, cs))
+			}
 		}
 		if linkable && c.r.Mode() == repo.ModeBareUser {
 			// Symlinks are regular files in bare-user: only real regular

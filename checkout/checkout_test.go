@@ -373,3 +373,49 @@ func TestCorruptSymlinkNotCheckedOut(t *testing.T) {
 		})
 	}
 }
+
+// TestDeviceNodeObjectRefused: a bare repo's .file replaced by a device
+// node or a fifo is refused by a hard-link checkout (nothing of it in the
+// destination) and reported by fsck, as ostree refuses it.
+func TestDeviceNodeObjectRefused(t *testing.T) {
+	for _, kind := range []string{"chardev", "fifo"} {
+		t.Run(kind, func(t *testing.T) {
+			src := t.TempDir()
+			os.WriteFile(filepath.Join(src, "a"), []byte("content of a"), 0o644)
+			r := filepath.Join(t.TempDir(), "repo")
+			run(t, strataBin, "--repo="+r, "init", "--mode=bare")
+			run(t, strataBin, "--repo="+r, "commit", "-b", "main", "--tree=dir="+src)
+			rp, _ := repo.Open(r)
+			c, _ := rp.ResolveRev("main")
+			cm, _ := rp.ReadCommit(c)
+			dt, _ := rp.ReadDirTree(cm.RootTree)
+			obj := rp.ObjectPath(objects.KindFile, dt.Files[0].Checksum)
+			os.Remove(obj)
+			var err error
+			if kind == "chardev" {
+				err = syscall.Mknod(obj, syscall.S_IFCHR|0o644, 1<<8|3) // /dev/null's 1,3
+			} else {
+				err = syscall.Mkfifo(obj, 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := filepath.Join(t.TempDir(), "co")
+			err = checkout.Checkout(context.Background(), rp, c, d, checkout.Options{})
+			if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), dt.Files[0].Checksum.String()) {
+				t.Fatalf("checkout of a %s object: %v", kind, err)
+			}
+			if _, err := os.Lstat(filepath.Join(d, "a")); err == nil {
+				t.Fatalf("the %s object is in the checkout", kind)
+			}
+			rep, err := rp.Fsck(context.Background(), repo.FsckOptions{})
+			if err != nil || len(rep.Problems) != 1 || !errors.Is(rep.Problems[0].Err, repo.ErrCorrupt) {
+				t.Fatalf("fsck: %v %v", rep.Problems, err)
+			}
+			out, err := exec.Command("ostree", "--repo="+r, "checkout", "main", filepath.Join(t.TempDir(), "o")).CombinedOutput()
+			if err == nil {
+				t.Errorf("ostree checked out a %s object:\n%s", kind, out)
+			}
+		})
+	}
+}
