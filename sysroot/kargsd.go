@@ -35,10 +35,13 @@ func ImageKargs(r *repo.Repo, c objects.Checksum) ([]string, error) {
 	root := tree.RepoTree(r, cm.RootTree, cm.RootMeta)
 	dir, err := tree.Lookup(r, root, KargsDir)
 	if err != nil {
-		if errdefs.IsNotFound(err) {
+		// Missing, or a component of the path is not a directory (a
+		// symlinked usr is refused by the deploy's own check, naming
+		// the commit and the path): no kargs.d.
+		if errdefs.IsNotFound(err) || errdefs.IsInvalid(err) {
 			return nil, nil
 		}
-		return nil, err
+		return nil, fmt.Errorf("commit %s: %s: %w", c, KargsDir, err)
 	}
 	if !dir.Dir {
 		return nil, nil
