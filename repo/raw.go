@@ -135,11 +135,15 @@ func (t *Txn) WriteArchiveFileVerified(r io.Reader, want objects.Checksum) error
 	if hlen > objects.MaxFileHeaderSize {
 		return fmt.Errorf("%w: object %s: header of %d bytes", ErrCorrupt, name, hlen)
 	}
-	hdr := make([]byte, 8+int(hlen))
-	copy(hdr, pre[:])
-	if _, err := io.ReadFull(src, hdr[8:]); err != nil {
+	// The header grows with the bytes that arrive, not with the length
+	// it declares: 8 bytes claiming a 16 MiB header allocated 16 MiB
+	// (found by FuzzWriteArchiveFile).
+	hb := bytes.NewBuffer(make([]byte, 0, 8+min(int(hlen), 4096)))
+	hb.Write(pre[:])
+	if _, err := io.CopyN(hb, src, int64(hlen)); err != nil {
 		return src.wrap("header", err)
 	}
+	hdr := hb.Bytes()
 	h, err := objects.ReadArchiveHeader(bytes.NewReader(hdr))
 	if err != nil {
 		return fmt.Errorf("object %s: %w", name, err)
@@ -345,7 +349,7 @@ func (c *capReader) wrap(what string, err error) error {
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	return fmt.Errorf("%w: object %s: %s: %v", ErrCorrupt, c.name, what, err)
+	return fmt.Errorf("%w: object %s: %s: %w", ErrCorrupt, c.name, what, err)
 }
 
 // inflateReader reads decompressed content, classifying errors with
