@@ -129,4 +129,3 @@ func FuzzWriteArchiveFile(f *testing.F) {
 		}
 	})
 }
-
