@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -56,6 +57,21 @@ func TestSwitchUpgradeStatus(t *testing.T) {
 	}
 	f.fail("--check cannot be combined", "upgrade", s, "--os=testos", "--check", "--apply")
 	f.fail("image oci:/nonexistent:os", "switch", s, "--os=testos", "--transport=oci", "/nonexistent:os")
+	// --json: progress and the result as JSON lines.
+	fresh := filepath.Join(t.TempDir(), "repo")
+	f.ok("init", "--repo="+fresh, "--mode=bare-user")
+	lines := strings.Split(strings.TrimSpace(f.ok("--repo="+fresh, "container", "image", "pull", "--json", "oci:"+layout+":os")), "\n")
+	var last struct {
+		Event         string `json:"event"`
+		LayersFetched int    `json:"layers-fetched"`
+		Digest        string `json:"manifest-digest"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Event != "pulled" || last.LayersFetched < 2 || !strings.HasPrefix(last.Digest, "sha256:") {
+		t.Fatalf("pull --json: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+	if !strings.Contains(lines[0], `"event":"phase"`) {
+		t.Fatalf("pull --json has no progress lines:\n%s", strings.Join(lines, "\n"))
+	}
 	list := f.ok(repoFlag, "container", "image", "list")
 	if !strings.Contains(list, "oci:"+layout+":os ") {
 		t.Fatalf("image list:\n%s", list)

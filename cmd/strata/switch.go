@@ -60,8 +60,9 @@ kernel arguments are carried over. On a booted system the deployment is staged
 IMAGE is HOST/NAME[:TAG] for --transport=registry (the default), DIR[:TAG] for
 oci and FILE[:TAG] for oci-archive.
 
-Not supported yet: signature policy (every image is taken unverified),
-registry credentials.`,
+The signature policy (--policy, else /etc/containers/policy.json when it
+exists) is checked before anything is written; the origin then says
+ostree-image-signed. Not supported yet: registry credentials, Fulcio/Rekor.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := container.ParseImageRef(transport + ":" + args[0])
