@@ -435,3 +435,57 @@ func TestIDsPinnedAgainstPreviousCommit(t *testing.T) {
 		t.Fatalf("first build of a branch: %v", err)
 	}
 }
+
+// TestRefBase composes v2 on top of v1's ref: v1's tree and generated
+// files are kept, the new spec's files are added, the layout holds.
+func TestRefBase(t *testing.T) {
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBare, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := composeFixture(t, r, 0o022, false, "")
+	spec := "[os]\nname = \"fixture\"\nversion = \"8\"\n\n[base]\nref = \"fixture\"\n\n[[files]]\npath = \"/etc/motd2\"\ncontent = \"v2\\n\"\n\n[kernel]\nargs = [\"quiet\"]\n"
+	s, err := ParseSpec(filepath.Join(t.TempDir(), "v2.toml"), []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Build(context.Background(), s, Options{Repo: r, Branch: "fixture", CacheDir: t.TempDir(), StrataBinary: "/bin/busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Commit == v1 {
+		t.Fatal("v2 is v1")
+	}
+	dir := filepath.Join(t.TempDir(), "co")
+	if err := checkoutForTest(r, res.Commit, dir); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{
+		"usr/etc/motd":  "hello\n",
+		"usr/etc/motd2": "v2\n",
+		kargsFile:       "# Written by strata compose from the spec's [kernel] args.\nkargs = [\"quiet\"]\n",
+	} {
+		if b, err := os.ReadFile(filepath.Join(dir, p)); err != nil || string(b) != want {
+			t.Errorf("%s = %q (%v), want %q", p, b, err, want)
+		}
+	}
+	for _, p := range []string{"usr/lib/sysusers.d/strata-compose.conf", "usr/lib/sysimage/dpkg/status", "usr/lib/modules/6.1.0-test/vmlinuz", "usr/bin/strata"} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("missing %s: %v", p, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "etc")); !os.IsNotExist(err) {
+		t.Error("/etc exists beside /usr/etc")
+	}
+	vars, _ := os.ReadFile(filepath.Join(dir, tmpfilesVar))
+	if !strings.Contains(string(vars), "C /var/lib/foo/state - - - -\n") || !strings.Contains(string(vars), "L /var/lib/dpkg ") {
+		t.Errorf("v1's tmpfiles lines lost:\n%s", vars)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "var")); len(ents) != 0 {
+		t.Errorf("/var not empty: %v", ents)
+	}
+	cm, _ := r.ReadCommit(res.Commit)
+	if v, _ := cm.Metadata.String("version"); v != "8" || cm.Parent != (objects.Checksum{}) {
+		t.Errorf("version %q parent %v", v, cm.Parent)
+	}
+}
