@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -273,7 +275,21 @@ func localRepo(ctx context.Context, dir string, c Cache, l *Lock) error {
 		}
 		fmt.Fprintf(&idx, "Filename: ./%s\nSize: %d\nSHA256: %s\n\n", name, p.Size, p.SHA256)
 	}
-	return writeFileMode(filepath.Join(dir, "Packages"), idx.Bytes(), 0o644)
+	if err := writeFileMode(filepath.Join(dir, "Packages"), idx.Bytes(), 0o644); err != nil {
+		return err
+	}
+	// mmdebstrap selects the essential and priority sets with
+	// ?archive(^SUITE$) or ?codename(^SUITE$): the repository must say
+	// which suite it is. With [trusted=yes], apt takes it unsigned and
+	// still checks the index against the hash given here.
+	arches := map[string]bool{}
+	for _, p := range l.Packages {
+		arches[p.Arch] = true
+	}
+	sum := sha256.Sum256(idx.Bytes())
+	rel := fmt.Sprintf("Origin: strata compose\nLabel: strata compose\nSuite: %s\nCodename: %s\nArchitectures: %s\nSHA256:\n %s %d Packages\n",
+		l.Suite, l.Suite, strings.Join(sortedKeys(arches), " "), hex.EncodeToString(sum[:]), idx.Len())
+	return writeFileMode(filepath.Join(dir, "Release"), []byte(rel), 0o644)
 }
 
 // checkInstalled compares the root's dpkg status with the lock.
