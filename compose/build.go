@@ -84,10 +84,11 @@ type Result struct {
 	Duration    time.Duration
 }
 
-// Summary is the one-line report of a build.
+// Summary is the one-line report of a build: ref, packages, files, size,
+// commit checksum, time.
 func (r *Result) Summary() string {
-	return fmt.Sprintf("%s %s: %d packages, %d files, %.1f MiB, %s in %s",
-		r.Branch, r.Commit, r.Packages, r.Files, float64(r.Bytes)/(1<<20), "commit", r.Duration.Round(time.Second))
+	return fmt.Sprintf("%s: %d packages, %d files, %.1f MiB, commit %s, %s",
+		r.Branch, r.Packages, r.Files, float64(r.Bytes)/(1<<20), r.Commit, r.Duration.Round(100*time.Millisecond))
 }
 
 // mirrorFor returns the mirror URL and its sources.list line.

@@ -82,8 +82,7 @@ Not supported yet: --oci (export as an OCI image), image = "oci:..." bases.`,
 			if res.LockWritten {
 				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", compose.LockPath(s.Path))
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d packages, %d files, %.1f MiB, commit %s, %s\n",
-				res.Branch, res.Packages, res.Files, float64(res.Bytes)/(1<<20), res.Commit, res.Duration.Round(1e8))
+			fmt.Fprintln(cmd.OutOrStdout(), res.Summary())
 			return nil
 		},
 	}
