@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/repo"
 )
 
@@ -97,11 +98,16 @@ func (v *Ed25519Verifier) revoked(k ed25519.PublicKey) bool {
 	return false
 }
 
+// MaxKeysFileSize bounds an ed25519 keys file (--keys-file, file: in
+// verification-ed25519-file, the trusted.ed25519 files): some 180,000
+// secret keys.
+const MaxKeysFileSize = 16 << 20
+
 // ReadEd25519Keys reads a keys file: one base64 key per line. Lines that
 // are not keys of the wanted size (32 for public, 64 for secret) are
 // skipped, as OSTree skips them; a file with no valid key is an error.
 func ReadEd25519Keys(path string, secret bool) ([][]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadFileLimit(path, MaxKeysFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("ed25519 keys: %w", err)
 	}

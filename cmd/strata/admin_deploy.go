@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/sysroot"
 )
@@ -21,7 +22,7 @@ func init() {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Revision = args[0]
 			if originFile != "" {
-				data, err := os.ReadFile(originFile)
+				data, err := fsutil.ReadFileLimit(originFile, maxArgFileSize)
 				if err != nil {
 					return fmt.Errorf("--origin-file: %w", err)
 				}

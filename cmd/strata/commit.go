@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-os/strata/commit"
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/gvariant"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
@@ -52,7 +52,7 @@ committed. The new commit's checksum is printed on stdout.`,
 			o := commit.Options{Branch: branch, Orphan: orphan, Subject: subject, Body: body,
 				NoBindings: noBindings, BindRefs: bindRefs, SkipIfUnchanged: skipUnchanged, Bootable: bootable}
 			if bodyFile != "" {
-				b, err := os.ReadFile(bodyFile)
+				b, err := fsutil.ReadFileLimit(bodyFile, maxArgFileSize)
 				if err != nil {
 					return err
 				}

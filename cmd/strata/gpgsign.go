@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/remote"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/sign"
@@ -113,9 +114,11 @@ the *.gpg keyrings of a directory and --keyring a keyring file.`,
 		}
 		var data []byte
 		if file == "-" {
-			data, err = io.ReadAll(os.Stdin)
+			if data, err = io.ReadAll(io.LimitReader(os.Stdin, maxKeyringSize+1)); err == nil && len(data) > maxKeyringSize {
+				err = fmt.Errorf("standard input: %w (%d bytes)", fsutil.ErrTooLarge, maxKeyringSize)
+			}
 		} else {
-			data, err = os.ReadFile(file)
+			data, err = fsutil.ReadFileLimit(file, maxKeyringSize)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("gpg import: %w", err)
@@ -158,7 +161,7 @@ func gpgVerifier(r *repo.Repo, remoteName, keyringDir string, extra []string) (*
 		return nil, err
 	}
 	for _, f := range extra {
-		data, err := os.ReadFile(f)
+		data, err := fsutil.ReadFileLimit(f, maxKeyringSize)
 		if err != nil {
 			return nil, fmt.Errorf("--keyring: %w", err)
 		}

@@ -296,3 +296,14 @@ func catVerified(w io.Writer, r io.Reader) error {
 	_, err = io.Copy(w, f)
 	return err
 }
+
+// Files named on the command line are read through fsutil.ReadFileLimit:
+// only regular files (a FIFO or /dev/zero is refused, naming it), and at
+// most these many bytes.
+const (
+	// maxArgFileSize bounds -F/--body-file, --origin-file and the
+	// GVariant files of show: a metadata object's cap.
+	maxArgFileSize = 10 << 20
+	// maxKeyringSize bounds an OpenPGP keyring (--gpg-import, --keyring).
+	maxKeyringSize = 64 << 20
+)

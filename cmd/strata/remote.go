@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/gvariant"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/pull"
@@ -119,6 +119,13 @@ func init() {
 			}
 			if collectionID != "" {
 				opts = append(opts, remote.Option{Key: "collection-id", Value: collectionID})
+			}
+			if gpgImport != "" && gpgImport != "-" {
+				// A key file that cannot be read is refused before the
+				// remote is written.
+				if _, err := fsutil.ReadFileLimit(gpgImport, maxKeyringSize); err != nil {
+					return fmt.Errorf("gpg import: %w", err)
+				}
 			}
 			if _, err := cfg.Add(args[0], args[1], remote.AddOptions{Options: opts, IfNotExists: ifNotExists, InRemotesDir: toDir}); err != nil {
 				return err
@@ -375,7 +382,7 @@ those keys (8- or 16-digit IDs or fingerprints).`,
 			}
 			var srcs [][]byte
 			for _, k := range keyrings {
-				data, err := os.ReadFile(k)
+				data, err := fsutil.ReadFileLimit(k, maxKeyringSize)
 				if err != nil {
 					return fmt.Errorf("gpg-import: %w", err)
 				}

@@ -4,12 +4,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/gvariant"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
@@ -217,7 +217,7 @@ func showVariantFile(out io.Writer, file, t string, byteswap bool) error {
 	if err != nil {
 		return errorf(repo.ErrInvalid, "invalid GVariant type %q: %v", t, err)
 	}
-	data, err := os.ReadFile(file)
+	data, err := fsutil.ReadFileLimit(file, maxArgFileSize)
 	if err != nil {
 		return err
 	}
