@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/repo"
@@ -45,19 +44,6 @@ func (f *Filter) apply(uid, gid, mode uint32, xs objects.Xattrs) (uint32, uint32
 		}
 	}
 	return uid, gid, mode, xs
-}
-
-func readXattrs(p string) (objects.Xattrs, error) {
-	vals, names, err := fsutil.ListXattrs(p)
-	if err != nil {
-		return nil, err
-	}
-	var xs objects.Xattrs
-	for _, n := range names {
-		xs = append(xs, objects.Xattr{Name: n, Value: vals[n]})
-	}
-	xs.Sort()
-	return xs, nil
 }
 
 // Workers is the number of files hashed and written at once.
@@ -98,7 +84,7 @@ func addDir(ctx context.Context, g *errgroup.Group, t *repo.Txn, m *MTree, dir, 
 	var xs objects.Xattrs
 	var err error
 	if !f.NoXattrs && !f.Canonical {
-		if xs, err = readXattrs(dir); err != nil {
+		if xs, err = repo.ReadXattrs(dir); err != nil {
 			return err
 		}
 	}
@@ -158,7 +144,7 @@ func addFile(t *repo.Txn, p string, f *Filter) (objects.Checksum, error) {
 	var xs objects.Xattrs
 	var err error
 	if !f.NoXattrs && !f.Canonical {
-		if xs, err = readXattrs(p); err != nil {
+		if xs, err = repo.ReadXattrs(p); err != nil {
 			return objects.Checksum{}, err
 		}
 	}

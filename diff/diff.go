@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/tree"
@@ -349,16 +348,7 @@ func (c *comparer) xattrs(p string) (objects.Xattrs, error) {
 	if c.o.IgnoreXattrs {
 		return nil, nil
 	}
-	vals, names, err := fsutil.ListXattrs(p)
-	if err != nil {
-		return nil, err
-	}
-	var xs objects.Xattrs
-	for _, n := range names {
-		xs = append(xs, objects.Xattr{Name: n, Value: vals[n]})
-	}
-	xs.Sort()
-	return xs, nil
+	return repo.ReadXattrs(p)
 }
 
 // fileDiffers compares two non-directories.

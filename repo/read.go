@@ -213,14 +213,11 @@ func (r *Repo) OpenFile(c objects.Checksum) (*objects.FileHeader, io.ReadCloser,
 	case ModeBareUserOnly:
 		h.UID, h.GID = 0, 0
 	case ModeBare:
-		vals, names, err := fsutil.ListXattrs(p)
+		xs, err := ReadXattrs(p)
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, n := range names {
-			h.Xattrs = append(h.Xattrs, objects.Xattr{Name: n, Value: vals[n]})
-		}
-		h.Xattrs.Sort()
+		h.Xattrs = xs
 	}
 	if st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
 		t, err := os.Readlink(p)
@@ -397,4 +394,21 @@ func (r *Repo) parseObjectName(prefix string, e fs.DirEntry) (ObjectRef, bool) {
 		kind = k
 	}
 	return ObjectRef{Kind: kind, Checksum: c}, true
+}
+
+// ReadXattrs returns the extended attributes of the file at path (not
+// following a final symlink) as an object's sorted set: what a commit of
+// the file records, what a bare repository's object carries, what diff
+// compares.
+func ReadXattrs(path string) (objects.Xattrs, error) {
+	vals, names, err := fsutil.ListXattrs(path)
+	if err != nil {
+		return nil, err
+	}
+	var xs objects.Xattrs
+	for _, n := range names {
+		xs = append(xs, objects.Xattr{Name: n, Value: vals[n]})
+	}
+	xs.Sort()
+	return xs, nil
 }
