@@ -263,3 +263,16 @@ func (e *kargErr) Unwrap() error { return e.kind }
 func kargError(kind error, format string, args ...any) error {
 	return &kargErr{msg: fmt.Sprintf(format, args...), kind: kind}
 }
+
+// WithoutKarg returns the command line without the arguments named key
+// ("key" and "key=..."), split as SplitCmdline splits it: what a
+// deployment's options are without ostree= (which every entry gets anew).
+func WithoutKarg(cmdline, key string) string {
+	var keep []string
+	for _, a := range SplitCmdline(cmdline) {
+		if a != key && !strings.HasPrefix(a, key+"=") {
+			keep = append(keep, a)
+		}
+	}
+	return strings.Join(keep, " ")
+}

@@ -149,3 +149,16 @@ func TestAppendCmdline(t *testing.T) {
 		t.Error("empty /proc/cmdline?")
 	}
 }
+
+func TestWithoutKarg(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"root=/dev/vda1 ostree=/ostree/boot.0/os/x/0 quiet", "root=/dev/vda1 quiet"},
+		{"ostree ostree=a ostreex=b", "ostreex=b"},
+		{`a="x ostree=y" ostree=z`, `a="x ostree=y"`},
+		{"", ""},
+	} {
+		if got := WithoutKarg(c.in, "ostree"); got != c.want {
+			t.Errorf("WithoutKarg(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

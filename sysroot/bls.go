@@ -17,17 +17,6 @@ func kargValue(options, key string) (string, bool) {
 	return "", false
 }
 
-// withoutKarg returns a command line without the arguments named key.
-func withoutKarg(options, key string) string {
-	var keep []string
-	for _, a := range bootloader.SplitCmdline(options) {
-		if a != key && !strings.HasPrefix(a, key+"=") {
-			keep = append(keep, a)
-		}
-	}
-	return strings.Join(keep, " ")
-}
-
 // counterSuffix returns an entry file name's boot-counting suffix ("+3",
 // "+1-2"), or "" when it has none.
 func counterSuffix(name string) string {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 )
@@ -261,7 +262,7 @@ func TestDeployKargSources(t *testing.T) {
 	}
 	for _, c := range cases {
 		d := f.deploy(s, c.o)
-		if got := withoutKarg(d.Options(), "ostree"); got != c.want {
+		if got := bootloader.WithoutKarg(d.Options(), "ostree"); got != c.want {
 			t.Errorf("%+v: kernel arguments %q, want %q", c.o, got, c.want)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/fsutil"
 )
 
@@ -277,7 +278,7 @@ func faultSig(s *Sysroot) string {
 		if d.Staged {
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%.10s[%s]pinned=%v", d.Checksum, withoutKarg(d.Options(), "ostree"), d.Pinned()))
+		parts = append(parts, fmt.Sprintf("%.10s[%s]pinned=%v", d.Checksum, bootloader.WithoutKarg(d.Options(), "ostree"), d.Pinned()))
 	}
 	if len(parts) == 0 {
 		return "(none)"

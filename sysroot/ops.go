@@ -178,21 +178,10 @@ func (s *Sysroot) EditKargs(ctx context.Context, index int, e KargsEdit) (string
 		if _, err := s.writeDeployments(ctx, list, writeOptions{postclean: true, prune: true}); err != nil {
 			return err
 		}
-		out = stripOstreeKarg(ka.String())
+		out = bootloader.WithoutKarg(ka.String(), "ostree")
 		return nil
 	})
 	return out, err
-}
-
-// stripOstreeKarg drops ostree=... from a command line.
-func stripOstreeKarg(options string) string {
-	var keep []string
-	for _, a := range strings.Fields(options) {
-		if !strings.HasPrefix(a, "ostree=") {
-			keep = append(keep, a)
-		}
-	}
-	return strings.Join(keep, " ")
 }
 
 // stage writes a staged deployment: the directory now (checkout, /etc

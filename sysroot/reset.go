@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/fsutil"
 )
 
@@ -67,7 +68,7 @@ func (s *Sysroot) Reset(ctx context.Context, o ResetOptions) (*DeployResult, str
 	origin := setOriginKey(removeTransient(src.Origin), ResetGroup, ResetFromKey, src.OS)
 	res, err := s.Deploy(ctx, DeployOptions{
 		OS: newOS, Revision: src.Checksum.String(), Origin: origin, NoMerge: true,
-		KargAppend: strings.Fields(stripOstreeKarg(src.Options())),
+		KargAppend: strings.Fields(bootloader.WithoutKarg(src.Options(), "ostree")),
 	})
 	if err != nil {
 		return nil, newOS, err

@@ -197,7 +197,7 @@ func (s *Sysroot) bootconfigsEqual(a, b *Deployment) (bool, error) {
 	if a.BootChecksum != b.BootChecksum || a.OS != b.OS {
 		return false, nil
 	}
-	strip := func(d *Deployment) string { return withoutKarg(d.Options(), "ostree") }
+	strip := func(d *Deployment) string { return bootloader.WithoutKarg(d.Options(), "ostree") }
 	if strip(a) != strip(b) {
 		return false, nil
 	}

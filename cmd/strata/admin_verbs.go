@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/sysroot"
 )
 
@@ -154,7 +154,7 @@ change is written as a new boot version and switched to atomically.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), stripOstreeArg(d.Options()))
+				fmt.Fprintln(cmd.OutOrStdout(), bootloader.WithoutKarg(d.Options(), "ostree"))
 				return nil
 			}
 			out, err := s.EditKargs(cmd.Context(), kargsIndex, edit)
@@ -208,15 +208,4 @@ change is written as a new boot version and switched to atomically.`,
 			return err
 		},
 	})
-}
-
-// stripOstreeArg drops ostree=... from a kernel command line.
-func stripOstreeArg(options string) string {
-	var keep []string
-	for _, a := range strings.Fields(options) {
-		if !strings.HasPrefix(a, "ostree=") {
-			keep = append(keep, a)
-		}
-	}
-	return strings.Join(keep, " ")
 }
