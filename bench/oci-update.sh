@@ -3,7 +3,7 @@
 # v1 is a copy of parts of the host's /usr, v2 changes a few files
 # (SIZE of them), both encapsulated by strata (64 chunks) and pushed to
 # Debian's docker-registry on 127.0.0.1; a fresh repo pulls v1, then v2.
-# Usage: bench/oci-update.sh STRATA_BINARY [CHANGED_FILES]
+# Usage: [TREE_DIRS="/usr/bin /usr/lib/python3.11"] bench/oci-update.sh STRATA_BINARY [CHANGED_FILES]
 set -eu
 strata=$(realpath "$1")
 changed=${2:-5}
@@ -25,15 +25,15 @@ docker-registry serve "$work/reg.yml" > "$work/reg.log" 2>&1 &
 regpid=$!
 until curl -sf "http://127.0.0.1:$port/v2/" >/dev/null; do sleep 0.2; done
 
-mkdir -p "$work/tree/usr/lib" "$work/tree/usr/share"
-cp -a /usr/bin "$work/tree/usr/bin"
-cp -a /usr/lib/python3* "$work/tree/usr/lib/" 2>/dev/null || true
-cp -a /usr/share/perl* "$work/tree/usr/share/" 2>/dev/null || true
+for d in ${TREE_DIRS:-/usr/bin /usr/lib/python3.11 /usr/share/perl}; do
+	mkdir -p "$work/tree$(dirname "$d")"
+	cp -a "$d" "$work/tree$d"
+done
 find "$work/tree" -type f -o -type l -o -type d | grep -v -E '^[[:print:]]+$' | while read -r f; do rm -rf "$f"; done || true
 ostree --repo="$work/src" init --mode=archive
 ostree --repo="$work/src" commit -b os --tree=dir="$work/tree" --add-metadata-string=version=1 --timestamp=2026-01-01T00:00:00Z >/dev/null
 "$strata" --repo="$work/src" container encapsulate os "registry:127.0.0.1:$port/os:latest" >/dev/null
-find "$work/tree/usr/bin" -type f | sort | awk -v n="$changed" 'NR % 97 == 0 && c < n { print; c++ }' | while read -r f; do echo "changed" >> "$f"; done
+find "$work/tree" -type f | sort | awk -v n="$changed" 'NR % 97 == 0 && c < n { print; c++ }' | while read -r f; do echo "changed" >> "$f"; done
 ostree --repo="$work/src" commit -b os --tree=dir="$work/tree" --add-metadata-string=version=2 --timestamp=2026-02-01T00:00:00Z >/dev/null
 ostree --repo="$work/dst" init --mode=bare-user
 count() { awk '/"GET \/v2\/[^ ]*\/(blobs|manifests)\// { n++; b += $(NF-2) } END { printf "%d requests, %d bytes\n", n, b }' "$work/reg.log"; }

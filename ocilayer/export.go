@@ -48,11 +48,14 @@ const (
 // Plan splits commit's content objects into at most maxLayers-1 chunks
 // (the remaining layer is the commit layer, which WriteChunk writes with
 // final). An object goes to the chunk chosen by a hash of its first
-// path's directory, cut to three components ("usr/lib/python3"): files of
-// one package land together, the assignment of a path never depends on the
-// rest of the tree, so an update that changes a few files changes only
-// their chunks, and one commit always gives the same chunks. Empty chunks
-// are left out.
+// path's directory, cut to three components ("usr/lib/python3"), so files
+// of one package land together; the files of a directory group larger
+// than total/(maxLayers-1) are placed by a hash of their own path instead,
+// so a big flat directory is spread out. A path's chunk depends only on it
+// (and, for the big-group rule, on its group's share of the tree, which
+// small updates rarely move), so an update that changes a few files
+// changes only their chunks, and one commit always gives the same chunks.
+// Empty chunks are left out.
 func Plan(ctx context.Context, r *repo.Repo, commit objects.Checksum, maxLayers int) ([]Chunk, error) {
 	if maxLayers < 2 || maxLayers > MaxLayersLimit {
 		return nil, fmt.Errorf("%w: layer count %d: between 2 and %d", errdefs.ErrInvalid, maxLayers, MaxLayersLimit)
@@ -98,16 +101,33 @@ func Plan(ctx context.Context, r *repo.Repo, commit objects.Checksum, maxLayers 
 	}
 	n := maxLayers - 1
 	chunks := make([]Chunk, n)
-	for _, o := range byObj {
-		sort.Strings(o.Paths)
-		key := o.Paths[0]
-		comps := strings.Split(key, "/")
+	// Group by directory (cut to three components), except the files of a
+	// directory group larger than a chunk's fair share, which are spread
+	// by their own path: a big flat directory (/usr/bin) must not make one
+	// huge layer that any change in it refetches.
+	dirKey := func(p string) string {
+		comps := strings.Split(p, "/")
 		comps = comps[:len(comps)-1]
 		if len(comps) > 3 {
 			comps = comps[:3]
 		}
+		return strings.Join(comps, "/")
+	}
+	var total uint64
+	groupSize := map[string]uint64{}
+	for _, o := range byObj {
+		sort.Strings(o.Paths)
+		total += o.Size
+		groupSize[dirKey(o.Paths[0])] += o.Size
+	}
+	share := total / uint64(n)
+	for _, o := range byObj {
+		key := dirKey(o.Paths[0])
+		if groupSize[key] > share {
+			key = o.Paths[0]
+		}
 		h := fnv.New32a()
-		io.WriteString(h, strings.Join(comps, "/"))
+		io.WriteString(h, key)
 		i := int(h.Sum32() % uint32(n))
 		chunks[i].Objects = append(chunks[i].Objects, *o)
 	}

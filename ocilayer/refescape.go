@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/strata-os/strata/errdefs"
+	"github.com/strata-os/strata/repo"
 )
 
 // Ref prefixes ostree-ext uses.
@@ -24,6 +26,9 @@ const (
 func EscapeRef(prefix, s string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("%w: empty string for a ref", errdefs.ErrInvalid)
+	}
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("%w: invalid UTF-8 in %q", errdefs.ErrInvalid, s)
 	}
 	var b strings.Builder
 	rs := []rune(s)
@@ -46,7 +51,11 @@ func EscapeRef(prefix, s string) (string, error) {
 		}
 		prevAlnum = alnum
 	}
-	return prefix + "/" + b.String(), nil
+	ref := prefix + "/" + b.String()
+	if err := repo.ValidateRefName(ref); err != nil {
+		return "", fmt.Errorf("%w: %q does not escape to a valid ref: %w", errdefs.ErrInvalid, s, err)
+	}
+	return ref, nil
 }
 
 // UnescapeRef is the inverse of EscapeRef for a ref under prefix.
