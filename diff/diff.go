@@ -7,7 +7,6 @@ package diff
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/tree"
@@ -451,7 +451,7 @@ func (c *comparer) diskSum(n node, h *objects.FileHeader) (objects.Checksum, err
 		return objects.Checksum{}, err
 	}
 	defer f.Close()
-	s, err := objects.FileChecksum(h, &ctxReader{c.ctx, f})
+	s, err := objects.FileChecksum(h, fsutil.ContextReader(c.ctx, f))
 	if err != nil {
 		return s, fmt.Errorf("read %s: %w", n.path, err)
 	}
@@ -469,17 +469,4 @@ func (c *comparer) specialDiffers(x, y node) (bool, error) {
 	ux, gx := c.owner(&sx)
 	uy, gy := c.owner(&sy)
 	return sx.Mode != sy.Mode || sx.Rdev != sy.Rdev || ux != uy || gx != gy, nil
-}
-
-// ctxReader stops a long read when the context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -349,20 +349,6 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// ctxReader fails reads once ctx is done, so that a copy driven by
-// io.Copy stops when its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // LocalSource imports from a repository on a local filesystem, of any
 // mode. Its objects are verified like fetched ones.
 type LocalSource struct{ r *repo.Repo }
@@ -444,7 +430,7 @@ func (s *LocalSource) File(ctx context.Context, tx *repo.Txn, c objects.Checksum
 			return 0, err
 		}
 		defer f.Close()
-		cnt := &countReader{r: ctxReader{ctx, f}, fn: progress}
+		cnt := &countReader{r: fsutil.ContextReader(ctx, f), fn: progress}
 		err = tx.WriteArchiveFileVerified(cnt, c)
 		return cnt.n, err
 	}
@@ -453,7 +439,7 @@ func (s *LocalSource) File(ctx context.Context, tx *repo.Txn, c objects.Checksum
 		return 0, err
 	}
 	defer rc.Close()
-	cnt := &countReader{r: ctxReader{ctx, rc}, fn: progress}
+	cnt := &countReader{r: fsutil.ContextReader(ctx, rc), fn: progress}
 	var content io.Reader = cnt
 	if !h.IsRegular() {
 		content = bytes.NewReader(nil)
