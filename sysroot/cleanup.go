@@ -53,7 +53,7 @@ func (s *Sysroot) prepareCleanup(ctx context.Context) error {
 	if err := s.regenerateRefs(); err != nil {
 		return fmt.Errorf("generating deployment refs: %w", err)
 	}
-	return nil
+	return s.syncLoader(ctx)
 }
 
 // removeStaleTemps removes the temporary files (fsutil.TempName) that a

@@ -303,6 +303,11 @@ func (s *Sysroot) BootComplete(ctx context.Context) (bool, error) {
 		if b == nil {
 			return fmt.Errorf("boot-complete: %w", ErrNotBooted)
 		}
+		did, err := s.blessLoader(b)
+		if err != nil {
+			return fmt.Errorf("boot-complete: %w", err)
+		}
+		renamed = did
 		blessed := bootloader.Blessed(b.EntryFile)
 		if blessed == b.EntryFile {
 			return nil

@@ -63,6 +63,9 @@ type Options struct {
 	// Cmdline is the file with the kernel command line; default
 	// /proc/cmdline. A booted system has ostree= on it.
 	Cmdline string
+	// ESPDir is where the EFI System Partition is mounted, for the
+	// systemd-boot backend (LoaderBackend); default BootDir/efi.
+	ESPDir string
 	// Progress receives checkout progress; nil for none.
 	Progress progress.Reporter
 	// Warner receives best-effort failures that do not stop an operation

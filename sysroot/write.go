@@ -167,6 +167,11 @@ func (s *Sysroot) writeDeployments(ctx context.Context, list []*Deployment, o wr
 	if err := s.finishWrite(ctx, o); err != nil {
 		return stats, err
 	}
+	if !o.postclean {
+		if err := s.syncLoader(ctx); err != nil {
+			return stats, err
+		}
+	}
 	if o.postclean && o.prune {
 		return s.prune(ctx)
 	}
@@ -336,6 +341,9 @@ func (s *Sysroot) bootswap(ctx context.Context, list []*Deployment, o writeOptio
 		}
 	}
 	if err := fsutil.SyncDir(filepath.Dir(entriesDir)); err != nil {
+		return err
+	}
+	if err := s.writeGrubConfig(nbv, list, entries, o, tries); err != nil {
 		return err
 	}
 	if err := s.createBootlinks(nbv, sub, list); err != nil {

@@ -29,12 +29,13 @@ func init() {
 // sysrootOptions are the paths of the running system's state. The
 // STRATA_RUN_DIR, STRATA_ROOT and STRATA_CMDLINE environment variables
 // replace /run, / and /proc/cmdline, for tests that simulate a booted
-// system.
+// system; STRATA_ESP_DIR replaces /boot/efi (the ESP's mount point).
 func sysrootOptions(cmd *cobra.Command) sysroot.Options {
 	o := sysroot.Options{
 		RunDir:   os.Getenv("STRATA_RUN_DIR"),
 		Root:     os.Getenv("STRATA_ROOT"),
 		Cmdline:  os.Getenv("STRATA_CMDLINE"),
+		ESPDir:   os.Getenv("STRATA_ESP_DIR"),
 		Progress: newReporter(cmd),
 		Warner:   newWarner(cmd),
 		OnLockWait: func(lock string) {

@@ -45,6 +45,8 @@ var layer = map[string]int{
 	"pull":       5,
 	"bootloader": 5,
 	"container":  5,
+	"esp":        5,
+	"grubcfg":    5,
 
 	"sysroot":     6,
 	"prepareroot": 6,
@@ -53,6 +55,8 @@ var layer = map[string]int{
 	"compose": 7,
 
 	"upgrader": 7,
+	"install":  7,
+	"health":   7,
 
 	"cmd/strata": 9,
 
@@ -80,6 +84,8 @@ var sameLayer = map[string][]string{
 	// The update agent checks and stages through the upgrader.
 	"updates": {"upgrader"},
 	"diff":    {"tree"}, // diff compares the trees tree names and walks
+	"esp":     {"bootloader"},
+	"grubcfg": {"bootloader"},
 }
 
 func TestLayering(t *testing.T) {

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-os/strata/install"
+	"github.com/strata-os/strata/progress"
+)
+
+func init() { rootCmd.AddCommand(newInstallCmd()) }
+
+// installFlags are shared by to-disk and to-filesystem.
+type installFlags struct {
+	source, osname, loader string
+	kargs                  []string
+	tries                  int
+}
+
+func (f *installFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.source, "source", "", "ref (or checksum) in --repo to install (oci: image references are not supported yet)")
+	fl.StringVar(&f.osname, "os", "default", "stateroot name")
+	fl.StringVar(&f.loader, "bootloader", install.SystemdBoot, "systemd-boot (UEFI, vfat ESP), grub (BIOS) or none")
+	fl.StringArrayVar(&f.kargs, "karg", nil, "append a kernel argument (repeatable)")
+	fl.IntVar(&f.tries, "boot-counting-tries", 3, "tries of each new deployment's entry before the loader falls back (0: no counting)")
+}
+
+func (f *installFlags) options(cmd *cobra.Command) (install.Options, error) {
+	if strings.HasPrefix(f.source, "oci:") || strings.HasPrefix(f.source, "docker://") || strings.HasPrefix(f.source, "ostree-") {
+		return install.Options{}, fmt.Errorf("--source=%s: container image references are not supported yet; give a ref of --repo", f.source)
+	}
+	return install.Options{
+		SourceRepo: repoPath(), Ref: f.source, OS: f.osname, Bootloader: f.loader,
+		Kargs: f.kargs, BootCountingTries: f.tries,
+		Warner: progress.WarnFunc(func(err error) { fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err) }),
+	}, nil
+}
+
+func newInstallCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Install a strata system to a disk or a filesystem",
+		Long: `Install the commit --source (a ref of --repo) as the first deployment of a
+new system, with its boot loader (docs/install.md).
+
+Not supported yet: --source as a container image reference (oci:,
+docker://), to-filesystem with GRUB, UEFI GRUB, Secure Boot (shim).`,
+	}
+	cmd.AddCommand(newInstallToDiskCmd(), newInstallToFilesystemCmd())
+	return cmd
+}
+
+func newInstallToDiskCmd() *cobra.Command {
+	var f installFlags
+	var wipe bool
+	var size int64
+	cmd := &cobra.Command{
+		Use:   "to-disk DEVICE-OR-IMAGE-FILE",
+		Short: "Partition a disk (or an image file) and install onto it",
+		Long: `Write a GPT to DEVICE (or IMAGE-FILE, created sparse when missing and set up
+on a loop device for the install): with systemd-boot a vfat ESP (256 MiB)
+and an ext4 root; with GRUB a BIOS boot partition and an ext4 root. The
+root holds the OSTree sysroot and the first deployment (kernel arguments
+root=UUID=... rw, the image's usr/lib/bootc/kargs.d and --karg). The loader
+binaries come from the image when it carries them (Debian's
+systemd-boot-efi, grub-pc-bin), else from the host (a warning says so).
+
+A disk that is mounted, held by another device or opened exclusively
+elsewhere, and an image attached to a loop device, are refused; a disk or
+image that is not empty needs --wipe.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := f.options(cmd)
+			if err != nil {
+				return err
+			}
+			o.Wipe, o.Size = wipe, size
+			res, err := install.ToDisk(cmd.Context(), args[0], o)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Installed %s (%s) on %s with %s", o.Ref, res.Deployment, args[0], res.Bootloader)
+			if res.LoaderFrom != "" {
+				fmt.Fprintf(out, " (loader from the %s)", res.LoaderFrom)
+			}
+			fmt.Fprintf(out, "\nroot UUID %s", res.RootUUID)
+			if res.ESPUUID != "" {
+				fmt.Fprintf(out, ", ESP UUID %s", res.ESPUUID)
+			}
+			fmt.Fprintf(out, "; %.1fs\n", res.Elapsed.Seconds())
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&wipe, "wipe", false, "overwrite a disk or image that is not empty")
+	cmd.Flags().Int64Var(&size, "size", 4<<30, "size in bytes of a new image file")
+	return cmd
+}
+
+func newInstallToFilesystemCmd() *cobra.Command {
+	var f installFlags
+	var rootKarg string
+	cmd := &cobra.Command{
+		Use:   "to-filesystem ROOT",
+		Short: "Install into an empty mounted filesystem",
+		Long: `Install into ROOT, an empty mounted filesystem (lost+found allowed). With
+systemd-boot the ESP must be mounted at ROOT/boot/efi. The kernel command
+line gets root=UUID=<ROOT's filesystem UUID> (or --root-karg) and rw. GRUB
+is not supported here (it needs a disk: use to-disk).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := f.options(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := install.ToFilesystem(cmd.Context(), args[0], install.FSOptions{Options: o, RootKarg: rootKarg})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Installed %s (%s) into %s with %s\n", o.Ref, res.Deployment, args[0], res.Bootloader)
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&rootKarg, "root-karg", "", "the root= kernel argument (default root=UUID=<ROOT's filesystem>)")
+	return cmd
+}

@@ -1,0 +1,95 @@
+package grubcfg
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-os/strata/bootloader"
+)
+
+func entry(t *testing.T, s string) *bootloader.Entry {
+	e, err := bootloader.ParseEntry([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestConfigIsValidGRUBScript checks the generated grub.cfg with GRUB's
+// own parser (grub-script-check) and its fallback structure.
+func TestConfigIsValidGRUBScript(t *testing.T) {
+	cfg, err := Config([]Entry{
+		{Key: "new.0", Entry: entry(t, "title it's new\nlinux /ostree/os-b/vmlinuz-6\ninitrd /ostree/os-b/initramfs-6.img\noptions root=UUID=x rw ostree=/ostree/boot.1/os/b/0\n")},
+		{Key: "old.0", Entry: entry(t, "title old\nlinux /ostree/os-a/vmlinuz-6\noptions ostree=/ostree/boot.1/os/a/0\n")},
+	}, "/boot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "grub.cfg")
+	if err := os.WriteFile(p, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("grub-script-check", p).CombinedOutput(); err != nil {
+		t.Fatalf("grub-script-check: %v\n%s\n%s", err, out, cfg)
+	}
+	one, err := Config([]Entry{{Key: "only.0", Entry: entry(t, "title x\nlinux /v\n")}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+"1", one, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("grub-script-check", p+"1").CombinedOutput(); err != nil {
+		t.Fatalf("grub-script-check (one entry): %v\n%s\n%s", err, out, one)
+	}
+	s := string(cfg)
+	for _, want := range []string{
+		"set strata_default='new.0'",
+		"load_env strata_pending strata_left",
+		"if [ \"${strata_left}\" = \"0\" ]; then\n    set default=1",
+		"elif [ \"${strata_left}\" = \"3\" ]; then\n    set strata_left=2\n    save_env strata_left",
+		"menuentry 'it'\\''s new'",
+		"linux /boot/ostree/os-b/vmlinuz-6 root=UUID=x rw ostree=/ostree/boot.1/os/b/0",
+		"initrd /boot/ostree/os-b/initramfs-6.img",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("grub.cfg lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// TestEnvInteropWithGrubEditenv: grub-editenv reads what UpdateEnv
+// writes and the other way round.
+func TestEnvInteropWithGrubEditenv(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "grubenv")
+	if out, err := exec.Command("grub-editenv", p, "create").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if out, err := exec.Command("grub-editenv", p, "set", "saved_entry=x", "other=a b").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if err := UpdateEnv(p, map[string]string{PendingKey: "abc.0", LeftKey: "3", "saved_entry": ""}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("grub-editenv", p, "list").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if got, want := string(out), "other=a b\nstrata_left=3\nstrata_pending=abc.0\n"; got != want {
+		t.Errorf("grub-editenv list = %q, want %q", got, want)
+	}
+	st, _ := os.Stat(p)
+	if st.Size() != EnvSize {
+		t.Errorf("size %d", st.Size())
+	}
+	if err := exec.Command("grub-editenv", p, "set", LeftKey+"=0").Run(); err != nil {
+		t.Fatal(err)
+	}
+	env, err := ReadEnv(p)
+	if err != nil || env[LeftKey] != "0" || env[PendingKey] != "abc.0" {
+		t.Fatalf("ReadEnv = %v, %v", env, err)
+	}
+}
