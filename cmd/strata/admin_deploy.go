@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 
 	"github.com/spf13/cobra"
 
@@ -147,8 +148,23 @@ func printDeployResult(w io.Writer, res *sysroot.DeployResult) {
 	}
 	if res.Deployment != nil && res.Deployment.Staged {
 		fmt.Fprintf(w, "Staged deployment %s; it becomes the default at shutdown\n", res.Deployment.Name())
+		startFinalizeUnit(w)
 	}
 	if res.Pruned.Freed > 0 {
 		fmt.Fprintf(w, "Freed objects: %s\n", formatSize(res.Pruned.Freed))
+	}
+}
+
+// startFinalizeUnit starts strata-finalize-staged.service after a
+// staging, as current ostree starts ostree-finalize-staged.service: the
+// unit's ExecStop finalizes at shutdown, so it must be active by then.
+// Only under systemd (/run/systemd/system); a failure is a warning, the
+// deployment stays staged.
+func startFinalizeUnit(w io.Writer) {
+	if _, err := os.Stat("/run/systemd/system"); err != nil || os.Getenv("STRATA_RUN_DIR") != "" {
+		return
+	}
+	if out, err := exec.Command("systemctl", "start", "strata-finalize-staged.service").CombinedOutput(); err != nil {
+		fmt.Fprintf(w, "warning: starting strata-finalize-staged.service: %v: %s\n", err, out)
 	}
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/strata-os/strata/health"
 )
 
 func init() {
@@ -28,6 +31,10 @@ document described in docs/json.md.`,
 				return writeJSON(cmd.OutOrStdout(), doc)
 			}
 			printStatus(cmd.OutOrStdout(), doc)
+			// The health check's last failure (strata health check).
+			if st, err := health.ReadState(os.Getenv("STRATA_HEALTH_STATE")); err == nil && st != nil && !st.Healthy {
+				fmt.Fprintf(cmd.OutOrStdout(), "\nHealth:   deployment %s failed the required check %s at %s; its boot entry was marked bad\n", st.Deployment, st.FailedCheck, st.Time)
+			}
 			return nil
 		},
 	}
