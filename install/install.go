@@ -20,18 +20,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-os/strata/checkout"
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/grubcfg"
-	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/pull"
 	"github.com/strata-os/strata/repo"
@@ -429,12 +426,7 @@ func toFilesystem(ctx context.Context, root string, o FSOptions, w progress.Warn
 	if err != nil {
 		return nil, err
 	}
-	// Image kargs need the tree: read them from the repository.
-	imgKargs, err := imageKargs(ctx, dst, csum)
-	if err != nil {
-		return nil, err
-	}
-	kargs = append(kargs, imgKargs...)
+	// The image's own (usr/lib/bootc/kargs.d) are added by the deploy.
 	kargs = append(kargs, o.Kargs...)
 	dr, err := s.Deploy(ctx, sysroot.DeployOptions{OS: o.OS, Revision: ref, KargNone: true, KargAppend: kargs})
 	if err != nil {
@@ -707,52 +699,6 @@ func appendFstab(dpath, line string) error {
 		old = append(old, '\n')
 	}
 	return fsutil.WriteFile(p, append(old, line...), 0o644)
-}
-
-var kargsLine = regexp.MustCompile(`^\s*kargs\s*=\s*\[(.*)\]\s*$`)
-var quoted = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
-
-// imageKargs reads the kernel arguments an image carries in
-// usr/lib/bootc/kargs.d/*.toml (bootc's convention: kargs = ["a", "b"]
-// on one line), files in name order.
-func imageKargs(ctx context.Context, r *repo.Repo, c objects.Checksum) ([]string, error) {
-	tmp, err := os.MkdirTemp("", "strata-kargs-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	dir := filepath.Join(tmp, "k")
-	err = checkout.Checkout(ctx, r, c, dir, checkout.Options{Subpath: "/usr/lib/bootc/kargs.d"})
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading /usr/lib/bootc/kargs.d: %w", err)
-	}
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, de := range des {
-		if !strings.HasSuffix(de.Name(), ".toml") || !de.Type().IsRegular() {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, de.Name()))
-		if err != nil {
-			return nil, err
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			m := kargsLine.FindStringSubmatch(line)
-			if m == nil {
-				continue
-			}
-			for _, q := range quoted.FindAllStringSubmatch(m[1], -1) {
-				out = append(out, strings.ReplaceAll(q[1], `\"`, `"`))
-			}
-		}
-	}
-	return out, nil
 }
 
 // partName names partition n of dev: sda1, nvme0n1p1, loop0p1.
