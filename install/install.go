@@ -596,7 +596,7 @@ func installGRUB(ctx context.Context, root, dpath string, o FSOptions, w progres
 	}
 	core := filepath.Join(tmp, "core.img")
 	if _, err := run(ctx, nil, "grub-mkimage", "-O", "i386-pc", "-d", mods, "-o", core, "-c", filepath.Join(tmp, "early.cfg"),
-		"-p", "/boot/grub", "biosdisk", "part_gpt", "ext2", "search_fs_uuid"); err != nil {
+		"-p", "/boot/grub", "biosdisk", "part_gpt", "ext2", "search", "search_fs_uuid"); err != nil {
 		return "", err
 	}
 	coreImg, err := os.ReadFile(core)
