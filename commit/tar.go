@@ -53,6 +53,8 @@ import (
 //	file as the root entry           empty-named entry in the root tree    refused
 //	                                 (an invalid dirtree)
 //	regular type with trailing "/"   a directory (old tar convention)      same
+//	  and data (size > 0)            a directory; the data read as more    refused, naming the entry
+//	                                 tar entries (hidden ones imported)    (no tree matches both readings)
 //	type '7', '\0', unknown types    regular files (POSIX rule)            same; vendor types A-Z other
 //	                                                                       than D, L, K, V, X refused
 //	volume label 'V', global PAX 'g' skipped                               same
@@ -320,7 +322,14 @@ func classify(e *tarEntry) (int, error) {
 		// POSIX: unknown types are regular files.
 	}
 	if strings.HasSuffix(e.name, "/") {
-		return kindDir, nil // old tars mark directories this way
+		// Old tars mark directories this way. One that carries data is
+		// refused: libarchive (so ostree) takes the entry for a directory
+		// with no data and reads the data as more entries, which a
+		// reader that skips it never sees; no tree is the same for both.
+		if e.size > 0 {
+			return 0, entryErr(e, "regular-file entry with a trailing \"/\" carries %d bytes of data (ostree would read them as further tar entries): refused", e.size)
+		}
+		return kindDir, nil
 	}
 	return kindReg, nil
 }
