@@ -553,11 +553,15 @@ func commitTree(ctx context.Context, s *Spec, o *Options, branch, root string, e
 	}
 	// Bootable as `ostree commit --bootable` marks it (same keys, values
 	// and order), with the kernel found as ostree finds it.
+	// A tree without a kernel (no linux-image in the spec) is committed
+	// without them.
 	kver, err := commit.KernelVersion(o.Repo, m)
-	if err != nil {
+	switch {
+	case err == nil:
+		md = commit.BootableMetadata(md, kver)
+	case !errdefs.IsNotFound(err):
 		return objects.Checksum{}, fmt.Errorf("the composed tree is not bootable: %w", err)
 	}
-	md = commit.BootableMetadata(md, kver)
 	var none objects.Checksum
 	subject := s.OS.Name
 	if s.OS.Version != "" {
