@@ -40,7 +40,9 @@ func FindKernel() (*Kernel, error) {
 }
 
 // bootModules are what the initramfs needs to mount an ext4 virtio disk.
-var bootModules = []string{"virtio_pci", "virtio_blk", "ext4", "crc32c_generic"}
+// The vfat ones let the booted OS mount an ESP at /boot/efi (the loaded
+// modules survive switch_root).
+var bootModules = []string{"virtio_pci", "virtio_blk", "ext4", "crc32c_generic", "vfat", "nls_cp437", "nls_ascii", "nls_utf8"}
 
 // moduleOrder returns module files (relative to the modules dir) in load
 // order: dependencies first, from modules.dep.
@@ -117,10 +119,19 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs -o mode=0755,nosuid,nodev run /run
 for m in $(cat /etc/modules-order); do insmod /lib/modules/$m 2>/dev/null; done
+# The root: root=UUID=... (an installed disk) or the whole /dev/vda.
+rootdev=/dev/vda
+for a in $(cat /proc/cmdline); do
+	case "$a" in root=UUID=*) rootuuid="${a#root=UUID=}" ;; esac
+done
 i=0
-while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-if ! mount -t ext4 -o rw /dev/vda /sysroot; then
-	echo "STRATA-INITRAMFS: cannot mount /dev/vda"
+if [ -n "$rootuuid" ]; then
+	rootdev=
+	while [ -z "$rootdev" ] && [ $i -lt 100 ]; do rootdev=$(findfs "UUID=$rootuuid" 2>/dev/null) || { sleep 0.1; i=$((i+1)); }; done
+fi
+while [ ! -b "$rootdev" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+if ! mount -t ext4 -o rw "$rootdev" /sysroot; then
+	echo "STRATA-INITRAMFS: cannot mount $rootdev"
 	poweroff -f
 fi
 @PREPARE_ROOT_SETUP@
@@ -245,9 +256,22 @@ mounted /sys || mount -t sysfs sys /sys
 mounted /dev || mount -t devtmpfs dev /dev
 mounted /tmp || mount -t tmpfs tmp /tmp
 mounted /run || mount -t tmpfs run /run
+# An installed disk's ESP (systemd-boot) at /boot/efi, as its fstab says.
+if [ -d /boot/efi ] && [ -b /dev/vda1 ]; then
+	mount -t vfat -o umask=0077,shortname=winnt /dev/vda1 /boot/efi 2>/dev/null
+fi
 . /usr/lib/os-release
 echo "STRATA-BOOTED version=$VERSION_ID"
-if bc=$(strata admin boot-complete 2>&1); then
+if [ -d /usr/lib/greenboot/check ]; then
+	# Greenboot-style checks decide: bless, or mark bad and reboot at once.
+	if strata health check; then
+		echo "STRATA-BOOT-COMPLETE"
+	else
+		echo "STRATA-HEALTH-FAILED"
+		sync
+		reboot -f
+	fi
+elif bc=$(strata admin boot-complete 2>&1); then
 	echo "STRATA-BOOT-COMPLETE"
 else
 	echo "STRATA-BOOT-COMPLETE-FAILED: $bc"
@@ -262,6 +286,7 @@ if [ -b /dev/vdb ]; then
 		umount /run/ctl
 	fi
 fi
+grep -q " /boot/efi " /proc/mounts && umount /boot/efi
 sync
 echo "STRATA-POWEROFF"
 poweroff -f
@@ -283,7 +308,14 @@ type Version struct {
 	Broken bool
 	// Init replaces /sbin/init when not empty.
 	Init string
+	// Checks gives the version greenboot check directories: its init then
+	// runs `strata health check` instead of `admin boot-complete`, with a
+	// passing required check, and a failing one too with FailCheck.
+	Checks, FailCheck bool
 }
+
+// FailingCheck is the required check a FailCheck version carries.
+const FailingCheck = "/usr/lib/greenboot/check/required.d/50-app.sh"
 
 // BuildTree writes the OS tree for v into dir (which must not exist):
 // /usr with busybox, strata, the kernel and initramfs under
@@ -306,7 +338,7 @@ func BuildTree(dir string, v Version, k *Kernel, busybox, strataBin, initramfs s
 	if err := copyFile(busybox, filepath.Join(dir, "usr/bin/busybox"), 0o755); err != nil {
 		return err
 	}
-	for _, app := range []string{"sh", "ls", "cat", "echo", "mount", "umount", "touch", "rm", "mkdir", "poweroff", "sync", "sleep", "grep", "sed", "test", "[", "stat", "uname", "cp", "mv", "ln", "head", "tail", "wc", "find", "df", "dmesg", "printf", "true", "false", "id", "chmod", "date", "readlink", "cut", "tr", "sort", "diff"} {
+	for _, app := range []string{"sh", "ls", "cat", "echo", "mount", "umount", "touch", "rm", "mkdir", "poweroff", "sync", "sleep", "grep", "sed", "test", "[", "stat", "uname", "cp", "mv", "ln", "head", "tail", "wc", "find", "df", "dmesg", "printf", "true", "false", "id", "chmod", "date", "readlink", "cut", "tr", "sort", "diff", "reboot"} {
 		if err := os.Symlink("busybox", filepath.Join(dir, "usr/bin", app)); err != nil {
 			return err
 		}
@@ -324,6 +356,20 @@ func BuildTree(dir string, v Version, k *Kernel, busybox, strataBin, initramfs s
 	}
 	if err := os.WriteFile(filepath.Join(dir, "usr/sbin/init"), []byte(init), 0o755); err != nil {
 		return err
+	}
+	if v.Checks || v.FailCheck {
+		req := filepath.Join(dir, "usr/lib/greenboot/check/required.d")
+		if err := os.MkdirAll(req, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(req, "10-ok.sh"), []byte("#!/bin/sh\ntest -d /var\n"), 0o755); err != nil {
+			return err
+		}
+		if v.FailCheck {
+			if err := os.WriteFile(filepath.Join(dir, FailingCheck), []byte("#!/bin/sh\necho the app is down\nexit 1\n"), 0o755); err != nil {
+				return err
+			}
+		}
 	}
 	kdir := filepath.Join(dir, "usr/lib/modules", k.Version)
 	if err := copyFile(k.Image, filepath.Join(kdir, "vmlinuz"), 0o644); err != nil {

@@ -75,7 +75,7 @@ func (l *Lab) Initramfs(pr PrepareRoot) (string, error) {
 // Tree returns the OS tree of version v booting through pr, building it
 // on first use.
 func (l *Lab) Tree(v Version, pr PrepareRoot) (string, error) {
-	key := fmt.Sprintf("os-%s-%d-%t-%x", v.ID, pr, v.Broken, len(v.Init))
+	key := fmt.Sprintf("os-%s-%d-%t-%x-%t-%t", v.ID, pr, v.Broken, len(v.Init), v.Checks, v.FailCheck)
 	l.mu.Lock()
 	p, ok := l.trees[key]
 	l.mu.Unlock()
@@ -328,4 +328,26 @@ func (r *Result) Has(s string) bool {
 		}
 	}
 	return false
+}
+
+// BootFirmware boots the installed disk image img (strata install
+// to-disk) through its own boot loader: firmware "ovmf" (UEFI, the
+// variable store vars kept by the caller between boots of one machine)
+// or "bios" (SeaBIOS). The control disk and the wait are as in Boot.
+func (l *Lab) BootFirmware(ctx context.Context, img, firmware, vars string, o BootOptions) (*Result, error) {
+	dir, err := os.MkdirTemp(l.Dir, "boot-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	disks := []string{img}
+	if o.Script != "" || o.CtlDir != "" {
+		ctl, err := l.controlDisk(dir, o.CtlDir, o.Script)
+		if err != nil {
+			return nil, err
+		}
+		disks = append(disks, ctl)
+	}
+	q := QEMU{Disks: disks, Timeout: o.Timeout, Cut: o.Cut, Console: l.Console, Firmware: firmware, OVMFVars: vars}
+	return q.Run(ctx)
 }

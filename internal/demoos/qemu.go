@@ -69,7 +69,18 @@ type QEMU struct {
 	Cut *PowerCut
 	// Console, when set, receives the console output as it comes.
 	Console io.Writer
+	// Firmware boots the first disk through a real boot loader instead
+	// of Kernel/Initrd/Append: "bios" (SeaBIOS, QEMU's default) or
+	// "ovmf" (UEFI; OVMFVars is the writable variable store, a copy of
+	// OVMF_VARS_4M.fd kept between the boots of one machine).
+	Firmware, OVMFVars string
 }
+
+// OVMF's firmware code, from Debian's ovmf package.
+const OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+
+// OVMFVarsTemplate is the empty variable store to copy per machine.
+const OVMFVarsTemplate = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
 // PowerCut names the instant of a power cut.
 type PowerCut struct {
@@ -94,10 +105,20 @@ func (q *QEMU) Run(ctx context.Context) (*Result, error) {
 	if mem == 0 {
 		mem = 512
 	}
-	args := []string{"-m", strconv.Itoa(mem), "-smp", "1", "-nographic", "-no-reboot", "-nodefaults",
-		"-serial", "stdio", "-kernel", q.Kernel, "-append", q.Append + " console=ttyS0 panic=-1"}
-	if q.Initrd != "" {
-		args = append(args, "-initrd", q.Initrd)
+	args := []string{"-m", strconv.Itoa(mem), "-smp", "1", "-nographic", "-no-reboot", "-nodefaults", "-nic", "none",
+		"-serial", "stdio"}
+	switch q.Firmware {
+	case "":
+		args = append(args, "-kernel", q.Kernel, "-append", q.Append+" console=ttyS0 panic=-1")
+		if q.Initrd != "" {
+			args = append(args, "-initrd", q.Initrd)
+		}
+	case "bios":
+	case "ovmf":
+		args = append(args, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+q.OVMFVars)
+	default:
+		return nil, fmt.Errorf("qemu: unknown firmware %q", q.Firmware)
 	}
 	for _, d := range q.Disks {
 		args = append(args, "-drive", "file="+d+",format=raw,if=virtio,cache=writeback")
