@@ -402,9 +402,23 @@ func TestPullKilledAndResumed(t *testing.T) {
 			select {
 			case err = <-done:
 			case <-time.After(wait):
+				// On a loaded machine the first publish (every
+				// FlushInterval, after a syncfs) can come later than
+				// the wait: the kill must fall after it for the test
+				// to say anything about what was kept, so it waits
+				// (bounded) for the first published object too.
+				deadline := time.Now().Add(20 * time.Second)
+				for attempt > 0 && len(objectNames(t, dst)) == 0 && time.Now().Before(deadline) {
+					select {
+					case err = <-done:
+						goto exited
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
 				cmd.Process.Signal(syscall.SIGKILL)
 				err = <-done
 				killed = true
+			exited:
 			}
 		} else {
 			err = <-done
