@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -45,42 +44,10 @@ func sysrootOptions(cmd *cobra.Command) sysroot.Options {
 	return o
 }
 
-// sysrootPath picks the sysroot: --sysroot, whose default / is the
-// running system. A booted system whose / has no ostree/ (the deployment
-// tree does not link it) is reached through /sysroot, the physical root
-// prepare-root mounts there, with /boot as the boot directory when it
-// holds the loader.
-func sysrootPath(o *sysroot.Options) string {
-	p := globals.sysroot
-	if p == "" {
-		p = "/"
-	}
-	if p != "/" {
-		return p
-	}
-	run := o.RunDir
-	if run == "" {
-		run = "/run"
-	}
-	if _, err := os.Stat(filepath.Join(run, "ostree-booted")); err != nil {
-		return p
-	}
-	if _, err := os.Stat("/ostree/deploy"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/sysroot/ostree/deploy"); err == nil {
-		if _, err := os.Lstat("/boot/loader"); err == nil {
-			o.BootDir = "/boot"
-		}
-		return "/sysroot"
-	}
-	return p
-}
-
 // openSysroot loads the sysroot named by the global flags.
 func openSysroot(cmd *cobra.Command) (*sysroot.Sysroot, error) {
 	o := sysrootOptions(cmd)
-	return sysroot.Open(sysrootPath(&o), o)
+	return sysroot.Open(sysroot.Locate(globals.sysroot, &o), o)
 }
 
 // parseIndex parses a deployment index argument.

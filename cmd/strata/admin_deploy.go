@@ -104,14 +104,10 @@ func init() {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := sysrootOptions(cmd)
-			run := o.RunDir
-			if run == "" {
-				run = "/run"
-			}
-			if _, err := os.Stat(run + "/ostree-booted"); err != nil {
+			if !sysroot.IsBooted(o) {
 				return nil // not a booted OSTree system: nothing to do, as ostree
 			}
-			s, err := sysroot.Open(sysrootPath(&o), o)
+			s, err := sysroot.Open(sysroot.Locate(globals.sysroot, &o), o)
 			if err != nil {
 				return err
 			}
@@ -151,7 +147,7 @@ func printDeployResult(w io.Writer, res *sysroot.DeployResult) {
 		startFinalizeUnit(w)
 	}
 	if res.Pruned.Freed > 0 {
-		fmt.Fprintf(w, "Freed objects: %s\n", formatSize(res.Pruned.Freed))
+		fmt.Fprintf(w, "Freed objects: %s\n", gSize(uint64(res.Pruned.Freed)))
 	}
 }
 

@@ -3,11 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/sysroot"
 )
 
@@ -106,8 +106,9 @@ func statusDoc(s *sysroot.Sysroot) statusJSON {
 			j.Timestamp = c.Timestamp
 			j.Date = time.Unix(int64(c.Timestamp), 0).UTC().Format(time.RFC3339)
 		}
-		if left, done, ok := bootCounter(d.EntryFile); ok {
-			j.BootTriesLeft, j.BootTriesDone = &left, &done
+		if left, done, ok := bootloader.Tries(d.EntryFile); ok {
+			l, n := int(left), int(done)
+			j.BootTriesLeft, j.BootTriesDone = &l, &n
 		}
 		doc.Deployments = append(doc.Deployments, j)
 		jj := doc.Deployments[len(doc.Deployments)-1]
@@ -125,22 +126,6 @@ func statusDoc(s *sysroot.Sysroot) statusJSON {
 		}
 	}
 	return doc
-}
-
-// bootCounter parses a systemd-boot counting suffix: NAME+LEFT[-DONE].conf.
-func bootCounter(entry string) (left, done int, ok bool) {
-	base := strings.TrimSuffix(entry, ".conf")
-	i := strings.LastIndexByte(base, '+')
-	if i < 0 {
-		return 0, 0, false
-	}
-	if _, err := fmt.Sscanf(base[i+1:], "%d-%d", &left, &done); err == nil {
-		return left, done, true
-	}
-	if _, err := fmt.Sscanf(base[i+1:], "%d", &left); err == nil && !strings.Contains(base[i+1:], "-") {
-		return left, 0, true
-	}
-	return 0, 0, false
 }
 
 // printAdminStatus prints `ostree admin status`'s text.

@@ -28,7 +28,7 @@ func init() {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := sysrootOptions(cmd)
-			if err := sysroot.InitOS(sysrootPath(&o), args[0]); err != nil {
+			if err := sysroot.InitOS(sysroot.Locate(globals.sysroot, &o), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ostree/deploy/%s initialized as OSTree root\n", args[0])
@@ -55,7 +55,7 @@ func init() {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Deleted deployment %s\n", d.Name())
 			if st.Freed > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "Freed objects: %s\n", formatSize(st.Freed))
+				fmt.Fprintf(cmd.OutOrStdout(), "Freed objects: %s\n", gSize(uint64(st.Freed)))
 			}
 			return nil
 		},
@@ -128,7 +128,7 @@ func init() {
 				return err
 			}
 			if st.Freed > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "Freed objects: %s\n", formatSize(st.Freed))
+				fmt.Fprintf(cmd.OutOrStdout(), "Freed objects: %s\n", gSize(uint64(st.Freed)))
 			}
 			return nil
 		},

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"strconv"
+	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,15 +13,18 @@ import (
 	"github.com/strata-os/strata/gvariant"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/sign"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newCommitCmd()) }
+
+func newCommitCmd() *cobra.Command {
 	var (
 		branch, subject, body, bodyFile, timestamp, parent string
 		trees, metaStrings, metaVariants, bindRefs         []string
 		ownerUID, ownerGID                                 int
 		noBindings, noXattrs, orphan, skipUnchanged        bool
-		canonical, bootable                                bool
+		canonical, bootable, tarAutocreate                 bool
 		signKeys, gpgKeys                                  []string
 		signType, gpgHome                                  string
 	)
@@ -59,7 +62,7 @@ committed. The new commit's checksum is printed on stdout.`,
 				o.Body = string(b)
 			}
 			if timestamp != "" {
-				if o.Timestamp, err = parseTimestamp(timestamp); err != nil {
+				if o.Timestamp, err = commit.ParseTimestamp(timestamp); err != nil {
 					return err
 				}
 			}
@@ -72,78 +75,45 @@ committed. The new commit's checksum is printed on stdout.`,
 				}
 				o.Parent = &p
 			}
-			for _, kv := range metaStrings {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("--add-metadata-string: expected KEY=VALUE, got %q", kv)
-				}
-				// Appended, not set: ostree keeps a key given twice twice.
-				o.Metadata = append(o.Metadata, objects.MetaEntry{Key: k, Value: gvariant.Variant{Type: gvariant.MustParseType("s"), Value: v}})
+			strs, err := parseMetadata("--add-metadata-string", metaStrings, false)
+			if err != nil {
+				return err
 			}
-			for _, kv := range metaVariants {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("--add-metadata: expected KEY=VALUE, got %q", kv)
-				}
-				val, err := parseVariantLiteral(v)
+			typed, err := parseMetadata("--add-metadata", metaVariants, true)
+			if err != nil {
+				return err
+			}
+			o.Metadata = append(strs, typed...)
+			req := commit.Request{Options: o, Stdin: os.Stdin, Progress: newReporter(cmd),
+				Tar: commit.TarOptions{AutocreateParents: tarAutocreate}}
+			for _, tr := range trees {
+				src, err := commit.ParseSource(tr)
 				if err != nil {
-					return fmt.Errorf("--add-metadata %s: %w", k, err)
+					return err
 				}
-				// Stored in native (little-endian) order, as ostree stores
-				// them; `ostree show` prints them byte-swapped.
-				o.Metadata = append(o.Metadata, objects.MetaEntry{Key: k, Value: val})
+				req.Sources = append(req.Sources, src)
 			}
-			var f commit.Filter
 			if cmd.Flags().Changed("owner-uid") {
 				u := uint32(ownerUID)
-				f.OwnerUID = &u
+				req.Filter.OwnerUID = &u
 			}
 			if cmd.Flags().Changed("owner-gid") {
 				g := uint32(ownerGID)
-				f.OwnerGID = &g
+				req.Filter.OwnerGID = &g
 			}
-			f.NoXattrs = noXattrs
-			f.Canonical = canonical
+			req.Filter.NoXattrs = noXattrs
+			req.Filter.Canonical = canonical
 			ctx := cmd.Context()
-			rep := newReporter(cmd)
-			t, err := r.Begin(ctx)
+			ss, err := sign.Signers(ctx, sign.SignerSpec{Type: signType, Ed25519: signKeys, GPGKeyIDs: gpgKeys, GPGHomedir: gpgHome})
 			if err != nil {
 				return err
 			}
-			defer t.Abort()
-			m := commit.NewMTree(nil)
-			for _, tr := range trees {
-				kind, arg, ok := strings.Cut(tr, "=")
-				if !ok {
-					return fmt.Errorf("--tree: expected dir=PATH, tar=FILE or ref=REV, got %q", tr)
-				}
-				switch kind {
-				case "dir":
-					rep.Phase("commit "+arg, "files", 0)
-					err = commit.AddDir(ctx, t, m, arg, f, rep)
-					rep.Done()
-				case "tar":
-					err = addTarTree(cmd, t, m, arg, f)
-				case "ref":
-					err = commit.AddRef(t, m, arg)
-				default:
-					return fmt.Errorf("--tree: unknown kind %q (want dir, tar or ref)", kind)
-				}
-				if err != nil {
-					return err
-				}
+			req.BeforePublish = func(ctx context.Context, t *repo.Txn, c objects.Checksum) error {
+				return sign.SignStaged(ctx, t, c, ss)
 			}
-			res, err := commit.Write(ctx, t, m, o)
+			res, err := commit.Run(ctx, r, req)
 			if err != nil {
 				return err
-			}
-			if !res.Skipped {
-				if err := signNewCommit(ctx, t, res.Checksum, signType, signKeys, gpgKeys, gpgHome); err != nil {
-					return err
-				}
-				if err := t.Commit(); err != nil {
-					return err
-				}
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.Checksum)
 			return nil
@@ -172,92 +142,30 @@ committed. The new commit's checksum is printed on stdout.`,
 	fl.StringVar(&signType, "sign-type", "ed25519", "signature type for --sign")
 	fl.StringArrayVar(&gpgKeys, "gpg-sign", nil, "GPG key ID to sign the commit with (repeatable)")
 	fl.StringVar(&gpgHome, "gpg-homedir", "", gpgHomedirHelp)
-	rootCmd.AddCommand(cmd)
+	fl.BoolVar(&tarAutocreate, "tar-autocreate-parents", false, "when loading tar archives, create missing parent directories (as ostree does: 0755, owned by the entry's owner)")
+	return cmd
 }
 
-// parseTimestamp accepts what `ostree commit --timestamp` accepts in
-// practice: RFC 3339, "YYYY-MM-DD HH:MM:SS" (UTC) and @SECONDS.
-func parseTimestamp(s string) (time.Time, error) {
-	if rest, ok := strings.CutPrefix(s, "@"); ok {
-		n, err := strconv.ParseInt(rest, 10, 64)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("could not parse timestamp %q", s)
+// parseMetadata reads --add-metadata-string (typed false) or
+// --add-metadata (typed: VALUE in GVariant text format) KEY=VALUE
+// arguments. Entries are appended, not set: ostree keeps a key given twice
+// twice. Typed values are stored in native (little-endian) order, as ostree
+// stores them; `ostree show` prints them byte-swapped.
+func parseMetadata(flag string, kvs []string, typed bool) (objects.Metadata, error) {
+	var md objects.Metadata
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s: expected KEY=VALUE, got %q", flag, kv)
 		}
-		return time.Unix(n, 0), nil
-	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04:05Z07:00", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
+		val := gvariant.Variant{Type: gvariant.MustParseType("s"), Value: v}
+		if typed {
+			var err error
+			if val, err = gvariant.ParseLiteral(v); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", flag, k, err)
+			}
 		}
+		md = append(md, objects.MetaEntry{Key: k, Value: val})
 	}
-	return time.Time{}, fmt.Errorf("could not parse timestamp %q", s)
+	return md, nil
 }
-
-// parseVariantLiteral parses the GVariant text forms a user writes for
-// --add-metadata: 'string' or "string", true/false, integers (int32 unless
-// annotated: byte, int16, uint16, int32, uint32, int64, uint64), doubles.
-func parseVariantLiteral(s string) (gvariant.Variant, error) {
-	s = strings.TrimSpace(s)
-	typed := map[string]string{"byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u", "int64": "x", "uint64": "t", "double": "d"}
-	if word, rest, ok := strings.Cut(s, " "); ok {
-		if code, ok := typed[word]; ok {
-			return parseNumber(strings.TrimSpace(rest), code)
-		}
-	}
-	switch {
-	case s == "true" || s == "false":
-		return gvariant.Variant{Type: gvariant.MustParseType("b"), Value: s == "true"}, nil
-	case len(s) >= 2 && (s[0] == '\'' || s[0] == '"') && s[len(s)-1] == s[0]:
-		return gvariant.Variant{Type: gvariant.MustParseType("s"), Value: s[1 : len(s)-1]}, nil
-	case strings.ContainsAny(s, ".eE") && !strings.HasPrefix(s, "0x"):
-		return parseNumber(s, "d")
-	}
-	return parseNumber(s, "i")
-}
-
-func parseNumber(s, code string) (gvariant.Variant, error) {
-	t := gvariant.MustParseType(code)
-	bad := fmt.Errorf("cannot parse %q as a GVariant value (%s)", s, code)
-	if code == "d" {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return gvariant.Variant{}, bad
-		}
-		return gvariant.Variant{Type: t, Value: f}, nil
-	}
-	bits := map[string]int{"y": 8, "n": 16, "q": 16, "i": 32, "u": 32, "x": 64, "t": 64}[code]
-	if code == "y" || code == "q" || code == "u" || code == "t" {
-		n, err := strconv.ParseUint(s, 0, bits)
-		if err != nil {
-			return gvariant.Variant{}, bad
-		}
-		var v any
-		switch code {
-		case "y":
-			v = uint8(n)
-		case "q":
-			v = uint16(n)
-		case "u":
-			v = uint32(n)
-		default:
-			v = n
-		}
-		return gvariant.Variant{Type: t, Value: v}, nil
-	}
-	n, err := strconv.ParseInt(s, 0, bits)
-	if err != nil {
-		return gvariant.Variant{}, bad
-	}
-	var v any
-	switch code {
-	case "n":
-		v = int16(n)
-	case "i":
-		v = int32(n)
-	default:
-		v = n
-	}
-	return gvariant.Variant{Type: t, Value: v}, nil
-}
-
-var _ = repo.ErrInvalid

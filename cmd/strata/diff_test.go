@@ -107,6 +107,7 @@ func TestGSize(t *testing.T) {
 	for n, want := range map[uint64]string{
 		0: "0 bytes", 1: "1 byte", 999: "999 bytes", 1000: "1.0\u00a0kB", 10702: "10.7\u00a0kB",
 		3<<20 + 17: "3.1\u00a0MB", 5e9: "5.0\u00a0GB", 2e12: "2.0\u00a0TB",
+		221: "221 bytes", 1234567: "1.2\u00a0MB", 3e9: "3.0\u00a0GB", 999999999: "1000.0\u00a0MB",
 	} {
 		if got := gSize(n); got != want {
 			t.Errorf("gSize(%d) = %q, want %q", n, got, want)

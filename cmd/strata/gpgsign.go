@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
+	"github.com/strata-os/strata/fsutil"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-os/strata/fsutil"
-	"github.com/strata-os/strata/remote"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/sign"
 )
@@ -16,7 +13,9 @@ import (
 // gpgHomedirHelp says which secret keys --gpg-homedir can provide.
 const gpgHomedirHelp = "GPG home directory (or exported secret key file) to find the signing key in: secring.gpg or *.asc/*.key/*.sec/*.pgp key files are read directly; GnuPG 2.1+ keys (private-keys-v1.d) through gpg --export-secret-keys when gpg is installed; passphrase-protected keys are not supported"
 
-func init() {
+func init() { rootCmd.AddCommand(newGPGSignCmd()) }
+
+func newGPGSignCmd() *cobra.Command {
 	var (
 		del, verify   bool
 		homedir       string
@@ -103,39 +102,7 @@ the *.gpg keyrings of a directory and --keyring a keyring file.`,
 	fl.BoolVar(&verify, "verify", false, "verify COMMIT's GPG signatures instead of signing")
 	fl.StringVar(&remoteName, "remote", "", "with --verify: trust the keys of this remote")
 	fl.StringArrayVar(&extraKeyrings, "keyring", nil, "with --verify: also trust the keys in this keyring file (repeatable)")
-	rootCmd.AddCommand(cmd)
-
-	// `remote add --gpg-import` and `remote gpg-import` merge keys into
-	// the remote's keyring with sign.MergeKeys.
-	importGPGKeys = func(cfg *remote.Config, name, file string) (int, error) {
-		rem, err := cfg.Get(name)
-		if err != nil {
-			return 0, err
-		}
-		var data []byte
-		if file == "-" {
-			if data, err = io.ReadAll(io.LimitReader(os.Stdin, maxKeyringSize+1)); err == nil && len(data) > maxKeyringSize {
-				err = fmt.Errorf("standard input: %w (%d bytes)", fsutil.ErrTooLarge, maxKeyringSize)
-			}
-		} else {
-			data, err = fsutil.ReadFileLimit(file, maxKeyringSize)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("gpg import: %w", err)
-		}
-		old, err := cfg.ReadKeyring(rem)
-		if err != nil {
-			return 0, fmt.Errorf("gpg import: %w", err)
-		}
-		merged, n, err := sign.MergeKeys(old, data, nil)
-		if err != nil {
-			return 0, fmt.Errorf("gpg import from %s: %w", file, err)
-		}
-		if err := cfg.WriteKeyring(rem, merged); err != nil {
-			return 0, fmt.Errorf("gpg import: %w", err)
-		}
-		return n, nil
-	}
+	return cmd
 }
 
 // gpgVerifier loads the OpenPGP keys OSTree would trust to verify a
@@ -144,11 +111,7 @@ the *.gpg keyrings of a directory and --keyring a keyring file.`,
 func gpgVerifier(r *repo.Repo, remoteName, keyringDir string, extra []string) (*sign.GPGVerifier, error) {
 	k := sign.GPGKeyrings{RepoPath: r.Path(), KeyringDir: keyringDir}
 	if remoteName != "" {
-		cfg, _, err := remoteConfig(r)
-		if err != nil {
-			return nil, err
-		}
-		rem, err := cfg.Get(remoteName)
+		_, cfg, rem, err := lookupRemote(remoteName, false)
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-os/strata/gvariant"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/summary"
 )
 
 // commitJSON is a commit in `show --json` and `log --json`.
@@ -218,6 +219,21 @@ func printVariant(v gvariant.Variant, byteswap bool) string {
 		v = objects.Byteswap(v)
 	}
 	return gvariant.Print(v.Type, v.Value)
+}
+
+// printSummary prints a summary as `ostree summary --view` does, or with
+// raw its GVariant text (byte-swapped, as ostree prints it).
+func printSummary(w io.Writer, s *summary.Summary, data []byte, raw bool) error {
+	if !raw {
+		summary.View(w, s)
+		return nil
+	}
+	v, err := gvariant.Unmarshal(summary.GVType, data)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, printVariant(gvariant.Variant{Type: summary.GVType, Value: v}, true))
+	return nil
 }
 
 var xattrsGVType = gvariant.MustParseType("a(ayay)")

@@ -63,7 +63,9 @@ func (f *pullFlags) options() (pull.Options, error) {
 
 var errDryRun = errors.New("dry run")
 
-func init() {
+func init() { rootCmd.AddCommand(newPullCmd()) }
+
+func newPullCmd() *cobra.Command {
 	var (
 		f        pullFlags
 		mirror   bool
@@ -87,19 +89,8 @@ and the next one fetches only the rest.`,
 			if err != nil {
 				return err
 			}
-			r, err := openRepo()
+			r, cfg, rm, err := lookupRemote(args[0], true)
 			if err != nil {
-				return err
-			}
-			cfg, _, err := remoteConfig(r)
-			if err != nil {
-				return err
-			}
-			rm, err := cfg.Get(args[0])
-			if err != nil {
-				if isNotFound(err) {
-					return fmt.Errorf("remote %q not found", args[0])
-				}
 				return err
 			}
 			u := urlFlag
@@ -146,7 +137,7 @@ and the next one fetches only the rest.`,
 	fl.StringVar(&urlFlag, "url", "", "pull objects from this URL instead of the one from the remote config")
 	fl.IntVar(&retries, "network-retries", 5, "how many times each download is retried upon error")
 	fl.StringVar(&fromRev, "timestamp-check-from-rev", "", "require fetched commits to have newer timestamps than given rev")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // upgradePuller pulls the remote refspecs of `admin upgrade` through the

@@ -9,7 +9,9 @@ import (
 	"github.com/strata-os/strata/repo"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newPullLocalCmd()) }
+
+func newPullLocalCmd() *cobra.Command {
 	var (
 		f                    pullFlags
 		remoteName           string
@@ -52,11 +54,7 @@ carry signatures that --remote's configuration trusts.`,
 				return fmt.Errorf("--gpg-verify and --gpg-verify-summary need --remote")
 			}
 			if gpgVerify || gpgSumVer {
-				cfg, _, err := remoteConfig(r)
-				if err != nil {
-					return err
-				}
-				rm, err := cfg.Get(remoteName)
+				_, cfg, rm, err := lookupRemote(remoteName, false)
 				if err != nil {
 					return err
 				}
@@ -82,5 +80,5 @@ carry signatures that --remote's configuration trusts.`,
 	fl.StringVar(&remoteName, "remote", "", "add REMOTE to refspec")
 	fl.BoolVar(&gpgVerify, "gpg-verify", false, "verify commit signatures as --remote's configuration says (gpg-verify, sign-verify)")
 	fl.BoolVar(&gpgSumVer, "gpg-verify-summary", false, "verify the summary's signatures as --remote's configuration says")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

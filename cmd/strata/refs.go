@@ -17,7 +17,9 @@ type refsOptions struct {
 	create                                          string
 }
 
-func init() {
+func init() { rootCmd.AddCommand(newRefsCmd()) }
+
+func newRefsCmd() *cobra.Command {
 	var o refsOptions
 	cmd := &cobra.Command{
 		Use:   "refs [PREFIX...]",
@@ -79,7 +81,7 @@ func init() {
 	f.BoolVarP(&o.collections, "collections", "c", false, "list, create or delete refs with their collection IDs")
 	f.BoolVar(&o.force, "force", false, "overwrite an existing ref when creating")
 	f.BoolVar(&o.asJSON, "json", false, "print the refs as a JSON array (see docs/json.md)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // namedRef is a ref as listed: name is what the text listing prints (the
@@ -196,16 +198,8 @@ func collectionRefs(r *repo.Repo, all []repo.Ref, match string) ([]namedRef, err
 	remoteColl := map[string]string{}
 	var cfg *remote.Config
 	for _, ref := range all {
-		kind, rest, _ := strings.Cut(ref.Path, "/")
-		var coll, name string
-		switch kind {
-		case "heads":
-			coll, name = r.CollectionID(), rest
-		case "mirrors":
-			coll, name, _ = strings.Cut(rest, "/")
-		case "remotes":
-			var rem string
-			rem, name, _ = strings.Cut(rest, "/")
+		coll, name, rem := r.RefCollection(ref)
+		if rem != "" {
 			c, ok := remoteColl[rem]
 			if !ok {
 				if cfg == nil {
@@ -242,13 +236,10 @@ func collectionRefs(r *repo.Repo, all []repo.Ref, match string) ([]namedRef, err
 func (o *refsOptions) createRef(r *repo.Repo, all []repo.Ref, rev string) error {
 	var p string
 	if o.collections {
-		coll, name, ok := strings.Cut(o.create, ":")
-		if !ok || coll == "" || repo.ValidateRefName(name) != nil {
+		coll, name, _ := strings.Cut(o.create, ":")
+		var err error
+		if p, err = r.CollectionRefPath(coll, name); err != nil {
 			return errorf(repo.ErrInvalid, "invalid collection ref %q (want COLLECTION-ID:REF)", o.create)
-		}
-		p = "mirrors/" + coll + "/" + name
-		if coll == r.CollectionID() {
-			p = "heads/" + name
 		}
 	} else {
 		var err error

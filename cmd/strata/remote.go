@@ -3,14 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"path/filepath"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-os/strata/fsutil"
-	"github.com/strata-os/strata/gvariant"
-	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/pull"
 	"github.com/strata-os/strata/remote"
 	"github.com/strata-os/strata/repo"
@@ -18,44 +16,64 @@ import (
 	"github.com/strata-os/strata/summary"
 )
 
-// remoteConfig returns the repository's remote configuration. As in
-// OSTree, the remotes.d directory (/etc/ostree/remotes.d under the sysroot)
-// is read only for the system repository (SYSROOT/ostree/repo), and new
-// remotes go there when core.add-remotes-config-dir says so (default: for
-// the system repository).
+// remoteConfig returns the repository's remote configuration (remotes.d
+// read for the system repository of --sysroot, see remote.ForRepo).
 func remoteConfig(r *repo.Repo) (*remote.Config, bool, error) {
-	abs, _ := filepath.Abs(r.Path())
-	sys, _ := filepath.Abs(filepath.Join(globals.sysroot, "ostree/repo"))
-	isSystem := abs == sys || abs == "/sysroot/ostree/repo"
-	addToDir, err := r.Config().GetBool("core", "add-remotes-config-dir", isSystem)
-	if err != nil {
-		return nil, false, err
-	}
-	dir := ""
-	if isSystem {
-		root := globals.sysroot
-		if abs == "/sysroot/ostree/repo" && abs != sys {
-			root = "/"
-		}
-		dir = filepath.Join(root, "etc/ostree/remotes.d")
-	}
-	return remote.New(r, dir), addToDir && dir != "", nil
+	return remote.ForRepo(r, globals.sysroot)
 }
 
-func init() {
-	remoteCmd := &cobra.Command{
+// openRemotes opens the repository named by the global flags and its
+// remote configuration.
+func openRemotes() (*repo.Repo, *remote.Config, error) {
+	r, err := openRepo()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, _, err := remoteConfig(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, cfg, nil
+}
+
+// lookupRemote opens the repository, its remote configuration and the
+// remote name; with quoted, a missing remote is reported as ostree words
+// it (`remote "NAME" not found`).
+func lookupRemote(name string, quoted bool) (*repo.Repo, *remote.Config, *remote.Remote, error) {
+	r, cfg, err := openRemotes()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rm, err := cfg.Get(name)
+	if err != nil {
+		if quoted && isNotFound(err) {
+			return nil, nil, nil, fmt.Errorf("remote %q not found", name)
+		}
+		return nil, nil, nil, err
+	}
+	return r, cfg, rm, nil
+}
+
+func init() { rootCmd.AddCommand(newRemoteCmd()) }
+
+func newRemoteCmd() *cobra.Command {
+	cmd := &cobra.Command{
 		Use:   "remote",
 		Short: "Manage remote repositories",
 	}
-	rootCmd.AddCommand(remoteCmd)
+	cmd.AddCommand(newRemoteAddCmd(), newRemoteDeleteCmd(), newRemoteShowURLCmd(), newRemoteListCmd(),
+		newRemoteRefsCmd(), newRemoteSummaryCmd(), newRemoteGPGImportCmd())
+	return cmd
+}
 
+func newRemoteAddCmd() *cobra.Command {
 	var (
 		sets                                []string
 		noGPG, noSign, ifNotExists          bool
 		signVerify                          []string
 		gpgImport, contentURL, collectionID string
 	)
-	add := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "add NAME URL [BRANCH...]",
 		Short: "Add a remote repository",
 		Args:  cobra.MinimumNArgs(2),
@@ -91,60 +109,49 @@ func init() {
 				}
 				opts = append(opts, remote.Option{Key: "sign-verify", Value: "false"})
 			}
-			var types []string
-			for _, spec := range signVerify {
-				typ, rest, ok := strings.Cut(spec, "=")
-				if !ok {
-					return fmt.Errorf("--sign-verify: failed to parse KEYTYPE=[inline|file]:DATA in %q", spec)
-				}
-				if typ != "ed25519" {
-					return fmt.Errorf("--sign-verify: signature type %q is not implemented (only ed25519)", typ)
-				}
-				ref, data, ok := strings.Cut(rest, ":")
-				if !ok {
-					return fmt.Errorf("--sign-verify: failed to parse KEYTYPE=[inline|file]:DATA in %q", spec)
-				}
-				switch ref {
-				case "inline":
-					opts = append(opts, remote.Option{Key: "verification-" + typ + "-key", Value: data})
-				case "file":
-					opts = append(opts, remote.Option{Key: "verification-" + typ + "-file", Value: data})
-				default:
-					return fmt.Errorf("--sign-verify: invalid key reference %q, expected inline|file", ref)
-				}
-				types = append(types, typ)
+			sv, err := remote.SignVerifyOptions(signVerify)
+			if err != nil {
+				return err
 			}
-			if len(types) > 0 {
-				opts = append(opts, remote.Option{Key: "sign-verify", Value: strings.Join(types, ",")})
-			}
+			opts = append(opts, sv...)
 			if collectionID != "" {
 				opts = append(opts, remote.Option{Key: "collection-id", Value: collectionID})
 			}
-			if gpgImport != "" && gpgImport != "-" {
-				// A key file that cannot be read is refused before the
-				// remote is written.
-				if _, err := fsutil.ReadFileLimit(gpgImport, maxKeyringSize); err != nil {
-					return fmt.Errorf("gpg import: %w", err)
+			// A key file that cannot be read is refused before the
+			// remote is written.
+			var keys []byte
+			switch gpgImport {
+			case "":
+			case "-":
+				if keys, err = io.ReadAll(io.LimitReader(os.Stdin, maxKeyringSize+1)); err == nil && len(keys) > maxKeyringSize {
+					err = fmt.Errorf("standard input: %w (%d bytes)", fsutil.ErrTooLarge, maxKeyringSize)
 				}
+			default:
+				keys, err = fsutil.ReadFileLimit(gpgImport, maxKeyringSize)
+			}
+			if err != nil {
+				return fmt.Errorf("gpg import: %w", err)
 			}
 			if _, err := cfg.Add(args[0], args[1], remote.AddOptions{Options: opts, IfNotExists: ifNotExists, InRemotesDir: toDir}); err != nil {
 				return err
 			}
-			if gpgImport != "" {
-				n, err := importGPGKeys(cfg, args[0], gpgImport)
-				if err != nil {
-					return err
-				}
-				s := "s"
-				if n == 1 {
-					s = ""
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Imported %d GPG key%s to remote \"%s\"\n", n, s, args[0])
+			if gpgImport == "" {
+				return nil
 			}
+			rm, err := cfg.Get(args[0])
+			if err != nil {
+				return err
+			}
+			data := keys
+			n, err := importRemoteKeys(cfg, rm, [][]byte{data}, nil)
+			if err != nil {
+				return fmt.Errorf("gpg import from %s: %w", gpgImport, err)
+			}
+			printImported(cmd.OutOrStdout(), n, args[0])
 			return nil
 		},
 	}
-	fl := add.Flags()
+	fl := cmd.Flags()
 	fl.StringArrayVar(&sets, "set", nil, "set config option KEY=VALUE for the remote (repeatable)")
 	fl.BoolVar(&noGPG, "no-gpg-verify", false, "disable GPG verification")
 	fl.BoolVar(&noSign, "no-sign-verify", false, "disable signature verification (GPG too)")
@@ -153,34 +160,61 @@ func init() {
 	fl.StringVar(&gpgImport, "gpg-import", "", "import GPG keys from FILE")
 	fl.StringVar(&contentURL, "contenturl", "", "use URL when fetching content")
 	fl.StringVar(&collectionID, "collection-id", "", "collection ID of the remote")
-	remoteCmd.AddCommand(add)
+	return cmd
+}
 
+// importRemoteKeys merges the OpenPGP keys of srcs (only those keyIDs
+// name, when any) into rm's keyring and returns how many were imported.
+func importRemoteKeys(cfg *remote.Config, rm *remote.Remote, srcs [][]byte, keyIDs []string) (int, error) {
+	ring, err := cfg.ReadKeyring(rm)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, src := range srcs {
+		merged, n, err := sign.MergeKeys(ring, src, keyIDs)
+		if err != nil {
+			return 0, err
+		}
+		ring, total = merged, total+n
+	}
+	return total, cfg.WriteKeyring(rm, ring)
+}
+
+// printImported prints ostree's line after a GPG key import.
+func printImported(w io.Writer, n int, name string) {
+	s := "s"
+	if n == 1 {
+		s = ""
+	}
+	fmt.Fprintf(w, "Imported %d GPG key%s to remote \"%s\"\n", n, s, name)
+}
+
+func newRemoteDeleteCmd() *cobra.Command {
 	var ifExists bool
-	del := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a remote repository",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			cfg, _, err := remoteConfig(r)
+			_, cfg, err := openRemotes()
 			if err != nil {
 				return err
 			}
 			return cfg.Delete(args[0], ifExists)
 		},
 	}
-	del.Flags().BoolVar(&ifExists, "if-exists", false, "do nothing if the remote does not exist")
-	remoteCmd.AddCommand(del)
+	cmd.Flags().BoolVar(&ifExists, "if-exists", false, "do nothing if the remote does not exist")
+	return cmd
+}
 
-	remoteCmd.AddCommand(&cobra.Command{
+func newRemoteShowURLCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "show-url NAME",
 		Short: "Show a remote repository's URL",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rm, err := getRemote(args[0])
+			_, _, rm, err := lookupRemote(args[0], false)
 			if err != nil {
 				return err
 			}
@@ -191,19 +225,17 @@ func init() {
 			fmt.Fprintln(cmd.OutOrStdout(), u)
 			return nil
 		},
-	})
+	}
+}
 
+func newRemoteListCmd() *cobra.Command {
 	var showURLs bool
-	list := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List remote repository names",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			cfg, _, err := remoteConfig(r)
+			_, cfg, err := openRemotes()
 			if err != nil {
 				return err
 			}
@@ -226,44 +258,15 @@ func init() {
 			return nil
 		},
 	}
-	list.Flags().BoolVarP(&showURLs, "show-urls", "u", false, "show remote URLs in list")
-	remoteCmd.AddCommand(list)
-}
-
-// getRemote opens the repository and looks up a remote.
-func getRemote(name string) (*remote.Remote, error) {
-	r, err := openRepo()
-	if err != nil {
-		return nil, err
-	}
-	cfg, _, err := remoteConfig(r)
-	if err != nil {
-		return nil, err
-	}
-	return cfg.Get(name)
-}
-
-// importGPGKeys is replaced once OpenPGP support lands.
-var importGPGKeys = func(cfg *remote.Config, name, file string) (int, error) {
-	return 0, fmt.Errorf("--gpg-import: OpenPGP keys are not supported yet")
+	cmd.Flags().BoolVarP(&showURLs, "show-urls", "u", false, "show remote URLs in list")
+	return cmd
 }
 
 // remoteSummary fetches a remote's summary and verifies it as the remote's
 // gpg-verify-summary and sign-verify-summary say.
 func remoteSummary(cmd *cobra.Command, name string) (*remote.Remote, *summary.Summary, []byte, error) {
-	r, err := openRepo()
+	_, cfg, rm, err := lookupRemote(name, true)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	cfg, _, err := remoteConfig(r)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	rm, err := cfg.Get(name)
-	if err != nil {
-		if isNotFound(err) {
-			return nil, nil, nil, fmt.Errorf("remote %q not found", name)
-		}
 		return nil, nil, nil, err
 	}
 	u, err := rm.URL()
@@ -292,16 +295,9 @@ func remoteSummary(cmd *cobra.Command, name string) (*remote.Remote, *summary.Su
 	return rm, s, data, nil
 }
 
-func init() {
-	var remoteCmd *cobra.Command
-	for _, c := range rootCmd.Commands() {
-		if c.Name() == "remote" {
-			remoteCmd = c
-		}
-	}
-
+func newRemoteRefsCmd() *cobra.Command {
 	var refsJSON bool
-	refs := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "refs NAME",
 		Short: "List the refs of a remote repository (from its summary)",
 		Args:  cobra.ExactArgs(1),
@@ -328,11 +324,13 @@ func init() {
 			return nil
 		},
 	}
-	refs.Flags().BoolVar(&refsJSON, "json", false, "print the refs as JSON, with their commits")
-	remoteCmd.AddCommand(refs)
+	cmd.Flags().BoolVar(&refsJSON, "json", false, "print the refs as JSON, with their commits")
+	return cmd
+}
 
+func newRemoteSummaryCmd() *cobra.Command {
 	var raw bool
-	sumCmd := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "summary NAME",
 		Short: "Show a remote repository's summary",
 		Args:  cobra.ExactArgs(1),
@@ -341,26 +339,19 @@ func init() {
 			if err != nil {
 				return err
 			}
-			if raw {
-				v, err := gvariant.Unmarshal(summary.GVType, data)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), gvariant.Print(summary.GVType, objects.Byteswap(gvariant.Variant{Type: summary.GVType, Value: v}).Value))
-				return nil
-			}
-			summary.View(cmd.OutOrStdout(), s)
-			return nil
+			return printSummary(cmd.OutOrStdout(), s, data, raw)
 		},
 	}
-	sumCmd.Flags().BoolVar(&raw, "raw", false, "show raw variant data")
-	remoteCmd.AddCommand(sumCmd)
+	cmd.Flags().BoolVar(&raw, "raw", false, "show raw variant data")
+	return cmd
+}
 
+func newRemoteGPGImportCmd() *cobra.Command {
 	var (
 		keyrings []string
 		stdin    bool
 	)
-	gpgImport := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "gpg-import NAME [KEY-ID...]",
 		Short: "Import GPG keys into a remote's keyring",
 		Long: `Import OpenPGP public keys from keyring files (-k) or standard input
@@ -368,15 +359,7 @@ func init() {
 those keys (8- or 16-digit IDs or fingerprints).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			cfg, _, err := remoteConfig(r)
-			if err != nil {
-				return err
-			}
-			rm, err := cfg.Get(args[0])
+			_, cfg, rm, err := lookupRemote(args[0], false)
 			if err != nil {
 				return err
 			}
@@ -398,30 +381,15 @@ those keys (8- or 16-digit IDs or fingerprints).`,
 			if len(srcs) == 0 {
 				return fmt.Errorf("gpg-import: give keys with --keyring=FILE or --stdin (reading gpg's own keyring is not supported)")
 			}
-			ring, err := cfg.ReadKeyring(rm)
+			n, err := importRemoteKeys(cfg, rm, srcs, args[1:])
 			if err != nil {
-				return err
+				return fmt.Errorf("gpg-import: %w", err)
 			}
-			total := 0
-			for _, src := range srcs {
-				merged, n, err := sign.MergeKeys(ring, src, args[1:])
-				if err != nil {
-					return fmt.Errorf("gpg-import: %w", err)
-				}
-				ring, total = merged, total+n
-			}
-			if err := cfg.WriteKeyring(rm, ring); err != nil {
-				return err
-			}
-			s := "s"
-			if total == 1 {
-				s = ""
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Imported %d GPG key%s to remote \"%s\"\n", total, s, rm.Name)
+			printImported(cmd.OutOrStdout(), n, rm.Name)
 			return nil
 		},
 	}
-	gpgImport.Flags().StringArrayVarP(&keyrings, "keyring", "k", nil, "import keys from a keyring file (repeatable)")
-	gpgImport.Flags().BoolVar(&stdin, "stdin", false, "import keys from standard input")
-	remoteCmd.AddCommand(gpgImport)
+	cmd.Flags().StringArrayVarP(&keyrings, "keyring", "k", nil, "import keys from a keyring file (repeatable)")
+	cmd.Flags().BoolVar(&stdin, "stdin", false, "import keys from standard input")
+	return cmd
 }

@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-os/strata/gvariant"
-	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/sign"
 	"github.com/strata-os/strata/summary"
 )
 
@@ -38,23 +36,19 @@ a summary.sig is written beside it; otherwise any old summary.sig is removed.`,
 			}
 			switch {
 			case update:
-				var md objects.Metadata
-				for _, kv := range addMeta {
-					k, v, ok := strings.Cut(kv, "=")
-					if !ok || k == "" {
-						return fmt.Errorf("--add-metadata: expected KEY=VALUE, got %q", kv)
-					}
-					val, err := parseVariantLiteral(v)
-					if err != nil {
-						return fmt.Errorf("--add-metadata %s: %w", k, err)
-					}
-					md = append(md, objects.MetaEntry{Key: k, Value: val})
+				md, err := parseMetadata("--add-metadata", addMeta, true)
+				if err != nil {
+					return err
 				}
 				data, err := summary.Generate(r, summary.Options{Metadata: md})
 				if err != nil {
 					return err
 				}
-				sig, err := signSummary(data, signType, signKeys, gpgKeys, gpgHome)
+				ss, err := sign.Signers(cmd.Context(), sign.SignerSpec{Type: signType, Ed25519: signKeys, GPGKeyIDs: gpgKeys, GPGHomedir: gpgHome})
+				if err != nil {
+					return err
+				}
+				sig, err := sign.SignData(cmd.Context(), data, ss)
 				if err != nil {
 					return err
 				}
@@ -68,16 +62,7 @@ a summary.sig is written beside it; otherwise any old summary.sig is removed.`,
 				if err != nil {
 					return err
 				}
-				if raw {
-					v, err := gvariant.Unmarshal(summary.GVType, data)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintln(cmd.OutOrStdout(), gvariant.Print(summary.GVType, objects.Byteswap(gvariant.Variant{Type: summary.GVType, Value: v}).Value))
-					return nil
-				}
-				summary.View(cmd.OutOrStdout(), s)
-				return nil
+				return printSummary(cmd.OutOrStdout(), s, data, raw)
 			}
 			return fmt.Errorf("no option specified; use -u to update summary")
 		},
