@@ -14,6 +14,10 @@ import (
 )
 
 func init() {
+	adminCmd.AddCommand(newAdminDeployCmd(), newAdminUpgradeCmd(), newAdminFinalizeStagedCmd())
+}
+
+func newAdminDeployCmd() *cobra.Command {
 	var o sysroot.DeployOptions
 	var originFile string
 	deploy := &cobra.Command{
@@ -62,8 +66,10 @@ func init() {
 	fl.BoolVar(&o.KargNone, "karg-none", false, "do not import kernel arguments")
 	fl.StringArrayVar(&o.KargDelete, "karg-delete", nil, "delete kernel argument NAME or NAME=VALUE if it exists")
 	fl.MarkHidden("lock-finalization")
-	adminCmd.AddCommand(deploy)
+	return deploy
+}
 
+func newAdminUpgradeCmd() *cobra.Command {
 	var uo sysroot.UpgradeOptions
 	upgrade := &cobra.Command{
 		Use:   "upgrade",
@@ -95,8 +101,10 @@ func init() {
 	ufl.BoolVar(&uo.PullOnly, "pull-only", false, "do not create a deployment, just download")
 	ufl.BoolVar(&uo.DeployOnly, "deploy-only", false, "do not pull, only deploy")
 	ufl.BoolVar(&uo.Stage, "stage", false, "stage the deployment (finalization at reboot time)")
-	adminCmd.AddCommand(upgrade)
+	return upgrade
+}
 
+func newAdminFinalizeStagedCmd() *cobra.Command {
 	var hold bool
 	finalize := &cobra.Command{
 		Use:   "finalize-staged",
@@ -133,7 +141,7 @@ func init() {
 		},
 	}
 	finalize.Flags().BoolVar(&hold, "hold", false, "hold /boot open until stopped")
-	adminCmd.AddCommand(finalize)
+	return finalize
 }
 
 // printDeployResult prints what ostree's journal messages say on a

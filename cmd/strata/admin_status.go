@@ -11,7 +11,9 @@ import (
 	"github.com/strata-os/strata/sysroot"
 )
 
-func init() {
+func init() { adminCmd.AddCommand(newAdminStatusCmd()) }
+
+func newAdminStatusCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -30,7 +32,7 @@ func init() {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON (docs/json.md)")
-	adminCmd.AddCommand(cmd)
+	return cmd
 }
 
 // deploymentJSON is a deployment in `status --json` and `admin status

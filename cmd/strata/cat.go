@@ -9,7 +9,9 @@ import (
 	"github.com/strata-os/strata/tree"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newCatCmd()) }
+
+func newCatCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cat COMMIT PATH...",
 		Short: "Write the contents of files of a commit to standard output",
@@ -43,5 +45,5 @@ func init() {
 			return nil
 		},
 	}
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

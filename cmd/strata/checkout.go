@@ -6,7 +6,9 @@ import (
 	"github.com/strata-os/strata/checkout"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newCheckoutCmd()) }
+
+func newCheckoutCmd() *cobra.Command {
 	var o checkout.Options
 	var allowNoent bool
 	cmd := &cobra.Command{
@@ -50,5 +52,5 @@ Not supported yet: --whiteouts, --fsync, --bareuseronly-dirs, --skip-list.`,
 	fl.StringVar(&o.Subpath, "subpath", "", "check out only this path of the tree")
 	fl.BoolVarP(&o.ForceCopy, "force-copy", "C", false, "never hard-link, always copy")
 	fl.BoolVar(&allowNoent, "allow-noent", false, "do nothing if the commit or subpath does not exist")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

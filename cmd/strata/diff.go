@@ -11,7 +11,9 @@ import (
 	"github.com/strata-os/strata/tree"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newDiffCmd()) }
+
+func newDiffCmd() *cobra.Command {
 	var stats, fsDiff, noXattrs, asJSON bool
 	var ownerUID, ownerGID int64
 	cmd := &cobra.Command{
@@ -118,7 +120,7 @@ func init() {
 	f.Int64Var(&ownerUID, "owner-uid", -1, "take files on disk as owned by this user id")
 	f.Int64Var(&ownerGID, "owner-gid", -1, "take files on disk as owned by this group id")
 	f.BoolVar(&asJSON, "json", false, "print the changes (and stats) as JSON (see docs/json.md)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // diffTree opens a diff argument: a directory when it starts with / or ./

@@ -8,7 +8,9 @@ import (
 	"github.com/strata-os/strata/repo"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newFsckCmd()) }
+
+func newFsckCmd() *cobra.Command {
 	var o repo.FsckOptions
 	var quiet bool
 	cmd := &cobra.Command{
@@ -67,5 +69,5 @@ as an error. Commits left partial by an interrupted pull may miss objects.`,
 	fl.BoolVarP(&o.All, "all", "a", false, "also verify objects no commit reaches")
 	fl.BoolVar(&o.VerifyBindings, "verify-bindings", false, "verify ref bindings")
 	fl.BoolVar(&o.VerifyBackRefs, "verify-back-refs", false, "verify back-references (implies --verify-bindings)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -49,11 +49,7 @@ remote keyring in the repository and the global keyrings
 the *.gpg keyrings of a directory and --keyring a keyring file.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			c, err := r.ResolveRev(args[0])
+			r, c, err := openRev(args[0])
 			if err != nil {
 				return err
 			}
@@ -68,12 +64,7 @@ the *.gpg keyrings of a directory and --keyring a keyring file.`,
 				if err != nil {
 					return err
 				}
-				msg, err := sign.VerifyCommit(r, c, []sign.Verifier{v})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), msg)
-				return nil
+				return printVerified(cmd, r, c, v)
 			case len(keys) == 0:
 				return fmt.Errorf("need at least one GPG KEY-ID to sign with")
 			case del:

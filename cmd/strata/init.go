@@ -6,7 +6,9 @@ import (
 	"github.com/strata-os/strata/repo"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newInitCmd()) }
+
+func newInitCmd() *cobra.Command {
 	var mode, collection string
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -23,5 +25,5 @@ func init() {
 	}
 	cmd.Flags().StringVar(&mode, "mode", "bare", "repository mode: bare, bare-user, bare-user-only or archive")
 	cmd.Flags().StringVar(&collection, "collection-id", "", "globally unique ID for this repository as a collection of refs")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/strata-os/strata/repo"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newLogCmd()) }
+
+func newLogCmd() *cobra.Command {
 	var raw, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "log REV",
@@ -19,11 +21,7 @@ func init() {
 			"that is not stored (a shallow pull) ends the history with a note.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			c, err := r.ResolveRev(args[0])
+			r, c, err := openRev(args[0])
 			if err != nil {
 				return err
 			}
@@ -63,5 +61,5 @@ func init() {
 	}
 	cmd.Flags().BoolVar(&raw, "raw", false, "show raw variant data")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the commits as a JSON array (see docs/json.md)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/strata-os/strata/tree"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newLsCmd()) }
+
+func newLsCmd() *cobra.Command {
 	var l lister
 	cmd := &cobra.Command{
 		Use:   "ls COMMIT [PATH...]",
@@ -50,7 +52,7 @@ func init() {
 	f.BoolVarP(&l.xattrs, "xattrs", "X", false, "print extended attributes")
 	f.BoolVar(&l.nul, "nul-filenames-only", false, "print only paths, each followed by a NUL byte")
 	f.BoolVar(&l.json, "json", false, "print the entries as a JSON array (see docs/json.md)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 type lister struct {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/tree"
@@ -97,14 +98,24 @@ func openRepo() (*repo.Repo, error) {
 	return repo.Open(repoPath())
 }
 
+// openRev opens the repository named by the global flags and resolves
+// rev in it.
+func openRev(rev string) (*repo.Repo, objects.Checksum, error) {
+	r, err := openRepo()
+	if err != nil {
+		return nil, objects.Checksum{}, err
+	}
+	c, err := r.ResolveRev(rev)
+	if err != nil {
+		return nil, objects.Checksum{}, err
+	}
+	return r, c, nil
+}
+
 // openRevTree opens the repository named by the global flags and the tree
 // of the commit rev names, for the verbs that read paths of a commit.
 func openRevTree(rev string) (*repo.Repo, tree.Tree, error) {
-	r, err := openRepo()
-	if err != nil {
-		return nil, tree.Tree{}, err
-	}
-	c, err := r.ResolveRev(rev)
+	r, c, err := openRev(rev)
 	if err != nil {
 		return nil, tree.Tree{}, err
 	}

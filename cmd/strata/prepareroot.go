@@ -8,7 +8,9 @@ import (
 	"github.com/strata-os/strata/prepareroot"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newPrepareRootCmd()) }
+
+func newPrepareRootCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prepare-root SYSROOT",
 		Short: "Set up the booted deployment at SYSROOT (run from the initramfs)",
@@ -28,5 +30,5 @@ switch_root to SYSROOT. Not supported: composefs, /boot automounts.`,
 			return nil
 		},
 	}
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/strata-os/strata/repo"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newPruneCmd()) }
+
+func newPruneCmd() *cobra.Command {
 	var o repo.PruneOptions
 	var keep, deleteCommit string
 	cmd := &cobra.Command{
@@ -77,5 +79,5 @@ Not supported: --static-deltas-only, --retain-branch-depth, --only-branch.`,
 	fl.StringVar(&deleteCommit, "delete-commit", "", "delete this commit (refused while a ref points to it)")
 	fl.StringVar(&keep, "keep-younger-than", "", "prune all commits older than DATE")
 	fl.BoolVar(&o.CommitOnly, "commit-only", false, "only traverse and delete commit objects")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -9,7 +9,9 @@ import (
 	"github.com/strata-os/strata/repo"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newRevParseCmd()) }
+
+func newRevParseCmd() *cobra.Command {
 	var single bool
 	cmd := &cobra.Command{
 		Use:   "rev-parse REV...",
@@ -59,5 +61,5 @@ func init() {
 		},
 	}
 	cmd.Flags().BoolVarP(&single, "single", "S", false, "print the repository's only commit")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -6,8 +6,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	rootCmd.AddCommand(&cobra.Command{
+func init() { rootCmd.AddCommand(newRollbackCmd()) }
+
+func newRollbackCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "rollback",
 		Short: "Make the previous deployment the default for the next boot",
 		Long: `Make the rollback deployment the default: booted into the default
@@ -28,5 +30,5 @@ to use it.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "Next boot: %s %s\n", d.OS, d.Name())
 			return nil
 		},
-	})
+	}
 }

@@ -15,7 +15,9 @@ import (
 	"github.com/strata-os/strata/repo"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newShowCmd()) }
+
+func newShowCmd() *cobra.Command {
 	var o struct {
 		raw, noByteswap, related, hex, asJSON bool
 		listKeys, listDetachedKeys            bool
@@ -133,7 +135,7 @@ func init() {
 	f.BoolVar(&o.raw, "raw", false, "show raw variant data")
 	f.BoolVarP(&o.noByteswap, "no-byteswap", "B", false, "do not convert variant data from big endian")
 	f.BoolVar(&o.asJSON, "json", false, "print the commit as JSON (see docs/json.md)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // commitMetadata returns a commit's metadata or its detached metadata.

@@ -5,6 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/sign"
 )
 
@@ -29,11 +31,7 @@ the signatures made by the given keys (secret or public).`,
 			if signType != "ed25519" {
 				return fmt.Errorf("signature type %q is not implemented (only ed25519)", signType)
 			}
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			c, err := r.ResolveRev(args[0])
+			r, c, err := openRev(args[0])
 			if err != nil {
 				return err
 			}
@@ -45,12 +43,7 @@ the signatures made by the given keys (secret or public).`,
 				if err != nil {
 					return err
 				}
-				msg, err := sign.VerifyCommit(r, c, []sign.Verifier{v})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), msg)
-				return nil
+				return printVerified(cmd, r, c, v)
 			case del:
 				return sign.DeleteEd25519Signatures(ctx, r, c, keys)
 			}
@@ -76,4 +69,15 @@ the signatures made by the given keys (secret or public).`,
 	fl.StringVar(&keyFile, "keys-file", "", "read keys from FILE (secret keys to sign, public keys to verify)")
 	fl.StringVar(&keysDir, "keys-dir", "", "directory with trusted.ed25519(.d) and revoked.ed25519(.d), instead of /etc/ostree and /usr/share/ostree")
 	return cmd
+}
+
+// printVerified checks commit c's signatures with v and prints what
+// verified it.
+func printVerified(cmd *cobra.Command, r *repo.Repo, c objects.Checksum, v sign.Verifier) error {
+	msg, err := sign.VerifyCommit(r, c, []sign.Verifier{v})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), msg)
+	return nil
 }

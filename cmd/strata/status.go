@@ -11,7 +11,9 @@ import (
 	"github.com/strata-os/strata/health"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newStatusCmd()) }
+
+func newStatusCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -39,7 +41,7 @@ document described in docs/json.md.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON (docs/json.md)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // printStatus prints the porcelain status: one block per role.

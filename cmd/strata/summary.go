@@ -11,7 +11,9 @@ import (
 	"github.com/strata-os/strata/summary"
 )
 
-func init() {
+func init() { rootCmd.AddCommand(newSummaryCmd()) }
+
+func newSummaryCmd() *cobra.Command {
 	var (
 		update, view, raw bool
 		addMeta           []string
@@ -76,5 +78,5 @@ a summary.sig is written beside it; otherwise any old summary.sig is removed.`,
 	fl.StringVar(&signType, "sign-type", "ed25519", "signature type to use")
 	fl.StringArrayVar(&gpgKeys, "gpg-sign", nil, "GPG key ID to sign the summary with (repeatable)")
 	fl.StringVar(&gpgHome, "gpg-homedir", "", gpgHomedirHelp)
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
