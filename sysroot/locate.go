@@ -46,3 +46,18 @@ func IsBooted(o Options) bool {
 	_, err := os.Stat(filepath.Join(run, "ostree-booted"))
 	return err == nil
 }
+
+// Roles returns the pending and rollback deployments as `status` shows
+// them: booted, PendingAndRollback of the booted stateroot; not booted, no
+// pending one and the rollback target `strata rollback` uses (the second
+// deployment of deployment 0's stateroot).
+func (s *Sysroot) Roles() (pending, rollback *Deployment) {
+	pending, rollback = s.PendingAndRollback("")
+	if s.Booted() == nil {
+		pending = nil
+		if ds := s.Deployments(); len(ds) > 0 {
+			_, rollback = s.PendingAndRollback(ds[0].OS)
+		}
+	}
+	return pending, rollback
+}

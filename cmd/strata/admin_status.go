@@ -72,24 +72,10 @@ type statusJSON struct {
 	Deployments    []deploymentJSON `json:"deployments"`
 }
 
-// roles returns the pending and rollback deployments as `admin status`
-// marks them (only when booted, as ostree does) and the rollback target
-// `strata rollback` would use when not booted.
-func roles(s *sysroot.Sysroot) (pending, rollback *sysroot.Deployment) {
-	pending, rollback = s.PendingAndRollback("")
-	if s.Booted() == nil {
-		pending = nil
-		if ds := s.Deployments(); len(ds) > 0 {
-			_, rollback = s.PendingAndRollback(ds[0].OS)
-		}
-	}
-	return pending, rollback
-}
-
 func statusDoc(s *sysroot.Sysroot) statusJSON {
 	bv, sub := s.BootVersion()
 	doc := statusJSON{Sysroot: s.Path(), BootVersion: bv, SubBootVersion: sub, Deployments: []deploymentJSON{}}
-	pending, rollback := roles(s)
+	pending, rollback := s.Roles()
 	for _, d := range s.Deployments() {
 		j := deploymentJSON{
 			Index: d.Index, Stateroot: d.OS, Checksum: d.Checksum.String(), Serial: d.Serial,
