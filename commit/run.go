@@ -45,6 +45,8 @@ type Request struct {
 	Stdin io.Reader
 	// Progress receives one phase per dir or tar source.
 	Progress progress.Reporter
+	// Warner receives the transaction's best-effort failures.
+	Warner progress.Warner
 	Options
 	// BeforePublish, when set, runs once the commit object is written and
 	// before the transaction publishes it (signing, so that the commit
@@ -57,7 +59,7 @@ type Request struct {
 // every source was read, the commit written and BeforePublish succeeded.
 func Run(ctx context.Context, r *repo.Repo, req Request) (Result, error) {
 	rep := progress.OrNop(req.Progress)
-	t, err := r.Begin(ctx)
+	t, err := r.BeginWith(ctx, repo.TxnOptions{Warner: req.Warner})
 	if err != nil {
 		return Result{}, err
 	}

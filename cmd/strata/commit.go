@@ -84,7 +84,7 @@ committed. The new commit's checksum is printed on stdout.`,
 				return err
 			}
 			o.Metadata = append(strs, typed...)
-			req := commit.Request{Options: o, Stdin: os.Stdin, Progress: newReporter(cmd),
+			req := commit.Request{Options: o, Stdin: os.Stdin, Progress: newReporter(cmd), Warner: newWarner(cmd),
 				Tar: commit.TarOptions{AutocreateParents: tarAutocreate}}
 			for _, tr := range trees {
 				src, err := commit.ParseSource(tr)
