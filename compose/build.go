@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/strata-os/strata/checkout"
 	"github.com/strata-os/strata/commit"
 	"github.com/strata-os/strata/errdefs"
@@ -429,6 +431,9 @@ func buildLocked(ctx context.Context, s *Spec, o *Options, l *Lock, work, root s
 		return fmt.Errorf("local repository: %w", err)
 	}
 	defer os.Remove(link)
+	// The hook unmounts it at the end of a successful run; after a failed
+	// one it is still mounted in the root: detach it (no error when not).
+	defer func() { _ = unix.Unmount(filepath.Join(root, link), unix.MNT_DETACH) }()
 	m := &mmdebstrapRun{spec: s, target: root, source: "deb [trusted=yes] file://" + link + " ./", hookDir: hooks, pins: pins, epoch: epoch,
 		log: filepath.Join(work, "mmdebstrap.log"), rep: o.Progress, hookDirs: []string{"/usr/share/mmdebstrap/hooks/file-mirror-automount"}}
 	return m.run(ctx)
