@@ -6,8 +6,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/ghash"
-	"github.com/strata-os/strata/repo"
 )
 
 // Entry is a Boot Loader Specification type #1 entry as ostree's
@@ -43,10 +43,10 @@ func NewEntry() *Entry { return &Entry{vals: map[string]string{}} }
 // lines, a bare key) are ignored. A repeated key keeps its first position
 // and takes the last value, except "initrd": the second and later ones
 // are overlay initrds. Data that is not UTF-8 (or holds a NUL) is
-// refused with repo.ErrInvalid, as ostree refuses it.
+// refused with errdefs.ErrInvalid, as ostree refuses it.
 func ParseEntry(data []byte) (*Entry, error) {
 	if !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0 {
-		return nil, fmt.Errorf("boot entry: %w: not UTF-8 text", repo.ErrInvalid)
+		return nil, fmt.Errorf("boot entry: %w: not UTF-8 text", errdefs.ErrInvalid)
 	}
 	e := NewEntry()
 	for _, line := range strings.Split(string(data), "\n") {

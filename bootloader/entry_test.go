@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/errdefs"
 )
 
 func TestParseEntry(t *testing.T) {
@@ -86,7 +86,7 @@ func TestParseEntry(t *testing.T) {
 
 func TestParseEntryRejects(t *testing.T) {
 	for _, in := range []string{"title \xff\n", "title a\x00b\n"} {
-		if _, err := ParseEntry([]byte(in)); !errors.Is(err, repo.ErrInvalid) {
+		if _, err := ParseEntry([]byte(in)); !errors.Is(err, errdefs.ErrInvalid) {
 			t.Errorf("%q: err %v, want ErrInvalid", in, err)
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/errdefs"
 )
 
 // Kargs is a kernel command line with ostree's editing rules
@@ -136,14 +136,14 @@ func (k *Kargs) Set(arg string) {
 // Replace changes a value in place, as ostree_kernel_args_new_replace
 // does: KEY=NEW gives the only KEY argument the value NEW (KEY alone
 // removes its value); KEY=OLD=NEW gives the first KEY=OLD the value NEW.
-// It fails with repo.ErrNotFound when there is no KEY (or no KEY=OLD), and
-// with repo.ErrInvalid when KEY has several values and no OLD was given.
+// It fails with errdefs.ErrNotFound when there is no KEY (or no KEY=OLD), and
+// with errdefs.ErrInvalid when KEY has several values and no OLD was given.
 // The messages are ostree's.
 func (k *Kargs) Replace(arg string) error {
 	n := splitKarg(arg)
 	idx := k.indexes(n.key)
 	if len(idx) == 0 {
-		return kargError(repo.ErrNotFound, "No key '%s' found", n.key)
+		return kargError(errdefs.ErrNotFound, "No key '%s' found", n.key)
 	}
 	if n.hasVal && strings.Contains(n.val, "=") {
 		old, nv, _ := strings.Cut(n.val, "=")
@@ -153,10 +153,10 @@ func (k *Kargs) Replace(arg string) error {
 				return nil
 			}
 		}
-		return kargError(repo.ErrNotFound, "No karg '%s=%s' found", n.key, old)
+		return kargError(errdefs.ErrNotFound, "No karg '%s=%s' found", n.key, old)
 	}
 	if len(idx) > 1 {
-		return kargError(repo.ErrInvalid, "Multiple values for key '%s' found", n.key)
+		return kargError(errdefs.ErrInvalid, "Multiple values for key '%s' found", n.key)
 	}
 	k.args[idx[0]] = n
 	return nil
@@ -164,21 +164,21 @@ func (k *Kargs) Replace(arg string) error {
 
 // Delete removes one argument, as ostree_kernel_args_delete does: KEY
 // removes the only argument with that key (whatever its value); with
-// several, it removes the first bare KEY, and fails (repo.ErrInvalid,
+// several, it removes the first bare KEY, and fails (errdefs.ErrInvalid,
 // "Multiple values") when there is none; KEY=VALUE removes the first
 // argument equal to it. A missing key or value fails with
-// repo.ErrNotFound. The messages are ostree's.
+// errdefs.ErrNotFound. The messages are ostree's.
 func (k *Kargs) Delete(arg string) error {
 	n := splitKarg(arg)
 	idx := k.indexes(n.key)
 	if len(idx) == 0 {
-		return kargError(repo.ErrNotFound, "No key '%s' found", n.key)
+		return kargError(errdefs.ErrNotFound, "No key '%s' found", n.key)
 	}
 	del := -1
 	if len(idx) == 1 {
 		a := k.args[idx[0]]
 		if n.hasVal && (!a.hasVal || a.val != n.val) {
-			return kargError(repo.ErrNotFound, "No karg '%s=%s' found", n.key, n.val)
+			return kargError(errdefs.ErrNotFound, "No karg '%s=%s' found", n.key, n.val)
 		}
 		del = idx[0]
 	} else {
@@ -190,9 +190,9 @@ func (k *Kargs) Delete(arg string) error {
 		}
 		if del < 0 {
 			if !n.hasVal {
-				return kargError(repo.ErrInvalid, "Multiple values for key '%s' found", arg)
+				return kargError(errdefs.ErrInvalid, "Multiple values for key '%s' found", arg)
 			}
-			return kargError(repo.ErrNotFound, "No karg '%s' found", arg)
+			return kargError(errdefs.ErrNotFound, "No karg '%s' found", arg)
 		}
 	}
 	k.args = append(k.args[:del:del], k.args[del+1:]...)

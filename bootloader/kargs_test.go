@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/errdefs"
 )
 
 func TestSplitCmdline(t *testing.T) {
@@ -51,21 +51,21 @@ func TestKargsEdit(t *testing.T) {
 		{name: "set ostree=", start: "root=/dev/vda ostree=/ostree/boot.0/os/c/0 quiet", ops: []op{{"set", "ostree=/ostree/boot.1/os/c/0"}}, want: "root=/dev/vda ostree=/ostree/boot.1/os/c/0 quiet"},
 		{name: "delete key single", start: "a=1 b", ops: []op{{"delete", "a"}}, want: "b"},
 		{name: "delete key=value single", start: "a=1 b", ops: []op{{"delete", "a=1"}}, want: "b"},
-		{name: "delete key=wrong single", start: "a=1 b", ops: []op{{"delete", "a=2"}}, want: "a=1 b", err: repo.ErrNotFound, msg: "No karg 'a=2' found"},
-		{name: "delete bare single with value given", start: "a b", ops: []op{{"delete", "a="}}, want: "a b", err: repo.ErrNotFound, msg: "No karg 'a=' found"},
-		{name: "delete missing", start: "a", ops: []op{{"delete", "b"}}, want: "a", err: repo.ErrNotFound, msg: "No key 'b' found"},
+		{name: "delete key=wrong single", start: "a=1 b", ops: []op{{"delete", "a=2"}}, want: "a=1 b", err: errdefs.ErrNotFound, msg: "No karg 'a=2' found"},
+		{name: "delete bare single with value given", start: "a b", ops: []op{{"delete", "a="}}, want: "a b", err: errdefs.ErrNotFound, msg: "No karg 'a=' found"},
+		{name: "delete missing", start: "a", ops: []op{{"delete", "b"}}, want: "a", err: errdefs.ErrNotFound, msg: "No key 'b' found"},
 		{name: "delete one of several", start: "c=1 c=2 c=3", ops: []op{{"delete", "c=2"}}, want: "c=1 c=3"},
-		{name: "delete ambiguous", start: "c=1 c=2", ops: []op{{"delete", "c"}}, want: "c=1 c=2", err: repo.ErrInvalid, msg: "Multiple values for key 'c' found"},
+		{name: "delete ambiguous", start: "c=1 c=2", ops: []op{{"delete", "c"}}, want: "c=1 c=2", err: errdefs.ErrInvalid, msg: "Multiple values for key 'c' found"},
 		{name: "delete bare among several", start: "c=1 c c=2", ops: []op{{"delete", "c"}}, want: "c=1 c=2"},
 		{name: "delete first equal", start: "c=1 d c=1", ops: []op{{"delete", "c=1"}}, want: "d c=1"},
-		{name: "delete value missing among several", start: "c=1 c=2", ops: []op{{"delete", "c=3"}}, want: "c=1 c=2", err: repo.ErrNotFound, msg: "No karg 'c=3' found"},
+		{name: "delete value missing among several", start: "c=1 c=2", ops: []op{{"delete", "c=3"}}, want: "c=1 c=2", err: errdefs.ErrNotFound, msg: "No karg 'c=3' found"},
 		{name: "delete empty vs none", start: "c= c", ops: []op{{"delete", "c="}}, want: "c"},
 		{name: "replace single", start: "a=1 b", ops: []op{{"replace", "a=2"}}, want: "a=2 b"},
 		{name: "replace to bare", start: "a=1 b", ops: []op{{"replace", "a"}}, want: "a b"},
 		{name: "replace old=new", start: "c=1 c=2 c=3", ops: []op{{"replace", "c=2=9"}}, want: "c=1 c=9 c=3"},
-		{name: "replace old missing", start: "c=1 c=2", ops: []op{{"replace", "c=5=9"}}, want: "c=1 c=2", err: repo.ErrNotFound, msg: "No karg 'c=5' found"},
-		{name: "replace ambiguous", start: "c=1 c=2", ops: []op{{"replace", "c=9"}}, want: "c=1 c=2", err: repo.ErrInvalid, msg: "Multiple values for key 'c' found"},
-		{name: "replace missing", start: "a", ops: []op{{"replace", "b=1"}}, want: "a", err: repo.ErrNotFound, msg: "No key 'b' found"},
+		{name: "replace old missing", start: "c=1 c=2", ops: []op{{"replace", "c=5=9"}}, want: "c=1 c=2", err: errdefs.ErrNotFound, msg: "No karg 'c=5' found"},
+		{name: "replace ambiguous", start: "c=1 c=2", ops: []op{{"replace", "c=9"}}, want: "c=1 c=2", err: errdefs.ErrInvalid, msg: "Multiple values for key 'c' found"},
+		{name: "replace missing", start: "a", ops: []op{{"replace", "b=1"}}, want: "a", err: errdefs.ErrNotFound, msg: "No key 'b' found"},
 		{name: "replace value with =", start: "a=x", ops: []op{{"replace", "a=x=y=z"}}, want: "a=y=z"},
 		{name: "append if missing", start: "a=1", ops: []op{{"appendifmissing", "a=2"}, {"appendifmissing", "b=1"}}, want: "a=1 b=1"},
 		{name: "delete if present", start: "a=1", ops: []op{{"deleteifpresent", "b"}, {"deleteifpresent", "a"}}, want: ""},

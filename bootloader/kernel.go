@@ -17,7 +17,6 @@ import (
 
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fsutil"
-	"github.com/strata-os/strata/repo"
 )
 
 // KernelLayout is where a deployment tree keeps its kernel, initramfs,
@@ -54,8 +53,8 @@ type KernelLayout struct {
 // read from a tree.
 const MaxBootFileSize = 2 << 30
 
-// ErrNoKernel reports a tree without a kernel; it wraps repo.ErrNotFound.
-var ErrNoKernel = fmt.Errorf("failed to find kernel in /usr/lib/modules, /usr/lib/ostree-boot or /boot: %w", repo.ErrNotFound)
+// ErrNoKernel reports a tree without a kernel; it wraps errdefs.ErrNotFound.
+var ErrNoKernel = fmt.Errorf("failed to find kernel in /usr/lib/modules, /usr/lib/ostree-boot or /boot: %w", errdefs.ErrNotFound)
 
 // FindKernel finds the kernel of the deployment tree at root as ostree
 // 2022.7 does (get_kernel_from_tree):
@@ -379,10 +378,10 @@ func kernelFromLegacy(t *tree) (*KernelLayout, error) {
 		return nil, nil
 	}
 	if l.Initramfs != "" && icsum != kcsum {
-		return nil, fmt.Errorf("find kernel: %w: mismatched kernel checksum vs initrd in %s", repo.ErrInvalid, dir)
+		return nil, fmt.Errorf("find kernel: %w: mismatched kernel checksum vs initrd in %s", errdefs.ErrInvalid, dir)
 	}
 	if l.Devicetree != "" && dcsum != kcsum {
-		return nil, fmt.Errorf("find kernel: %w: mismatched kernel checksum vs device tree in %s", repo.ErrInvalid, dir)
+		return nil, fmt.Errorf("find kernel: %w: mismatched kernel checksum vs device tree in %s", errdefs.ErrInvalid, dir)
 	}
 	for _, n := range []string{l.KernelName, l.InitramfsName, l.DevicetreeName} {
 		if err := CheckBootName(n); n != "" && err != nil {

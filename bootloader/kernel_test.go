@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/errdefs"
 )
 
 func TestFindKernelErrors(t *testing.T) {
@@ -24,15 +24,15 @@ func TestFindKernelErrors(t *testing.T) {
 		{"modules without vmlinuz", map[string]string{"usr/lib/modules/5.0/modules.dep": "", "usr/lib/modules/6.0/vmlinuz/": ""}, ErrNoKernel},
 		{"vmlinuz symlink to nothing", map[string]string{"usr/lib/modules/5.0/vmlinuz": "->nowhere"}, ErrNoKernel},
 		{"legacy without checksum", map[string]string{"boot/vmlinuz-5.0": "k"}, ErrNoKernel},
-		{"legacy mismatch", map[string]string{"boot/vmlinuz-5.0-" + legacyCsum: "k", "boot/initramfs-5.0.img-" + other: "i"}, repo.ErrInvalid},
-		{"legacy dt mismatch", map[string]string{"boot/vmlinuz-5.0-" + legacyCsum: "k", "boot/devicetree-5.0-" + other: "d"}, repo.ErrInvalid},
+		{"legacy mismatch", map[string]string{"boot/vmlinuz-5.0-" + legacyCsum: "k", "boot/initramfs-5.0.img-" + other: "i"}, errdefs.ErrInvalid},
+		{"legacy dt mismatch", map[string]string{"boot/vmlinuz-5.0-" + legacyCsum: "k", "boot/devicetree-5.0-" + other: "d"}, errdefs.ErrInvalid},
 	} {
 		_, err := FindKernel(ctx, writeTree(t, tc.files))
 		if !errors.Is(err, tc.err) {
 			t.Errorf("%s: err %v, want %v", tc.name, err, tc.err)
 		}
 	}
-	if !errors.Is(ErrNoKernel, repo.ErrNotFound) {
+	if !errors.Is(ErrNoKernel, errdefs.ErrNotFound) {
 		t.Error("ErrNoKernel is not ErrNotFound")
 	}
 	cctx, cancel := context.WithCancel(ctx)

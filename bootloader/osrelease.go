@@ -8,8 +8,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fsutil"
-	"github.com/strata-os/strata/repo"
 )
 
 // ParseOSRelease parses os-release content as ostree does
@@ -127,7 +127,7 @@ func DeploymentName(root string) (string, error) {
 	}
 	p = filepath.Join(root, p)
 	if !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0 {
-		return "", fmt.Errorf("reading %s: %w: not UTF-8 text", p, repo.ErrInvalid)
+		return "", fmt.Errorf("reading %s: %w: not UTF-8 text", p, errdefs.ErrInvalid)
 	}
 	vals := ParseOSRelease(string(data))
 	if v, ok := vals["PRETTY_NAME"]; ok {
@@ -136,5 +136,5 @@ func DeploymentName(root string) (string, error) {
 	if v, ok := vals["ID"]; ok {
 		return v, nil
 	}
-	return "", fmt.Errorf("%s: %w: no PRETTY_NAME or ID", p, repo.ErrInvalid)
+	return "", fmt.Errorf("%s: %w: no PRETTY_NAME or ID", p, errdefs.ErrInvalid)
 }

@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/strata-os/strata/repo"
+	"github.com/strata-os/strata/errdefs"
 )
 
 // TestShellUnquote replays testdata/shell_unquote.json, made by calling
@@ -44,8 +44,8 @@ func TestOSRelease(t *testing.T) {
 	}{
 		{map[string]string{"usr/lib/os-release": "PRETTY_NAME=\"A B\"\nID=a\n", "etc/os-release": "ID=etc\n"}, "A B", nil},
 		{map[string]string{"etc/os-release": "ID=etc\n"}, "etc", nil},
-		{map[string]string{"usr/lib/os-release": "NAME=x\n"}, "", repo.ErrInvalid},
-		{map[string]string{"usr/lib/os-release": "ID=\xff\n"}, "", repo.ErrInvalid},
+		{map[string]string{"usr/lib/os-release": "NAME=x\n"}, "", errdefs.ErrInvalid},
+		{map[string]string{"usr/lib/os-release": "ID=\xff\n"}, "", errdefs.ErrInvalid},
 		{map[string]string{"usr/bin/x": ""}, "", os.ErrNotExist},
 	} {
 		got, err := DeploymentName(writeTree(t, tc.files))

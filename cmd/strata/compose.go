@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-os/strata/compose"
-	"github.com/strata-os/strata/progress"
 )
 
 func init() { rootCmd.AddCommand(newComposeCmd()) }
@@ -31,14 +30,6 @@ adding packages on top of a ref base.`,
 	}
 	cmd.AddCommand(newComposeBuildCmd(), newComposeLockCmd())
 	return cmd
-}
-
-func composeWarner(cmd *cobra.Command) progress.Warner {
-	return progress.WarnFunc(func(err error) {
-		if globals.verbose {
-			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
-		}
-	})
 }
 
 func newComposeBuildCmd() *cobra.Command {
@@ -74,7 +65,7 @@ Not supported yet: --oci (export as an OCI image), image = "oci:..." bases.`,
 			}
 			res, err := compose.Build(cmd.Context(), s, compose.Options{
 				Repo: r, Branch: branch, CacheDir: cacheDir, StrataBinary: strataBin, Keep: keep, NoBaseCache: noBaseCache,
-				Progress: newReporter(cmd), Warner: composeWarner(cmd),
+				Progress: newReporter(cmd), Warner: newWarner(cmd),
 			})
 			if err != nil {
 				return err
@@ -110,7 +101,7 @@ the cache, so the next build needs no download.`,
 				return err
 			}
 			l, err := compose.LockSpec(cmd.Context(), s, compose.Options{
-				CacheDir: cacheDir, StrataBinary: strataBin, Progress: newReporter(cmd), Warner: composeWarner(cmd),
+				CacheDir: cacheDir, StrataBinary: strataBin, Progress: newReporter(cmd), Warner: newWarner(cmd),
 			})
 			if err != nil {
 				return err
