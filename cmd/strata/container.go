@@ -155,19 +155,7 @@ image's ref (ostree/container/image/...) last.
 ` + imgrefHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := container.ParseImageRef(args[0])
-			if err != nil {
-				return err
-			}
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			po, err := p.options(cmd)
-			if err != nil {
-				return err
-			}
-			res, err := container.Pull(cmd.Context(), r, ref, po)
+			res, err := pullToRepo(cmd, &p, args[0])
 			if err != nil {
 				return err
 			}
@@ -353,24 +341,12 @@ func newUnencapsulateCmd() *cobra.Command {
 		Long:  "Pull an encapsulated image (see pull) and print the commit it carries: the\nsame checksum as the commit it was exported from.\n\n" + imgrefHelp,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := container.ParseImageRef(args[0])
-			if err != nil {
-				return err
-			}
-			r, err := openRepo()
-			if err != nil {
-				return err
-			}
-			po, err := p.options(cmd)
-			if err != nil {
-				return err
-			}
-			res, err := container.Pull(cmd.Context(), r, ref, po)
+			res, err := pullToRepo(cmd, &p, args[0])
 			if err != nil {
 				return err
 			}
 			if res.BaseCommit.IsZero() {
-				return fmt.Errorf("%w: image %s is not an encapsulated OSTree commit (no ostree.commit label)", repo.ErrInvalid, ref)
+				return fmt.Errorf("%w: image %s is not an encapsulated OSTree commit (no ostree.commit label)", repo.ErrInvalid, args[0])
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.BaseCommit)
 			return nil
@@ -416,4 +392,23 @@ encrypted key files are not read. Prints the signed manifest digest.`,
 	cmd.Flags().StringVar(&keyPath, "key", "", "the private key (PEM, required)")
 	_ = cmd.MarkFlagRequired("key")
 	return cmd
+}
+
+// pullToRepo pulls the image imgref names into the repository the global
+// flags name, with the pull flags p: the first steps of pull and
+// unencapsulate.
+func pullToRepo(cmd *cobra.Command, p *imagePullFlags, imgref string) (*container.PullResult, error) {
+	ref, err := container.ParseImageRef(imgref)
+	if err != nil {
+		return nil, err
+	}
+	r, err := openRepo()
+	if err != nil {
+		return nil, err
+	}
+	po, err := p.options(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return container.Pull(cmd.Context(), r, ref, po)
 }

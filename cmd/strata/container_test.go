@@ -72,6 +72,13 @@ func TestSwitchUpgradeStatus(t *testing.T) {
 	if !strings.Contains(lines[0], `"event":"phase"`) {
 		t.Fatalf("pull --json has no progress lines:\n%s", strings.Join(lines, "\n"))
 	}
+	// unencapsulate prints the commit the image carries: the one exported.
+	want := strings.TrimSpace(f.ok(repoFlag, "rev-parse", "testos/stable"))
+	again := filepath.Join(t.TempDir(), "repo2")
+	f.ok("init", "--repo="+again, "--mode=archive")
+	if got := strings.TrimSpace(f.ok("--repo="+again, "container", "unencapsulate", "oci:"+layout+":os")); got != want {
+		t.Fatalf("unencapsulate printed %q, want %s", got, want)
+	}
 	list := f.ok(repoFlag, "container", "image", "list")
 	if !strings.Contains(list, "oci:"+layout+":os ") {
 		t.Fatalf("image list:\n%s", list)
