@@ -130,17 +130,11 @@ func Checkout(ctx context.Context, r *repo.Repo, commit objects.Checksum, dest s
 		} else if err != nil && !o.Union && !o.UnionAdd {
 			return fmt.Errorf("%w: %s", ErrExists, dest)
 		}
-		if err := c.file(*file, filepath.Join(dest, filepath.Base("/"+o.Subpath))); err != nil {
-			return err
-		}
-		return g.Wait()
+		ferr := c.file(*file, filepath.Join(dest, filepath.Base("/"+o.Subpath)))
+		return walkErr(ctx, ferr, g.Wait())
 	}
-	werr := c.dir(tree, meta, dest, true)
-	if err := g.Wait(); werr == nil {
-		werr = err
-	}
-	if werr != nil {
-		return werr
+	if err := walkErr(ctx, c.dir(tree, meta, dest, true), g.Wait()); err != nil {
+		return err
 	}
 	// Directory modes and owners last, deepest first, so that read-only
 	// directories could still be filled.
@@ -150,6 +144,21 @@ func Checkout(ctx context.Context, r *repo.Repo, commit objects.Checksum, dest s
 		}
 	}
 	return nil
+}
+
+// walkErr picks the error a checkout returns from the walker's (werr) and
+// the workers' (gerr). A worker's failure cancels the group's context, so
+// the walker then stops with context.Canceled: that is not the cause, and
+// the worker's error (a corrupt object, a full disk) is returned instead.
+// Only when ctx itself was cancelled is the cancellation the cause.
+func walkErr(ctx context.Context, werr, gerr error) error {
+	if werr == nil {
+		return gerr
+	}
+	if gerr != nil && ctx.Err() == nil && errors.Is(werr, context.Canceled) {
+		return gerr
+	}
+	return werr
 }
 
 func (c *checkout) dir(tree, meta objects.Checksum, dest string, top bool) error {
