@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/progress"
@@ -131,9 +132,9 @@ func Checkout(ctx context.Context, r *repo.Repo, commit objects.Checksum, dest s
 			return fmt.Errorf("%w: %s", ErrExists, dest)
 		}
 		ferr := c.file(*file, filepath.Join(dest, filepath.Base("/"+o.Subpath)))
-		return walkErr(ctx, ferr, g.Wait())
+		return errdefs.WalkErr(ctx, ferr, g.Wait())
 	}
-	if err := walkErr(ctx, c.dir(tree, meta, dest, true), g.Wait()); err != nil {
+	if err := errdefs.WalkErr(ctx, c.dir(tree, meta, dest, true), g.Wait()); err != nil {
 		return err
 	}
 	// Directory modes and owners last, deepest first, so that read-only
@@ -144,21 +145,6 @@ func Checkout(ctx context.Context, r *repo.Repo, commit objects.Checksum, dest s
 		}
 	}
 	return nil
-}
-
-// walkErr picks the error a checkout returns from the walker's (werr) and
-// the workers' (gerr). A worker's failure cancels the group's context, so
-// the walker then stops with context.Canceled: that is not the cause, and
-// the worker's error (a corrupt object, a full disk) is returned instead.
-// Only when ctx itself was cancelled is the cancellation the cause.
-func walkErr(ctx context.Context, werr, gerr error) error {
-	if werr == nil {
-		return gerr
-	}
-	if gerr != nil && ctx.Err() == nil && errors.Is(werr, context.Canceled) {
-		return gerr
-	}
-	return werr
 }
 
 func (c *checkout) dir(tree, meta objects.Checksum, dest string, top bool) error {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/repo"
@@ -60,10 +61,7 @@ func AddDir(ctx context.Context, t *repo.Txn, m *MTree, src string, f Filter, re
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(Workers())
 	err := addDir(gctx, g, t, m, src, "/", &f, rep, true)
-	if werr := g.Wait(); err == nil {
-		err = werr
-	}
-	return err
+	return errdefs.WalkErr(ctx, err, g.Wait())
 }
 
 func addDir(ctx context.Context, g *errgroup.Group, t *repo.Txn, m *MTree, dir, rel string, f *Filter, rep progress.Reporter, root bool) error {

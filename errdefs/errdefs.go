@@ -4,7 +4,10 @@
 // sentinel with %v, so the cause stays in the chain.
 package errdefs
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // The shared sentinels.
 var (
@@ -31,3 +34,19 @@ func IsInvalid(err error) bool { return errors.Is(err, ErrInvalid) }
 
 // IsCorrupt reports whether err wraps ErrCorrupt.
 func IsCorrupt(err error) bool { return errors.Is(err, ErrCorrupt) }
+
+// WalkErr picks the error of a walk that feeds an errgroup: werr is the
+// walker's, gerr the group's (g.Wait). A worker's failure cancels the
+// group's context, so the walker then stops with context.Canceled; that is
+// not the cause, and the worker's error (a corrupt object, a full disk) is
+// returned instead. Only when ctx, the caller's context, was cancelled is
+// the cancellation the cause.
+func WalkErr(ctx context.Context, werr, gerr error) error {
+	if werr == nil {
+		return gerr
+	}
+	if gerr != nil && ctx.Err() == nil && errors.Is(werr, context.Canceled) {
+		return gerr
+	}
+	return werr
+}

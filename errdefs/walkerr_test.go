@@ -1,19 +1,17 @@
-package checkout
+package errdefs
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"testing"
-
-	"github.com/strata-os/strata/repo"
 )
 
 // A worker's failure cancels the walker: the worker's error is the cause
 // and is what Checkout returns (a corrupt object was reported as "context
 // canceled" when the walker noticed the cancellation first).
 func TestWalkErr(t *testing.T) {
-	corrupt := fmt.Errorf("object ab: %w", repo.ErrCorrupt)
+	corrupt := fmt.Errorf("object ab: %w", ErrCorrupt)
 	walkerStopped := fmt.Errorf("checkout x: %w", context.Canceled)
 	live := context.Background()
 	cancelled, cancel := context.WithCancel(context.Background())
@@ -25,12 +23,12 @@ func TestWalkErr(t *testing.T) {
 		want       error
 	}{
 		{"both nil", live, nil, nil, nil},
-		{"worker failed", live, nil, corrupt, repo.ErrCorrupt},
-		{"walker failed", live, corrupt, nil, repo.ErrCorrupt},
-		{"walker saw the worker's cancellation", live, walkerStopped, corrupt, repo.ErrCorrupt},
+		{"worker failed", live, nil, corrupt, ErrCorrupt},
+		{"walker failed", live, corrupt, nil, ErrCorrupt},
+		{"walker saw the worker's cancellation", live, walkerStopped, corrupt, ErrCorrupt},
 		{"caller cancelled", cancelled, walkerStopped, corrupt, context.Canceled},
 	} {
-		got := walkErr(tc.ctx, tc.werr, tc.gerr)
+		got := WalkErr(tc.ctx, tc.werr, tc.gerr)
 		if tc.want == nil && got != nil || tc.want != nil && !errors.Is(got, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
