@@ -13,8 +13,10 @@ want_go=$(sed -n 's/^go \([0-9.]*\)$/\1/p' go.mod)
 # for the boot interop test; etcd-server is the FleetLock store the fleetlock
 # and updates tests start on 127.0.0.1; docker-registry, skopeo, umoci and
 # buildah are the references of the container tests; mmdebstrap builds the
-# composed Debian of the compose and internal/testos tests.
-need_pkgs="ostree attr gnupg ca-certificates curl unzip xz-utils python3-gi gir1.2-glib-2.0 qemu-system-x86 linux-image-amd64 busybox-static e2fsprogs ostree-boot etcd-server docker-registry skopeo umoci buildah mmdebstrap"
+# composed Debian of the compose and internal/testos tests; fdisk (sfdisk),
+# dosfstools, mtools, grub-pc-bin, grub-common, ovmf and systemd-boot-efi
+# are what install to-disk and the real-loader e2e boots use.
+need_pkgs="ostree attr gnupg ca-certificates curl unzip xz-utils python3-gi gir1.2-glib-2.0 qemu-system-x86 linux-image-amd64 busybox-static e2fsprogs ostree-boot etcd-server docker-registry skopeo umoci buildah mmdebstrap fdisk dosfstools mtools grub-pc-bin grub-common ovmf systemd-boot-efi zstd"
 for what in "$@"; do
 	case "$what" in
 	test) ;;
