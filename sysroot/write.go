@@ -557,24 +557,16 @@ func (s *Sysroot) entryFor(d *Deployment, l *bootloader.KernelLayout, bv, n int,
 	if err != nil {
 		return nil, err
 	}
-	e.Set("title", bootloader.Title(title, version, d.OS, showOS, d.Index))
-	e.Set("version", strconv.Itoa(n-d.Index))
-	bootdir := "/ostree/" + d.OS + "-" + d.BootChecksum
-	e.Set("linux", bootdir+"/"+l.KernelName)
-	ka := bootloader.ParseKargs(e.Value("options"))
-	if l.InitramfsName != "" {
-		e.Set("initrd", bootdir+"/"+l.InitramfsName)
-	} else {
-		ka.Set(fmt.Sprintf("init=/ostree/boot.%d/%s/%s/%d/usr/lib/ostree/ostree-prepare-root", bv, d.OS, d.BootChecksum, d.BootSerial))
-	}
-	switch {
-	case l.DevicetreeName != "":
-		e.Set("devicetree", bootdir+"/"+l.DevicetreeName)
-	case l.Devicetree != "":
-		e.Set("fdtdir", bootdir+"/"+l.Devicetree)
-	}
-	ka.Set(bootloader.OstreeKarg(bv, d.OS, d.BootChecksum, d.BootSerial))
-	e.Set("options", ka.String())
+	// The entry names the kernel directory d was deployed with.
+	kl := *l
+	kl.BootCsum = d.BootChecksum
+	e.SetSpec(bootloader.EntrySpec{
+		OSName: d.OS, ShowOSName: showOS,
+		Name: title, Version: version,
+		Index: d.Index, Count: n,
+		BootVersion: bv, BootSerial: d.BootSerial,
+		Kernel: &kl,
+	})
 	if err := e.Check(); err != nil {
 		return nil, fmt.Errorf("deployment %s: %w", d.Name(), err)
 	}
