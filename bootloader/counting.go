@@ -98,20 +98,27 @@ type LoaderEntry struct {
 	Entry *Entry
 }
 
-// SortEntries sorts entries in the order in which a Boot Loader
-// Specification loader (systemd-boot) lists them, the default first:
-//  1. entries with no tries left (bad) last;
-//  2. entries with a "sort-key" before those without; among those with
-//     one, by sort-key, then "machine-id" (both ascending), then "version"
-//     (descending, newest first);
-//  3. then by the entry's name without its counter and ".conf",
-//     descending, in version order;
-//  4. then more tries left first, then fewer tries done first.
+// SortEntries sorts entries in the order in which systemd-boot lists
+// them, the default first (with no default configured: no loader.conf
+// "default", no LoaderEntryDefault or LoaderEntryOneShot EFI variable;
+// neither strata nor ostree sets one, so the first entry boots). It is
+// systemd-boot's boot_entry_compare (src/boot/efi/boot.c), the order the
+// Boot Loader Specification describes:
+//  1. entries with a boot counter and no tries left (bad) last;
+//  2. entries with a "sort-key" before those without; between two with
+//     one: sort-key, then "machine-id" (both bytewise, ascending), then
+//     "version" (VersionCompare, descending, newest first). Without a
+//     sort-key on both, "version" plays no part;
+//  3. then by id, descending with VersionCompare: the file name without
+//     its boot counter, lower-cased (see entryID);
+//  4. two entries both with counters: more tries left first, then fewer
+//     tries done first.
 //
-// Versions and names compare with glibc's strverscmp, as ostree does when
-// it orders its own entries by "version". ostree's entries have no
-// sort-key and are named ostree-$version-$os.conf, so the deployment with
-// the highest version (the default) comes first.
+// ostree's entries have no sort-key and are named ostree-$N-$os.conf
+// with "version $N", strata's ESP entries strata-$G-$N-$os-$key.conf: in
+// both the newest deployment has the highest id and comes first. The
+// ESP backend (package esp) and the demo loader (internal/demoos) both
+// predict the booted entry with this one function.
 func SortEntries(entries []LoaderEntry) {
 	sort.SliceStable(entries, func(i, j int) bool { return compareEntries(entries[i], entries[j]) < 0 })
 }
@@ -136,18 +143,13 @@ func compareEntries(a, b LoaderEntry) int {
 		if c := strings.Compare(am, bm); c != 0 {
 			return c
 		}
+		av, _ := entryValue(a, "version")
+		bv, _ := entryValue(b, "version")
+		if c := VersionCompare(av, bv); c != 0 {
+			return -c
+		}
 	}
-	av, aV := entryValue(a, "version")
-	bv, bV := entryValue(b, "version")
-	if c := cmpBool(!aV, !bV); c != 0 {
-		return c
-	}
-	if c := Strverscmp(av, bv); c != 0 {
-		return -c
-	}
-	abase, _, _, _, _ := parseCounter(a.Name)
-	bbase, _, _, _, _ := parseCounter(b.Name)
-	if c := Strverscmp(abase, bbase); c != 0 {
+	if c := VersionCompare(entryID(a.Name), entryID(b.Name)); c != 0 {
 		return -c
 	}
 	if !ac || !bc {
@@ -166,6 +168,19 @@ func compareEntries(a, b LoaderEntry) int {
 		return 1
 	}
 	return 0
+}
+
+// entryID is the id systemd-boot compares: the entry's file name,
+// lower-cased, here without its boot counter and ".conf". systemd-boot
+// 252 (Debian 12) keeps both in the id, later versions drop the counter.
+// What follows the base only decides between two bases one of which is a
+// prefix of the other: two files of one base (the loader renames its one
+// file, it never leaves two), or names strata and ostree do not write
+// (two of ostree-$N-$os or strata-$G-$N-$os-$key always differ in $G or
+// $N, before the end of either).
+func entryID(name string) string {
+	base, _, _, _, _ := parseCounter(name)
+	return strings.ToLower(base)
 }
 
 func entryValue(e LoaderEntry, key string) (string, bool) {

@@ -11,7 +11,7 @@
 //	ESP/loader/entries/strata-G-V-$os-$key.conf  one generation G of entries
 //
 // Entry files of a newer generation sort above every older one in
-// systemd-boot's order (SortSystemdBoot), so writing the new generation's
+// systemd-boot's order (bootloader.SortEntries), so writing the new generation's
 // default first switches the default in one file creation, and older
 // generations are removed last.
 package esp
@@ -102,7 +102,7 @@ func counterOf(name string) string {
 // EntryName returns the ESP file name of entry index i of n in
 // generation gen.
 func EntryName(gen, n, i int, e Entry, counter string) string {
-	return "strata-" + itoa(gen) + "-" + itoa(n-i) + "-" + strings.ToLower(e.OS) + "-" + e.Key + counter + ".conf"
+	return "strata-" + strconv.Itoa(gen) + "-" + strconv.Itoa(n-i) + "-" + strings.ToLower(e.OS) + "-" + e.Key + counter + ".conf"
 }
 
 // readESP lists the strata entries on the ESP.
@@ -476,7 +476,7 @@ func rename(esp, key string, to func(string) string) (bool, error) {
 }
 
 // Default returns the key of the entry systemd-boot boots by default
-// from the ESP (the first of SortSystemdBoot), "" with no entries. Other
+// from the ESP (the first of bootloader.SortEntries), "" with no entries. Other
 // entries (not strata's) on the ESP take part in the order as they would
 // in the loader.
 func Default(esp string) (key, name string, err error) {
@@ -487,7 +487,7 @@ func Default(esp string) (key, name string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("esp: %w", err)
 	}
-	var list []LoaderEntry
+	var list []bootloader.LoaderEntry
 	for _, de := range des {
 		n := de.Name()
 		if strings.HasPrefix(n, ".") || !strings.HasSuffix(strings.ToLower(n), ".conf") || strings.HasPrefix(n, "auto-") || !de.Type().IsRegular() {
@@ -504,12 +504,12 @@ func Default(esp string) (key, name string, err error) {
 		if _, ok := e.Get("linux"); !ok {
 			continue
 		}
-		list = append(list, LoaderEntry{Name: n, Entry: e})
+		list = append(list, bootloader.LoaderEntry{Name: n, Entry: e})
 	}
 	if len(list) == 0 {
 		return "", "", nil
 	}
-	SortSystemdBoot(list)
+	bootloader.SortEntries(list)
 	if p, ok := parseName(list[0].Name); ok {
 		return p.key, list[0].Name, nil
 	}

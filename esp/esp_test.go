@@ -14,35 +14,17 @@ import (
 	"github.com/strata-os/strata/fsutil"
 )
 
-func TestVersionCompareOrder(t *testing.T) {
-	// Each string sorts strictly above the one before it (examples from
-	// the Version Format Specification's rules).
-	ordered := []string{
-		"~1", "", "a", "b", "strata-1-2-os", "strata-2-1-os", "strata-10-1-os",
-		"1~rc1", "1", "1-0", "1^post", "1.a", "1.1", "1.2", "1.10", "1a", "2", "10", "010a",
-	}
-	for i := range ordered {
-		for j := range ordered {
-			want := cmpInt(i, j)
-			if got := VersionCompare(ordered[i], ordered[j]); got != want {
-				t.Errorf("VersionCompare(%q, %q) = %d, want %d", ordered[i], ordered[j], got, want)
-			}
-		}
-	}
-	if VersionCompare("a+3-0", "a_3-0") != 0 {
-		t.Error("'+' and '_' must be skipped alike")
-	}
-}
-
+// TestSortSystemdBoot: systemd-boot's order (bootloader.SortEntries) on
+// the ESP's entry names.
 func TestSortSystemdBoot(t *testing.T) {
-	mk := func(name, body string) LoaderEntry {
+	mk := func(name, body string) bootloader.LoaderEntry {
 		e, err := bootloader.ParseEntry([]byte(body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return LoaderEntry{Name: name, Entry: e}
+		return bootloader.LoaderEntry{Name: name, Entry: e}
 	}
-	list := []LoaderEntry{
+	list := []bootloader.LoaderEntry{
 		mk("strata-2-2-os-x+0-3.conf", "linux /a\n"),
 		mk("strata-1-2-os-y.conf", "linux /b\n"),
 		mk("strata-2-1-os-y.conf", "linux /c\n"),
@@ -50,7 +32,7 @@ func TestSortSystemdBoot(t *testing.T) {
 		mk("strata-10-1-os-y+1-2.conf", "linux /e\n"),
 		mk("strata-10-1-os-y+2-1.conf", "linux /f\n"),
 	}
-	SortSystemdBoot(list)
+	bootloader.SortEntries(list)
 	var got []string
 	for _, e := range list {
 		got = append(got, e.Name)
@@ -155,7 +137,7 @@ var errInjected = errors.New("injected")
 // TestSyncInterruptedAtEachStep is the ESP's fault-injection matrix:
 // a projection from [a, b] to [c(+3), a] is failed at every durable step
 // (esp:* steps and fsutil's write/fsync/rename/syncdir inside them).
-// After each failure systemd-boot's order (SortSystemdBoot) must pick the
+// After each failure systemd-boot's order (bootloader.SortEntries) must pick the
 // old default a or the new default c with its kernel complete on the
 // ESP; the next Sync must finish the job and leave exactly the ESP an
 // uninterrupted run leaves.
