@@ -92,6 +92,15 @@ func TestSortEntries(t *testing.T) {
 			mk("linux-5.10.conf"),
 			mk("ostree-1-os.conf", "version", "1"),
 		}, "ostree-1-os.conf linux-5.10.conf linux-5.9.conf"},
+		{"no sort-key: version plays no part, id descending, case folded", []LoaderEntry{
+			mk("A-1.conf", "version", "9"),
+			mk("b-1.conf", "version", "1"),
+			mk("a-2.conf"),
+		}, "b-1.conf a-2.conf A-1.conf"},
+		{"ids in strverscmp_improved order, not glibc's", []LoaderEntry{
+			mk("os-1.010.conf"),
+			mk("os-1.9.conf"),
+		}, "os-1.010.conf os-1.9.conf"},
 		{"same entry, more tries left first", []LoaderEntry{
 			mk("a+1-2.conf", "version", "1"),
 			mk("a+2-1.conf", "version", "1"),
