@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -117,7 +118,9 @@ type IDs struct {
 var (
 	nameRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	pkgRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
-	unitRe = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|timer|target|path|mount|automount|swap|slice)$`)
+	// ownerRe is [[files]] owner: USER[:GROUP], each a name or an id.
+	ownerRe = regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,5})(:([a-z_][a-z0-9_-]{0,31}|[0-9]{1,5}))?$`)
+	unitRe  = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|timer|target|path|mount|automount|swap|slice)$`)
 )
 
 // LoadSpec reads and validates a spec file. Errors name the file, the line
@@ -261,6 +264,9 @@ func (s *Spec) validate() error {
 				return s.errAt(k+".mode", "%v", err)
 			}
 		}
+		if f.Owner != "" && !validOwner(f.Owner) {
+			return s.errAt(k+".owner", "%q: want USER or USER:GROUP (names, or ids in 0-65534)", f.Owner)
+		}
 	}
 	seen := map[string]bool{}
 	for i, g := range s.Groups {
@@ -294,14 +300,25 @@ func (s *Spec) validate() error {
 			return s.errAt(k+".name", "user %q given twice", u.Name)
 		}
 		seen["u:"+u.Name] = true
-		if u.Home != "" {
-			if err := checkAbs(u.Home); err != nil {
-				return s.errAt(k+".home", "%v", err)
+		if u.Group != "" && !nameRe.MatchString(u.Group) {
+			return s.errAt(k+".group", "%q is not a group name", u.Group)
+		}
+		for _, g := range u.Groups {
+			if !nameRe.MatchString(g) {
+				return s.errAt(k+".groups", "%q is not a group name", g)
 			}
 		}
-		if u.Shell != "" {
-			if err := checkAbs(u.Shell); err != nil {
-				return s.errAt(k+".shell", "%v", err)
+		// Home and shell are fields of /etc/passwd (':'-separated) and
+		// of sysusers.d and tmpfiles.d lines (blank-separated).
+		for key, p := range map[string]string{"home": u.Home, "shell": u.Shell} {
+			if p == "" {
+				continue
+			}
+			if err := checkAbs(p); err != nil {
+				return s.errAt(k+"."+key, "%v", err)
+			}
+			if strings.ContainsFunc(p, func(r rune) bool { return r == ':' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+				return s.errAt(k+"."+key, "%q: no ':', blanks or control characters", p)
 			}
 		}
 		if strings.ContainsAny(u.Gecos, ":\n") {
@@ -316,8 +333,8 @@ func (s *Spec) validate() error {
 		}
 	}
 	for _, a := range s.Kernel.Args {
-		if a == "" || strings.ContainsAny(a, " \t\n\"") {
-			return s.errAt("kernel.args", "%q: one argument per entry, no spaces or quotes", a)
+		if a == "" || strings.ContainsFunc(a, func(r rune) bool { return r == '"' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			return s.errAt("kernel.args", "%q: one argument per entry, no blanks, quotes or control characters", a)
 		}
 	}
 	for _, m := range s.Kernel.InitramfsModules {
@@ -336,15 +353,27 @@ func (s *Spec) validate() error {
 	}
 	for n, id := range s.IDs.Users {
 		if !nameRe.MatchString(n) || id < 1 || id > 65533 {
-			return s.errAt("ids.users", "%s = %d: want a user name and an id in 1-65533", n, id)
+			return s.errAt("ids.users", "%q = %d: want a user name and an id in 1-65533", n, id)
 		}
 	}
 	for n, id := range s.IDs.Groups {
 		if !nameRe.MatchString(n) || id < 1 || id > 65533 {
-			return s.errAt("ids.groups", "%s = %d: want a group name and an id in 1-65533", n, id)
+			return s.errAt("ids.groups", "%q = %d: want a group name and an id in 1-65533", n, id)
 		}
 	}
 	return nil
+}
+
+func validOwner(o string) bool {
+	if !ownerRe.MatchString(o) {
+		return false
+	}
+	for _, f := range strings.Split(o, ":") {
+		if n, err := strconv.Atoi(f); err == nil && n > 65534 {
+			return false
+		}
+	}
+	return true
 }
 
 func checkAbs(p string) error {
