@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-os/strata/dist"
 	"github.com/strata-os/strata/errdefs"
+	"github.com/strata-os/strata/fsutil"
 )
 
 // The files strata writes into a composed tree.
@@ -302,7 +303,7 @@ func applyFiles(root string, s *Spec) error {
 			if !filepath.IsAbs(src) {
 				src = filepath.Join(filepath.Dir(s.Path), src)
 			}
-			if data, err = os.ReadFile(src); err != nil {
+			if data, err = readSource(src); err != nil {
 				return s.errAt(fmt.Sprintf("files.%d.source", i), "%v", err)
 			}
 		}
@@ -340,6 +341,21 @@ func applyFiles(root string, s *Spec) error {
 		}
 	}
 	return nil
+}
+
+// maxSourceSize bounds a [[files]] source: files of an image's
+// configuration, read whole into memory.
+const maxSourceSize = 64 << 20
+
+// readSource reads a [[files]] source: a regular file itself (not a
+// symlink, FIFO or device), at most maxSourceSize bytes.
+func readSource(p string) ([]byte, error) {
+	if st, err := os.Lstat(p); err != nil {
+		return nil, err
+	} else if st.Mode()&os.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s is a symlink: give the file itself", p)
+	}
+	return fsutil.ReadFileLimit(p, maxSourceSize)
 }
 
 // fileModeBits turns an octal mode with setuid/setgid/sticky into Go's.
