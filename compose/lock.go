@@ -217,7 +217,7 @@ func (c Cache) fetch(ctx context.Context, mirror string, p LockPackage) error {
 			p.Name, p.Version, url, resp.Status, errdefs.ErrNotFound)
 	}
 	if err := c.add(io.LimitReader(resp.Body, p.Size+1), p.SHA256, url); err != nil {
-		return err
+		return fmt.Errorf("package %s %s: %w", p.Name, p.Version, err)
 	}
 	c.linkByName(p)
 	return nil
