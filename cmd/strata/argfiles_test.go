@@ -65,3 +65,28 @@ func TestArgFilesBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteAddBadKeys: remote add --gpg-import with a file that holds no
+// OpenPGP keys (garbage, or empty) fails naming the file and adds no remote.
+func TestRemoteAddBadKeys(t *testing.T) {
+	bin := buildCLI(t)
+	dir := t.TempDir()
+	r := filepath.Join(dir, "repo")
+	if out, err := runOut(t, bin, "--repo="+r, "init", "--mode=archive"); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	for name, data := range map[string]string{"garbage": "not a key\n", "empty": ""} {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(data), 0o644)
+		out, err := runOut(t, bin, "--repo="+r, "remote", "add", "--gpg-import", path, "p", "http://127.0.0.1:1/")
+		if err == nil || !strings.Contains(out, path) || strings.Count(out, "\n") != 1 {
+			t.Errorf("%s: err %v, output %q", name, err, out)
+		}
+		if out, _ := runOut(t, bin, "--repo="+r, "remote", "list"); out != "" {
+			t.Fatalf("%s: remote added: %q", name, out)
+		}
+		if _, err := os.Stat(filepath.Join(r, "p.trustedkeys.gpg")); !os.IsNotExist(err) {
+			t.Errorf("%s: keyring written (%v)", name, err)
+		}
+	}
+}

@@ -132,6 +132,12 @@ func newRemoteAddCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("gpg import: %w", err)
 			}
+			// So is one that holds no keys.
+			if gpgImport != "" {
+				if _, _, err := sign.MergeKeys(nil, keys, nil); err != nil {
+					return fmt.Errorf("gpg import from %s: %w", gpgImport, err)
+				}
+			}
 			if _, err := cfg.Add(args[0], args[1], remote.AddOptions{Options: opts, IfNotExists: ifNotExists, InRemotesDir: toDir}); err != nil {
 				return err
 			}
