@@ -77,12 +77,16 @@ func Config(entries []Entry, bootPrefix string) ([]byte, error) {
 		if linux == "" {
 			return nil, fmt.Errorf("%w: grub.cfg: entry %q has no linux", errdefs.ErrInvalid, title)
 		}
-		fmt.Fprintf(&b, "  linux %s%s %s\n", bootPrefix, linux, e.Entry.Value("options"))
+		options, err := words(e.Entry.Value("options"))
+		if err != nil {
+			return nil, fmt.Errorf("grub.cfg: entry %q: options: %w", title, err)
+		}
+		fmt.Fprintf(&b, "  linux %s %s\n", word(bootPrefix+linux), options)
 		var initrds []string
 		if v, ok := e.Entry.Get("initrd"); ok && v != "" {
-			initrds = append(initrds, bootPrefix+v)
+			initrds = append(initrds, word(bootPrefix+v))
 			for _, o := range e.Entry.OverlayInitrds() {
-				initrds = append(initrds, bootPrefix+o)
+				initrds = append(initrds, word(bootPrefix+o))
 			}
 		}
 		if len(initrds) > 0 {
@@ -96,6 +100,56 @@ func Config(entries []Entry, bootPrefix string) ([]byte, error) {
 // quote single-quotes s for GRUB's script (a quote inside becomes '\”).
 func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// word escapes s as one word of GRUB's script: a backslash before every
+// byte but letters, digits and "-_=./:,+@%^~", so that a file name
+// holding ';', '$', quotes, braces or '#' stays one literal argument.
+func word(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if !plain(s[i]) {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func plain(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_=./:,+@%^~", c) >= 0
+}
+
+// words escapes a kernel command line for GRUB's linux command so that
+// GRUB hands the kernel the arguments the line holds, as GRUB's own
+// grub-mkconfig lines do for ordinary ones: spaces still separate
+// arguments and double quotes still group them (GRUB removes them and
+// quotes an argument holding a space again), and every other byte GRUB's
+// script would interpret (';', '|', '&', '<', '>', '$', the single
+// quote, the backslash, braces, parentheses, '#') is escaped with a
+// backslash, inside double quotes '$' and the backslash. Without it a
+// kernel argument from an image's kargs.d or --karg ("x;reboot", "$root",
+// "it's") ran commands, expanded variables or swallowed the rest of
+// grub.cfg. A line with an unclosed double quote is refused.
+func words(line string) (string, error) {
+	var b strings.Builder
+	inDQ := false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '"':
+			inDQ = !inDQ
+		case inDQ && (c == '$' || c == '\\'):
+			b.WriteByte('\\')
+		case !inDQ && c != ' ' && !plain(c):
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	if inDQ {
+		return "", fmt.Errorf("%w: unclosed double quote in %q", errdefs.ErrInvalid, line)
+	}
+	return b.String(), nil
 }
 
 // envHeader starts every grubenv file.

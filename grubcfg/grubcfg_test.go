@@ -1,6 +1,7 @@
 package grubcfg
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/strata-os/strata/bootloader"
+	"github.com/strata-os/strata/errdefs"
 )
 
 func entry(t *testing.T, s string) *bootloader.Entry {
@@ -91,5 +93,45 @@ func TestEnvInteropWithGrubEditenv(t *testing.T) {
 	env, err := ReadEnv(p)
 	if err != nil || env[LeftKey] != "0" || env[PendingKey] != "abc.0" {
 		t.Fatalf("ReadEnv = %v, %v", env, err)
+	}
+}
+
+// TestConfigHostileEntry: kernel arguments and file names holding GRUB
+// script syntax (';', '$', quotes, braces, '#') stay literal arguments of
+// the linux and initrd commands: GRUB's parser accepts the file, the menu
+// entry still ends where it should, and the lines are escaped exactly. An
+// unclosed double quote, which would swallow the rest of grub.cfg, is
+// refused and nothing is returned.
+func TestConfigHostileEntry(t *testing.T) {
+	hostile := entry(t, "title a'b;c $x\nlinux /ostree/os-b/vmlinuz-6;reboot\ninitrd /ostree/os-b/init$rd\n"+
+		`options root=UUID=x it's a;reboot $prefix #c } {x} (y) a|b&c<d>e q="a b $v \z" ostree=/ostree/boot.1/os/b/0`+"\n")
+	cfg, err := Config([]Entry{
+		{Key: "new.0", Entry: hostile},
+		{Key: "old.0", Entry: entry(t, "title old\nlinux /ostree/os-a/vmlinuz-6\noptions ostree=/ostree/boot.1/os/a/0\n")},
+	}, "/boot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "grub.cfg")
+	if err := os.WriteFile(p, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("grub-script-check", p).CombinedOutput(); err != nil {
+		t.Fatalf("grub-script-check: %v\n%s\n%s", err, out, cfg)
+	}
+	s := string(cfg)
+	for _, want := range []string{
+		"menuentry 'a'\\''b;c $x' --id 'strata-0' {\n" +
+			`  linux /boot/ostree/os-b/vmlinuz-6\;reboot root=UUID=x it\'s a\;reboot \$prefix \#c \} \{x\} \(y\) a\|b\&c\<d\>e q="a b \$v \\z" ostree=/ostree/boot.1/os/b/0` + "\n" +
+			`  initrd /boot/ostree/os-b/init\$rd` + "\n}\n",
+		"menuentry 'old' --id 'strata-1' {\n  linux /boot/ostree/os-a/vmlinuz-6 ostree=/ostree/boot.1/os/a/0\n}\n",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("grub.cfg lacks %q:\n%s", want, s)
+		}
+	}
+	unclosed := entry(t, "title x\nlinux /v\noptions a=\"b c\n")
+	if cfg, err := Config([]Entry{{Key: "k.0", Entry: unclosed}}, ""); !errors.Is(err, errdefs.ErrInvalid) || cfg != nil {
+		t.Fatalf("unclosed quote: %v, %q", err, cfg)
 	}
 }
