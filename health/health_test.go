@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/strata-os/strata/install"
 	"github.com/strata-os/strata/sysroot"
 )
@@ -125,3 +127,47 @@ func TestPassingChecksBless(t *testing.T) {
 type warnFunc func(error)
 
 func (f warnFunc) Warn(err error) { f(err) }
+
+// TestHostileCheckDirs: what a check directory holds besides executable
+// files is not run (a non-executable file, a FIFO, which must not block
+// the run, a directory, a dangling symlink); a symlink to an executable
+// runs, as greenboot's do. A state file planted as a symlink to a file
+// outside is replaced, never written through: the sentinel keeps its
+// bytes.
+func TestHostileCheckDirs(t *testing.T) {
+	s, reopen := booted(t)
+	root := t.TempDir()
+	outside := t.TempDir()
+	sentinel := filepath.Join(outside, "sentinel")
+	must(t, os.WriteFile(sentinel, []byte("keep"), 0o644))
+	req := filepath.Join(root, "etc/greenboot/check/required.d")
+	script(t, root, "etc/greenboot/check/required.d/10-ok.sh", "exit 0")
+	must(t, os.WriteFile(filepath.Join(req, "20-notexec.sh"), []byte("#!/bin/sh\nexit 1\n"), 0o644))
+	must(t, unix.Mkfifo(filepath.Join(req, "30-fifo"), 0o755))
+	must(t, os.Mkdir(filepath.Join(req, "40-dir"), 0o755))
+	must(t, os.Symlink(filepath.Join(outside, "missing"), filepath.Join(req, "50-dangling")))
+	target := filepath.Join(outside, "linked.sh")
+	must(t, os.WriteFile(target, []byte("#!/bin/sh\nexit 0\n"), 0o755))
+	must(t, os.Symlink(target, filepath.Join(req, "60-linked")))
+	state := filepath.Join(root, DefaultStateFile)
+	must(t, os.MkdirAll(filepath.Dir(state), 0o755))
+	must(t, os.Symlink(sentinel, state))
+
+	res, err := Check(context.Background(), s, Options{Root: root})
+	must(t, err)
+	if !res.Healthy || strings.Join(res.Ran, " ") != filepath.Join(req, "10-ok.sh")+" "+filepath.Join(req, "60-linked") {
+		t.Fatalf("result %+v", res)
+	}
+	if data, err := os.ReadFile(sentinel); err != nil || string(data) != "keep" {
+		t.Fatalf("sentinel outside: %q %v", data, err)
+	}
+	if st, err := os.Lstat(state); err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("state file %v %v", st, err)
+	}
+	if st, err := ReadState(state); err != nil || st == nil || !st.Healthy {
+		t.Fatalf("state %+v %v", st, err)
+	}
+	if b := reopen().Booted(); strings.Contains(b.EntryFile, "+") {
+		t.Errorf("entry %s not blessed", b.EntryFile)
+	}
+}
