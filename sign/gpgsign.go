@@ -274,30 +274,22 @@ func gpgIssuers(sig []byte) (ids, fprs []string) {
 // same key (its primary key or a subkey) is left alone and the error
 // wraps repo.ErrExists.
 func GPGSignCommit(ctx context.Context, r *repo.Repo, c objects.Checksum, s *GPGSigner) error {
-	data, err := r.ReadMetadata(objects.KindCommit, c)
-	if err != nil {
-		return err
-	}
-	sig, err := s.Sign(ctx, data)
-	if err != nil {
-		return fmt.Errorf("sign commit %s: %w", c, err)
-	}
-	return UpdateCommitMeta(ctx, r, c, func(md objects.Metadata) (objects.Metadata, error) {
+	return signCommit(ctx, r, c, s.Sign, GPGKey, func(md objects.Metadata) error {
 		sigs, err := Signatures(md, GPGKey)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, old := range sigs {
 			ids, _ := gpgIssuers(old)
 			for _, id := range ids {
 				for _, mine := range s.keyIDs() {
 					if id == fmt.Sprintf("%016X", mine) {
-						return nil, fmt.Errorf("%w: commit %s is already signed with GPG key %s", repo.ErrExists, c, s.Fingerprint())
+						return fmt.Errorf("%w: commit %s is already signed with GPG key %s", repo.ErrExists, c, s.Fingerprint())
 					}
 				}
 			}
 		}
-		return Append(md, GPGKey, sig)
+		return nil
 	})
 }
 

@@ -123,16 +123,28 @@ func VerifyAny(data []byte, md objects.Metadata, vs []Verifier) (string, error) 
 
 // SignCommit adds a signature of commit c to its detached metadata.
 func SignCommit(ctx context.Context, r *repo.Repo, c objects.Checksum, s Signer) error {
+	return signCommit(ctx, r, c, s.Sign, s.MetaKey(), nil)
+}
+
+// signCommit signs commit c with sign and appends the signature under
+// key to its detached metadata, unless check (when not nil) refuses the
+// metadata the commit has.
+func signCommit(ctx context.Context, r *repo.Repo, c objects.Checksum, sign func(context.Context, []byte) ([]byte, error), key string, check func(objects.Metadata) error) error {
 	data, err := r.ReadMetadata(objects.KindCommit, c)
 	if err != nil {
 		return err
 	}
-	sig, err := s.Sign(ctx, data)
+	sig, err := sign(ctx, data)
 	if err != nil {
 		return fmt.Errorf("sign commit %s: %w", c, err)
 	}
 	return UpdateCommitMeta(ctx, r, c, func(md objects.Metadata) (objects.Metadata, error) {
-		return Append(md, s.MetaKey(), sig)
+		if check != nil {
+			if err := check(md); err != nil {
+				return nil, err
+			}
+		}
+		return Append(md, key, sig)
 	})
 }
 
