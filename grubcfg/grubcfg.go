@@ -159,8 +159,12 @@ const envHeader = "# GRUB Environment Block\n"
 const EnvSize = 1024
 
 // ReadEnv parses a grubenv file. A missing file is an empty environment.
+// Anything but a regular file of at most EnvSize bytes (GRUB's tools
+// write exactly that, and GRUB's save_env rewrites it in place) is
+// refused, before a byte is read: a FIFO would block boot-complete, a
+// huge file would be read whole.
 func ReadEnv(path string) (map[string]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadFileLimit(path, EnvSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]string{}, nil
 	}

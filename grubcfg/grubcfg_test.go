@@ -1,12 +1,16 @@
 package grubcfg
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/errdefs"
@@ -134,4 +138,87 @@ func TestConfigHostileEntry(t *testing.T) {
 	if cfg, err := Config([]Entry{{Key: "k.0", Entry: unclosed}}, ""); !errors.Is(err, errdefs.ErrInvalid) || cfg != nil {
 		t.Fatalf("unclosed quote: %v, %q", err, cfg)
 	}
+}
+
+// TestUpdateEnvHostile: a grubenv without GRUB's header, larger than
+// GRUB's 1024 bytes, a FIFO (which must not block) or a directory is
+// refused by UpdateEnv, which then writes nothing: the file keeps its
+// bytes and no temporary file is left. A grubenv planted as a symlink
+// to a file outside is replaced, never written through.
+func TestUpdateEnvHostile(t *testing.T) {
+	set := map[string]string{PendingKey: "abc.0", LeftKey: "3"}
+	valid, err := FormatEnv(map[string]string{"saved_entry": "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		make func(p string) error
+	}{
+		{"no header", func(p string) error { return os.WriteFile(p, bytes.Repeat([]byte("#"), EnvSize), 0o644) }},
+		{"oversize", func(p string) error {
+			return os.WriteFile(p, append(valid, bytes.Repeat([]byte("#"), 1<<20)...), 0o644)
+		}},
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o644) }},
+		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "grubenv")
+			if err := tc.make(p); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.Lstat(p)
+			var beforeData []byte
+			if before.Mode().IsRegular() {
+				beforeData, _ = os.ReadFile(p)
+			}
+			done := make(chan error, 1)
+			go func() { done <- UpdateEnv(p, set) }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), p) && !strings.Contains(err.Error(), "grubenv") {
+					t.Fatalf("UpdateEnv = %v, want an error naming grubenv", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("UpdateEnv blocked")
+			}
+			after, err := os.Lstat(p)
+			if err != nil || after.Mode() != before.Mode() || after.Size() != before.Size() {
+				t.Fatalf("grubenv changed: %v -> %v (%v)", before.Mode(), after, err)
+			}
+			if beforeData != nil {
+				if data, _ := os.ReadFile(p); !bytes.Equal(data, beforeData) {
+					t.Fatal("grubenv rewritten")
+				}
+			}
+			if des, _ := os.ReadDir(dir); len(des) != 1 {
+				t.Fatalf("left in the directory: %v", des)
+			}
+		})
+	}
+	t.Run("symlink out", func(t *testing.T) {
+		dir, outside := t.TempDir(), t.TempDir()
+		sentinel := filepath.Join(outside, "sentinel")
+		if err := os.WriteFile(sentinel, valid, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "grubenv")
+		if err := os.Symlink(sentinel, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := UpdateEnv(p, set); err != nil {
+			t.Fatal(err)
+		}
+		if data, _ := os.ReadFile(sentinel); !bytes.Equal(data, valid) {
+			t.Fatal("sentinel outside written through the symlink")
+		}
+		if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() || st.Size() != EnvSize {
+			t.Fatalf("grubenv %v %v", st, err)
+		}
+		env, err := ReadEnv(p)
+		if err != nil || env[PendingKey] != "abc.0" || env["saved_entry"] != "x" {
+			t.Fatalf("ReadEnv = %v, %v", env, err)
+		}
+	})
 }
