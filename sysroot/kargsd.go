@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/errdefs"
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 	"github.com/strata-os/strata/tree"
@@ -24,6 +25,9 @@ import (
 const KargsDir = "/usr/lib/bootc/kargs.d"
 
 var goToRustArch = map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "x86", "ppc64le": "powerpc64", "s390x": "s390x", "riscv64": "riscv64"}
+
+// maxKargsFile bounds one kargs.d file.
+const maxKargsFile = 1 << 20
 
 // ImageKargs reads the kernel arguments of commit c's kargs.d (none when
 // the directory is absent).
@@ -65,10 +69,15 @@ func ImageKargs(r *repo.Repo, c objects.Checksum) ([]string, error) {
 			rc.Close()
 			continue
 		}
-		b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+		// Read to EOF (where the reader verifies the object), at most
+		// maxKargsFile bytes.
+		b, err := io.ReadAll(io.LimitReader(rc, maxKargsFile+1))
 		rc.Close()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s/%s: %w", KargsDir, f.Name, err)
+		}
+		if len(b) > maxKargsFile {
+			return nil, fmt.Errorf("%s/%s: %w (%d bytes)", KargsDir, f.Name, fsutil.ErrTooLarge, maxKargsFile)
 		}
 		var doc struct {
 			Kargs              []string `toml:"kargs"`

@@ -1,13 +1,17 @@
 package sysroot
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/strata-os/strata/errdefs"
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
+	"github.com/strata-os/strata/tree"
 )
 
 // commitWithKargsD commits a test tree whose /usr/lib/bootc/kargs.d holds
@@ -81,5 +85,42 @@ func TestImageKargsBadToml(t *testing.T) {
 	c := f.commitWithKargsD("1", map[string]string{"10.toml": "kargs = 3\n"}, time.Unix(1700000000, 0))
 	if _, err := ImageKargs(f.repo(), c); err == nil || !strings.Contains(err.Error(), "kargs.d/10.toml") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// TestImageKargsBounded: a kargs.d file over 1 MiB is refused, naming it
+// (it was cut at 1 MiB and its first MiB used); a file of exactly 1 MiB
+// whose object was altered is refused (its reader was never read to EOF,
+// where the object is verified).
+func TestImageKargsBounded(t *testing.T) {
+	f := newFixture(t, 0)
+	line := "kargs = [\"big\"]\n#"
+	big := line + strings.Repeat("x", maxKargsFile-len(line)) + "\nkargs2 = 1\n"
+	c := f.commitWithKargsD("1", map[string]string{"10.toml": big}, time.Unix(1700000000, 0))
+	if _, err := ImageKargs(f.repo(), c); !errors.Is(err, fsutil.ErrTooLarge) || !strings.Contains(err.Error(), "kargs.d/10.toml") {
+		t.Fatalf("over 1 MiB: err %v", err)
+	}
+	exact := big[:maxKargsFile-1] + "\n"
+	c = f.commitWithKargsD("2", map[string]string{"10.toml": exact}, time.Unix(1700000001, 0))
+	r := f.repo()
+	args, err := ImageKargs(r, c)
+	if err != nil || len(args) != 1 || args[0] != "big" {
+		t.Fatalf("1 MiB: %q, %v", args, err)
+	}
+	root, err := tree.Commit(r, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := tree.Lookup(r, root, KargsDir+"/10.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := r.ObjectPath(objects.KindFile, e.File)
+	os.Chmod(obj, 0o644)
+	if err := os.WriteFile(obj, []byte(strings.Replace(exact, "big", "bad", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if args, err := ImageKargs(r, c); !errdefs.IsCorrupt(err) {
+		t.Fatalf("altered object: %q, %v", args, err)
 	}
 }
