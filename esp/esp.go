@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fsutil"
@@ -290,78 +292,100 @@ func bootPaths(conf []byte) ([]string, error) {
 }
 
 // copyKernels copies every file the entries name onto the ESP unless an
-// identical copy is already there.
+// identical copy is already there. Every source is opened first, beneath
+// bootDir (fsutil.OpenRegularInRoot: a symlink resolves inside bootDir,
+// never out of it), and must be a regular file: a FIFO, device, directory
+// or missing file is refused before the first byte is written to the ESP.
 func copyKernels(ctx context.Context, esp, bootDir string, entries []Entry) error {
 	if err := fsutil.CheckFailpoint("esp:kernels"); err != nil {
 		return err
 	}
+	bootfd, err := unix.Open(bootDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("esp: %w", &os.PathError{Op: "open", Path: bootDir, Err: err})
+	}
+	defer unix.Close(bootfd)
+	type source struct {
+		rel string
+		f   *os.File
+	}
+	var srcs []source
+	defer func() {
+		for _, s := range srcs {
+			s.f.Close()
+		}
+	}()
 	for _, e := range entries {
 		paths, err := bootPaths(e.Conf)
 		if err != nil {
 			return err
 		}
 		for _, rel := range paths {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			src, dst := filepath.Join(bootDir, rel), filepath.Join(esp, rel)
-			same, err := sameFile(src, dst)
+			f, err := fsutil.OpenRegularInRoot(bootfd, rel)
 			if err != nil {
-				return err
+				return fmt.Errorf("esp: %s: %w", rel, err)
 			}
-			if same {
-				continue
-			}
-			if err := fsutil.MkdirAllSync(filepath.Dir(dst), 0o755); err != nil {
-				return fmt.Errorf("esp: %w", err)
-			}
-			fsutil.RemoveStaleTemps(filepath.Dir(dst))
-			in, err := os.Open(src)
-			if err != nil {
-				return fmt.Errorf("esp: %w", err)
-			}
-			err = fsutil.WriteFileFunc(dst, 0o644, func(w io.Writer) error {
-				_, err := io.Copy(w, in)
-				return err
-			})
-			in.Close()
-			if err != nil {
-				return fmt.Errorf("esp: %w", err)
-			}
+			srcs = append(srcs, source{rel, f})
+		}
+	}
+	for _, s := range srcs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := copyKernel(ctx, s.f, filepath.Join(esp, s.rel)); err != nil {
+			return fmt.Errorf("esp: %s: %w", s.rel, err)
 		}
 	}
 	return nil
 }
 
-// sameFile reports whether dst exists with exactly src's bytes.
-func sameFile(src, dst string) (bool, error) {
-	ds, err := os.Stat(dst)
+// copyKernel copies in to dst unless dst holds the same bytes.
+func copyKernel(ctx context.Context, in *os.File, dst string) error {
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	same, err := sameFile(in, dst)
+	if err != nil || same {
+		return err
+	}
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if err := fsutil.MkdirAllSync(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	fsutil.RemoveStaleTemps(filepath.Dir(dst))
+	return fsutil.WriteFileFunc(dst, 0o644, func(w io.Writer) error {
+		_, err := fsutil.CopyContext(ctx, w, in)
+		return err
+	})
+}
+
+// sameFile reports whether dst exists with exactly the bytes of src
+// (read from its current offset).
+func sameFile(src *os.File, dst string) (bool, error) {
+	ds, err := os.Lstat(dst)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("esp: %w", err)
+		return false, err
 	}
-	ss, err := os.Stat(src)
+	ss, err := src.Stat()
 	if err != nil {
-		return false, fmt.Errorf("esp: %w", err)
+		return false, err
 	}
-	if ss.Size() != ds.Size() {
+	if !ds.Mode().IsRegular() || ss.Size() != ds.Size() {
 		return false, nil
 	}
-	a, err := os.Open(src)
+	b, err := fsutil.OpenRegular(dst)
 	if err != nil {
-		return false, fmt.Errorf("esp: %w", err)
-	}
-	defer a.Close()
-	b, err := os.Open(dst)
-	if err != nil {
-		return false, fmt.Errorf("esp: %w", err)
+		return false, err
 	}
 	defer b.Close()
 	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
 	for {
-		na, ea := io.ReadFull(a, ba)
+		na, ea := io.ReadFull(src, ba)
 		nb, eb := io.ReadFull(b, bb)
 		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
 			return false, nil
@@ -370,7 +394,7 @@ func sameFile(src, dst string) (bool, error) {
 			return eb == ea || eb == io.EOF || eb == io.ErrUnexpectedEOF, nil
 		}
 		if ea != nil {
-			return false, fmt.Errorf("esp: %w", ea)
+			return false, ea
 		}
 		if eb != nil {
 			return false, nil

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/fsutil"
@@ -102,7 +105,12 @@ func (f *espFixture) checkBootable(t *testing.T, keys ...string) string {
 		t.Fatal(err)
 	}
 	for _, p := range paths {
-		same, err := sameFile(filepath.Join(f.boot, p), filepath.Join(f.esp, p))
+		src, err := os.Open(filepath.Join(f.boot, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		same, err := sameFile(src, filepath.Join(f.esp, p))
+		src.Close()
 		if err != nil || !same {
 			t.Fatalf("default %s: %s on the ESP is not complete (%v)", k, p, err)
 		}
@@ -243,5 +251,71 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSyncHostileKernels: a kernel or initramfs on its way to the ESP
+// that is a FIFO (which must not block), a directory, or a symlink out of
+// the boot directory (to a sentinel "secret" outside) is refused with an
+// error naming it, before any entry is written: the ESP keeps exactly
+// its previous content and the secret is copied nowhere.
+func TestSyncHostileKernels(t *testing.T) {
+	ctx := context.Background()
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	must(t, os.WriteFile(secret, []byte("do not copy"), 0o600))
+	for _, tc := range []struct {
+		name  string
+		plant func(p string) error
+	}{
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o644) }},
+		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }},
+		{"absolute symlink out", func(p string) error { return os.Symlink(secret, p) }},
+		{"relative symlink out", func(p string) error {
+			rel, err := filepath.Rel(filepath.Dir(p), secret)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(rel, p)
+		}},
+	} {
+		for _, file := range []string{"vmlinuz-6", "initramfs-6.img"} {
+			t.Run(tc.name+" "+file, func(t *testing.T) {
+				f := newESPFixture(t)
+				a, c := key('a', 0), key('c', 0)
+				must(t, Sync(ctx, f.esp, f.boot, f.list("", a)))
+				before := snapshot(t, f.esp)
+				p := filepath.Join(f.boot, "ostree", "os-cccccccc", file)
+				must(t, os.Remove(p))
+				must(t, tc.plant(p))
+				done := make(chan error, 1)
+				go func() { done <- Sync(ctx, f.esp, f.boot, f.list("+3", c, a)) }()
+				select {
+				case err := <-done:
+					if err == nil || !strings.Contains(err.Error(), file) {
+						t.Fatalf("Sync = %v, want an error naming %s", err, file)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatal("Sync blocked")
+				}
+				if after := snapshot(t, f.esp); after != before {
+					t.Fatalf("ESP changed:\n%s\nwas\n%s", after, before)
+				}
+				if k := f.checkBootable(t, a); k != a {
+					t.Fatalf("default %s", k)
+				}
+				filepath.Walk(f.esp, func(q string, info os.FileInfo, err error) error {
+					if err == nil && info.Mode().IsRegular() {
+						if data, _ := os.ReadFile(q); bytes.Contains(data, []byte("do not copy")) {
+							t.Errorf("the secret outside was copied to %s", q)
+						}
+					}
+					return nil
+				})
+				if data, err := os.ReadFile(secret); err != nil || string(data) != "do not copy" {
+					t.Fatalf("sentinel outside: %q %v", data, err)
+				}
+			})
+		}
 	}
 }
