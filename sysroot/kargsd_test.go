@@ -124,3 +124,33 @@ func TestImageKargsBounded(t *testing.T) {
 		t.Fatalf("altered object: %q, %v", args, err)
 	}
 }
+
+// TestDeployHostileImageKargs: a commit whose kargs.d holds an argument
+// with a newline or carriage return (which would add a line to the boot
+// entry) is refused by the deploy with one line naming the commit and
+// kargs.d: no deployment, no deployment directory, no boot entry.
+func TestDeployHostileImageKargs(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"newline":         {"10.toml": "kargs = [\"quiet\\ninit=/bin/sh\"]\n"},
+		"carriage return": {"10.toml": "kargs = [\"quiet\\rinit=/bin/sh\"]\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, 0)
+			c := f.commitWithKargsD("1", files, time.Unix(1700000000, 0))
+			s := f.open()
+			_, err := s.Deploy(t.Context(), DeployOptions{OS: f.os, Revision: "testos/stable"})
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.String()) || !strings.Contains(err.Error(), KargsDir) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err %v, want one ErrInvalid line naming %s and %s", err, c, KargsDir)
+			}
+			if len(s.Deployments()) != 0 {
+				t.Fatalf("deployments after a failed deploy: %v", names(s))
+			}
+			if dirs, _ := filepath.Glob(filepath.Join(f.path, "ostree/deploy/testos/deploy/*")); len(dirs) != 0 {
+				t.Fatalf("left behind: %v", dirs)
+			}
+			if entries, _ := filepath.Glob(filepath.Join(f.path, "boot/loader*/entries/*")); len(entries) != 0 {
+				t.Fatalf("boot entries after a failed deploy: %v", entries)
+			}
+		})
+	}
+}
