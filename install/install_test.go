@@ -3,13 +3,18 @@ package install
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/grubcfg"
 )
 
@@ -160,8 +165,22 @@ func TestToDiskSystemdBoot(t *testing.T) {
 	}
 	if dev := loopOf(root); dev == "" {
 		t.Error("root mount not found")
-	} else if err := CheckDeviceFree(dev); err == nil || !strings.Contains(err.Error(), "is mounted at "+root) {
-		t.Errorf("CheckDeviceFree(%s) = %v", dev, err)
+	} else {
+		if err := CheckDeviceFree(dev); err == nil || !strings.Contains(err.Error(), "is mounted at "+root) {
+			t.Errorf("CheckDeviceFree(%s) = %v", dev, err)
+		}
+		// A target that is a symlink to the mounted device, or to the
+		// attached image, is the device or image it names.
+		link := filepath.Join(t.TempDir(), "disk")
+		must(t, os.Symlink(dev, link))
+		if _, err := ToDisk(ctx, link, Options{SourceRepo: src, Ref: "test/os", Wipe: true}); err == nil || !strings.Contains(err.Error(), "is mounted at "+root) {
+			t.Errorf("install onto a symlink to a mounted device: %v", err)
+		}
+		must(t, os.Remove(link))
+		must(t, os.Symlink(img, link))
+		if _, err := ToDisk(ctx, link, Options{SourceRepo: src, Ref: "test/os", Wipe: true}); err == nil || !strings.Contains(err.Error(), "is in use: attached to /dev/loop") {
+			t.Errorf("install onto a symlink to an attached image: %v", err)
+		}
 	}
 	must(t, exec.Command("umount", root).Run())
 	if _, err := ToDisk(ctx, img, Options{SourceRepo: src, Ref: "test/os"}); err == nil || !strings.Contains(err.Error(), "not empty") || !strings.Contains(err.Error(), "--wipe") {
@@ -213,5 +232,36 @@ func TestToDiskGRUB(t *testing.T) {
 	f.ReadAt(mbr, 0)
 	if !strings.Contains(string(mbr), "GRUB") {
 		t.Error("no GRUB boot code in the MBR")
+	}
+}
+
+// TestToDiskRefusesFIFO: a target that is neither a regular file nor a
+// block device (a FIFO, which must not block, a directory) is refused
+// with one line naming it; nothing is created next to it.
+func TestToDiskRefusesFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo, sub := filepath.Join(dir, "fifo"), filepath.Join(dir, "dir")
+	must(t, unix.Mkfifo(fifo, 0o644))
+	must(t, os.Mkdir(sub, 0o755))
+	for _, target := range []string{fifo, sub} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := ToDisk(context.Background(), target, Options{SourceRepo: dir, Ref: "test/os", Wipe: true})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), target+" is neither a block device nor a regular file") {
+				t.Errorf("ToDisk(%s) = %v", target, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("ToDisk(%s) blocked", target)
+		}
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 2 {
+		t.Errorf("left in the directory: %v", des)
+	}
+	if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("fifo %v %v", st, err)
 	}
 }
