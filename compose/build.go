@@ -146,6 +146,24 @@ func strataBinary(o *Options) (string, error) {
 	return p, nil
 }
 
+// stageScripts writes what every mmdebstrap run of the spec takes into
+// work: the hook directory (strata and its initramfs hooks) and, when
+// [ids] pins ids, the script that creates those users and groups first
+// ("" when none).
+func stageScripts(s *Spec, work, strataBin string, epoch int64) (hooks, pins string, err error) {
+	hooks = filepath.Join(work, "hooks")
+	if err := stageHookDir(hooks, strataBin, s.Kernel.InitramfsModules); err != nil {
+		return "", "", err
+	}
+	if len(s.IDs.Users)+len(s.IDs.Groups) > 0 {
+		pins = filepath.Join(work, "pins.sh")
+		if err := pinScript(pins, s.IDs, epoch); err != nil {
+			return "", "", err
+		}
+	}
+	return hooks, pins, nil
+}
+
 // resolveFromMirror runs mmdebstrap against the mirror into root with the
 // downloads kept, and returns the lock of what it installed (its .debs
 // added to the cache).
@@ -156,16 +174,9 @@ func resolveFromMirror(ctx context.Context, s *Spec, o *Options, work, root stri
 	}
 	o.Progress.Phase("resolve", "steps", 0)
 	o.Progress.Done()
-	hooks := filepath.Join(work, "hooks")
-	if err := stageHookDir(hooks, strataBin, s.Kernel.InitramfsModules); err != nil {
+	hooks, pins, err := stageScripts(s, work, strataBin, epoch)
+	if err != nil {
 		return nil, err
-	}
-	pins := ""
-	if len(s.IDs.Users)+len(s.IDs.Groups) > 0 {
-		pins = filepath.Join(work, "pins.sh")
-		if err := pinScript(pins, s.IDs, epoch); err != nil {
-			return nil, err
-		}
 	}
 	m := &mmdebstrapRun{spec: s, target: root, source: line, keep: true, seed: Cache{Dir: o.CacheDir}.byNameDir(), hookDir: hooks, pins: pins, epoch: epoch, log: filepath.Join(work, "mmdebstrap.log"), rep: o.Progress}
 	if err := m.run(ctx); err != nil {
@@ -408,16 +419,9 @@ func buildLocked(ctx context.Context, s *Spec, o *Options, l *Lock, work, root s
 	if err := localRepo(ctx, local, Cache{Dir: o.CacheDir}, l); err != nil {
 		return err
 	}
-	hooks := filepath.Join(work, "hooks")
-	if err := stageHookDir(hooks, strataBin, s.Kernel.InitramfsModules); err != nil {
+	hooks, pins, err := stageScripts(s, work, strataBin, epoch)
+	if err != nil {
 		return err
-	}
-	pins := ""
-	if len(s.IDs.Users)+len(s.IDs.Groups) > 0 {
-		pins = filepath.Join(work, "pins.sh")
-		if err := pinScript(pins, s.IDs, epoch); err != nil {
-			return err
-		}
 	}
 	// mmdebstrap installs most packages with apt inside the chroot, where
 	// the repository must be at the same path as on the host: its
