@@ -184,16 +184,11 @@ func (c Cache) add(r io.Reader, want, what string) error {
 
 // verify checks the cached file of p against its sha256.
 func (c Cache) verify(p LockPackage) error {
-	f, err := os.Open(c.debPath(p.SHA256))
+	got, err := fileSHA256(c.debPath(p.SHA256))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != p.SHA256 {
+	if got != p.SHA256 {
 		return fmt.Errorf("cached %s of %s %s: sha256 %s, want %s: %w", c.debPath(p.SHA256), p.Name, p.Version, got, p.SHA256, errdefs.ErrCorrupt)
 	}
 	return nil
