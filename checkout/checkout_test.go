@@ -211,7 +211,11 @@ func TestUnionAndExisting(t *testing.T) {
 	}
 }
 
-func TestCorruptObjectNotCheckedOut(t *testing.T) {
+// bareCommitOfA commits a tree of one file, a, to main of a new bare
+// repository (with the CLI) and returns the repository, the commit and
+// a's file object.
+func bareCommitOfA(t *testing.T) (*repo.Repo, objects.Checksum, objects.Checksum) {
+	t.Helper()
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "a"), []byte("content of a"), 0o644)
 	r := filepath.Join(t.TempDir(), "repo")
@@ -221,7 +225,12 @@ func TestCorruptObjectNotCheckedOut(t *testing.T) {
 	c, _ := rp.ResolveRev("main")
 	cm, _ := rp.ReadCommit(c)
 	dt, _ := rp.ReadDirTree(cm.RootTree)
-	obj := rp.ObjectPath(objects.KindFile, dt.Files[0].Checksum)
+	return rp, c, dt.Files[0].Checksum
+}
+
+func TestCorruptObjectNotCheckedOut(t *testing.T) {
+	rp, c, file := bareCommitOfA(t)
+	obj := rp.ObjectPath(objects.KindFile, file)
 	os.WriteFile(obj, []byte("CONTENT of a"), 0o644)
 	d := filepath.Join(t.TempDir(), "co")
 	err := checkout.Checkout(context.Background(), rp, c, d, checkout.Options{ForceCopy: true})
@@ -380,16 +389,8 @@ func TestCorruptSymlinkNotCheckedOut(t *testing.T) {
 func TestDeviceNodeObjectRefused(t *testing.T) {
 	for _, kind := range []string{"chardev", "fifo"} {
 		t.Run(kind, func(t *testing.T) {
-			src := t.TempDir()
-			os.WriteFile(filepath.Join(src, "a"), []byte("content of a"), 0o644)
-			r := filepath.Join(t.TempDir(), "repo")
-			run(t, strataBin, "--repo="+r, "init", "--mode=bare")
-			run(t, strataBin, "--repo="+r, "commit", "-b", "main", "--tree=dir="+src)
-			rp, _ := repo.Open(r)
-			c, _ := rp.ResolveRev("main")
-			cm, _ := rp.ReadCommit(c)
-			dt, _ := rp.ReadDirTree(cm.RootTree)
-			obj := rp.ObjectPath(objects.KindFile, dt.Files[0].Checksum)
+			rp, c, file := bareCommitOfA(t)
+			obj := rp.ObjectPath(objects.KindFile, file)
 			os.Remove(obj)
 			var err error
 			if kind == "chardev" {
@@ -402,7 +403,7 @@ func TestDeviceNodeObjectRefused(t *testing.T) {
 			}
 			d := filepath.Join(t.TempDir(), "co")
 			err = checkout.Checkout(context.Background(), rp, c, d, checkout.Options{})
-			if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), dt.Files[0].Checksum.String()) {
+			if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), file.String()) {
 				t.Fatalf("checkout of a %s object: %v", kind, err)
 			}
 			if _, err := os.Lstat(filepath.Join(d, "a")); err == nil {
@@ -412,7 +413,7 @@ func TestDeviceNodeObjectRefused(t *testing.T) {
 			if err != nil || len(rep.Problems) != 1 || !errors.Is(rep.Problems[0].Err, repo.ErrCorrupt) {
 				t.Fatalf("fsck: %v %v", rep.Problems, err)
 			}
-			out, err := exec.Command("ostree", "--repo="+r, "checkout", "main", filepath.Join(t.TempDir(), "o")).CombinedOutput()
+			out, err := exec.Command("ostree", "--repo="+rp.Path(), "checkout", "main", filepath.Join(t.TempDir(), "o")).CombinedOutput()
 			if err == nil {
 				t.Errorf("ostree checked out a %s object:\n%s", kind, out)
 			}
