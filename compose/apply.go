@@ -188,6 +188,16 @@ func addMember(p, group, user string, field int) error {
 // with their pinned ids. An existing entry with another id is an error.
 func applyUsers(root string, s *Spec, epoch int64) error {
 	etc := filepath.Join(root, "etc")
+	if len(s.Groups)+len(s.Users) > 0 {
+		// They are read, edited and written back by path: a symlink
+		// would be followed out of the tree (a base whose /etc/shadow
+		// links to the build machine's).
+		for _, n := range []string{"", "passwd", "group", "shadow", "gshadow"} {
+			if st, err := os.Lstat(filepath.Join(etc, n)); err == nil && !st.Mode().IsRegular() && !(n == "" && st.IsDir()) {
+				return fmt.Errorf("the base's /etc/%s is not a regular file (%s): %w", n, st.Mode().Type(), errdefs.ErrInvalid)
+			}
+		}
+	}
 	db, err := readIDs(filepath.Join(etc, "passwd"), filepath.Join(etc, "group"))
 	if err != nil {
 		return err

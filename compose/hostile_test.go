@@ -236,3 +236,46 @@ func TestLockedDebCorrupt(t *testing.T) {
 	}
 	checkNothingPublished(t, r, "locked", cache, 0)
 }
+
+// TestHostileBaseUserDB: a ref base whose /etc/shadow is a symlink out of
+// the tree is refused when the spec adds users, naming the file: the
+// build machine's file is neither read into the image nor written.
+func TestHostileBaseUserDB(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBare, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := composeFixture(t, r, 0o022, false, "")
+	outside, checkOutside := outsideSentinel(t)
+	base := filepath.Join(t.TempDir(), "base")
+	if err := checkoutForTest(r, v1, base); err != nil {
+		t.Fatal(err)
+	}
+	shadow := filepath.Join(base, "usr/etc/shadow")
+	if err := os.Remove(shadow); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "sentinel"), shadow); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := ParseSpec(filepath.Join(t.TempDir(), "spec.toml"), []byte(fixtureSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := commitTree(ctx, fs, &Options{Repo: r}, "evil-base", base, 1700000000, []string{"6.1.0-test"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSpec(filepath.Join(t.TempDir(), "spec.toml"), []byte("[os]\nname = \"hostile\"\n\n[base]\nref = \"evil-base\"\n\n[[users]]\nname = \"bob\"\nuid = 1000\ngroup = \"users\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	before := countCommits(t, r)
+	_, err = Build(ctx, s, Options{Repo: r, CacheDir: cache, StrataBinary: "/bin/busybox"})
+	if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "/etc/shadow") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err %v, want one ErrInvalid line naming /etc/shadow", err)
+	}
+	checkOutside()
+	checkNothingPublished(t, r, "hostile", cache, before)
+}
