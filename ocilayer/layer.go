@@ -3,6 +3,7 @@ package ocilayer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -33,6 +34,13 @@ func rewrite(name string, comps []string) ([]string, bool, error) {
 	}
 	if len(comps) == 0 {
 		return comps, false, nil
+	}
+	// A whiteout must name a file of its directory (".wh..." would name
+	// ".."): refused here, so that such a layer is never stored.
+	if last := comps[len(comps)-1]; last != OpaqueWhiteout {
+		if target, ok := strings.CutPrefix(last, WhiteoutPrefix); ok && objects.ValidateFilename(target) != nil {
+			return nil, false, fmt.Errorf("whiteout %q names no file", name)
+		}
 	}
 	if droppedDirs[comps[0]] {
 		return comps, len(comps) > 1, nil
