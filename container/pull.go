@@ -270,9 +270,24 @@ type blobReader struct {
 	retries int
 	count   func(int64)
 	done    bool
+	err     error // the first failure, returned by every later Read
 }
 
+// Read fails for good once it failed: a reader above that dropped the
+// error and read again would otherwise get (0, nil) forever past the
+// declared size, or io.EOF after a digest mismatch.
 func (b *blobReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *blobReader) read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
