@@ -164,9 +164,6 @@ func resolve(ctx context.Context, ref ImageRef) (*image, error) {
 		if top.MediaType != "" && !isManifestType(top.MediaType) {
 			return fail(fmt.Errorf("%w: unknown manifest media type %q", errdefs.ErrInvalid, top.MediaType))
 		}
-		if top.Size > MaxManifestSize {
-			return fail(fmt.Errorf("%w: manifest %s is %d bytes, over the %d-byte limit", errdefs.ErrInvalid, top.Digest, top.Size, MaxManifestSize))
-		}
 		raw, err := readSmall(ctx, src, top, MaxManifestSize, "manifest")
 		if err != nil {
 			return fail(err)
