@@ -261,6 +261,39 @@ func writeTestLayout(t *testing.T, dir string, layers [][]byte, mt string, edit 
 	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
 }
 
+// editIndex rewrites the layout's index.json, edit changing its one
+// manifest descriptor.
+func editIndex(t *testing.T, dir string, edit func(d map[string]any)) {
+	t.Helper()
+	p := filepath.Join(dir, "index.json")
+	b, _ := os.ReadFile(p)
+	var ix map[string]any
+	if err := json.Unmarshal(b, &ix); err != nil {
+		t.Fatal(err)
+	}
+	edit(ix["manifests"].([]any)[0].(map[string]any))
+	b, _ = json.Marshal(ix)
+	os.WriteFile(p, b, 0o644)
+}
+
+// editManifest rewrites the layout's manifest blob and points the index
+// at the new one.
+func editManifest(t *testing.T, dir string, edit func(m *Manifest)) {
+	t.Helper()
+	editIndex(t, dir, func(d map[string]any) {
+		b, _ := os.ReadFile(filepath.Join(dir, "blobs/sha256", d["digest"].(string)[7:]))
+		var m Manifest
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(&m)
+		b, _ = json.Marshal(m)
+		s := sha256.Sum256(b)
+		os.WriteFile(filepath.Join(dir, "blobs/sha256", hex.EncodeToString(s[:])), b, 0o644)
+		d["digest"], d["size"] = "sha256:"+hex.EncodeToString(s[:]), len(b)
+	})
+}
+
 func tarOf(t *testing.T, hs ...*tar.Header) []byte {
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
@@ -290,8 +323,10 @@ func TestHostileImages(t *testing.T) {
 		layers [][]byte
 		mt     string
 		edit   func(m *Manifest, cfg map[string]any)
+		mangle func(t *testing.T, dir string) // after the layout is written
 		want   string
 		is     error
+		image  bool // refused before any layer: the error names no layer
 	}{
 		{name: "dotdot", layers: [][]byte{tarOf(t, reg("usr/../../sentinel"))}, want: `".."`},
 		{name: "absolute", layers: [][]byte{tarOf(t, reg("/usr/x"))}, want: "absolute"},
@@ -303,7 +338,50 @@ func TestHostileImages(t *testing.T) {
 		}, want: "sha256:0000"},
 		{name: "999 TiB layer", layers: [][]byte{tarOf(t, reg("usr/a"))}, edit: func(m *Manifest, cfg map[string]any) {
 			m.Layers[0].Size = 999 << 40
-		}, is: ErrNoSpace},
+		}, is: ErrNoSpace, image: true},
+		{name: "layer larger than its size", layers: [][]byte{tarOf(t, reg("usr/a"))}, edit: func(m *Manifest, cfg map[string]any) {
+			m.Layers[0].Size--
+		}, want: "larger than its descriptor", is: errdefs.ErrCorrupt},
+		{name: "escaping symlink", layers: [][]byte{tarOf(t,
+			&tar.Header{Typeflag: tar.TypeSymlink, Name: "usr/up", Linkname: "../../..", Mode: 0o777},
+			reg("usr/up/sentinel"))}, want: "usr/up"},
+		{name: "whiteout of dotdot", layers: [][]byte{tarOf(t, reg("usr/.wh..."))}, want: "names no file"},
+		{name: "manifest wrong digest", mangle: func(t *testing.T, dir string) {
+			zero := strings.Repeat("0", 64)
+			editIndex(t, dir, func(d map[string]any) {
+				b, _ := os.ReadFile(filepath.Join(dir, "blobs/sha256", d["digest"].(string)[7:]))
+				os.WriteFile(filepath.Join(dir, "blobs/sha256", zero), b, 0o644)
+				d["digest"] = "sha256:" + zero
+			})
+		}, want: "manifest hashes to", is: errdefs.ErrCorrupt, image: true},
+		{name: "manifest size lies", mangle: func(t *testing.T, dir string) {
+			editIndex(t, dir, func(d map[string]any) { d["size"] = d["size"].(float64) - 1 })
+		}, want: "its descriptor says", is: errdefs.ErrCorrupt, image: true},
+		{name: "index names a strange media type", mangle: func(t *testing.T, dir string) {
+			editIndex(t, dir, func(d map[string]any) { d["mediaType"] = "application/x-strange" })
+		}, want: "unknown manifest media type", is: errdefs.ErrInvalid, image: true},
+		{name: "manifest of a strange media type", edit: func(m *Manifest, cfg map[string]any) {
+			m.MediaType = mtOCIConfig
+		}, mangle: func(t *testing.T, dir string) {
+			editIndex(t, dir, func(d map[string]any) { delete(d, "mediaType") })
+		}, want: "unknown manifest media type", is: errdefs.ErrInvalid, image: true},
+		{name: "config of a strange media type", mangle: func(t *testing.T, dir string) {
+			editManifest(t, dir, func(m *Manifest) { m.Config.MediaType = "application/x-strange" })
+		}, want: "unknown config media type", is: errdefs.ErrInvalid, image: true},
+		{name: "config wrong digest", mangle: func(t *testing.T, dir string) {
+			zero := strings.Repeat("0", 64)
+			editManifest(t, dir, func(m *Manifest) {
+				b, _ := os.ReadFile(filepath.Join(dir, "blobs/sha256", m.Config.Digest[7:]))
+				os.WriteFile(filepath.Join(dir, "blobs/sha256", zero), b, 0o644)
+				m.Config.Digest = "sha256:" + zero
+			})
+		}, want: "config hashes to", is: errdefs.ErrCorrupt, image: true},
+		{name: "oversize config", mangle: func(t *testing.T, dir string) {
+			editManifest(t, dir, func(m *Manifest) { m.Config.Size = MaxConfigSize + 1 })
+		}, want: "over the", is: errdefs.ErrInvalid, image: true},
+		{name: "oversize index", mangle: func(t *testing.T, dir string) {
+			editIndex(t, dir, func(d map[string]any) { d["pad"] = strings.Repeat("x", MaxManifestSize) })
+		}, want: "index.json", is: errdefs.ErrInvalid, image: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -312,7 +390,14 @@ func TestHostileImages(t *testing.T) {
 			if mt == "" {
 				mt = MediaTypeLayerTar
 			}
-			writeTestLayout(t, dir, tc.layers, mt, tc.edit)
+			layers := tc.layers
+			if layers == nil {
+				layers = [][]byte{tarOf(t, reg("usr/a"))}
+			}
+			writeTestLayout(t, dir, layers, mt, tc.edit)
+			if tc.mangle != nil {
+				tc.mangle(t, dir)
+			}
 			if tc.name == "wrong digest" {
 				// The blob the manifest names exists but holds other bytes.
 				os.WriteFile(filepath.Join(dir, "blobs/sha256", strings.Repeat("0", 64)), tc.layers[0], 0o644)
@@ -337,12 +422,15 @@ func TestHostileImages(t *testing.T) {
 			if tc.is == ErrNoSpace && time.Since(start) > 5*time.Second {
 				t.Errorf("free-space check took %v", time.Since(start))
 			}
-			if tc.name != "unknown media type" && tc.name != "999 TiB layer" && !strings.Contains(msg, "layer sha256:") {
+			if !tc.image && tc.name != "unknown media type" && !strings.Contains(msg, "layer sha256:") {
 				t.Errorf("error %q does not name the layer", msg)
 			}
 			refs, _ := r.ListRefs()
 			if len(refs) != 0 {
 				t.Errorf("refs published: %v", refs)
+			}
+			if objs, _ := os.ReadDir(filepath.Join(dst, "objects")); tc.image && len(objs) != 0 {
+				t.Errorf("objects written for an image refused before its layers")
 			}
 			if b, _ := os.ReadFile(sentinel); string(b) != "untouched" {
 				t.Fatal("sentinel outside the repo changed")
