@@ -91,36 +91,37 @@ type idDB struct {
 }
 
 func readIDs(passwd, group string) (*idDB, error) {
+	pw, err := os.ReadFile(passwd)
+	if err != nil {
+		return nil, err
+	}
+	gr, err := os.ReadFile(group)
+	if err != nil {
+		return nil, err
+	}
+	return parseIDs(pw, gr), nil
+}
+
+// parseIDs parses the bytes of an /etc/passwd and an /etc/group.
+func parseIDs(passwd, group []byte) *idDB {
 	db := &idDB{users: map[string][2]int{}, groups: map[string]int{}}
-	read := func(p string, each func([]string)) error {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
+	each := func(b []byte, min int, f func([]string)) {
 		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Split(line, ":"); len(f) >= 3 {
-				each(f)
+			if fs := strings.Split(line, ":"); len(fs) >= min {
+				f(fs)
 			}
 		}
-		return nil
 	}
-	if err := read(passwd, func(f []string) {
-		if len(f) < 4 {
-			return
-		}
+	each(passwd, 4, func(f []string) {
 		u, _ := strconv.Atoi(f[2])
 		g, _ := strconv.Atoi(f[3])
 		db.users[f[0]] = [2]int{u, g}
-	}); err != nil {
-		return nil, err
-	}
-	if err := read(group, func(f []string) {
+	})
+	each(group, 3, func(f []string) {
 		g, _ := strconv.Atoi(f[2])
 		db.groups[f[0]] = g
-	}); err != nil {
-		return nil, err
-	}
-	return db, nil
+	})
+	return db
 }
 
 // appendLine appends line to the file p (mode kept), unless a line starting

@@ -508,21 +508,7 @@ func checkIDs(r *repo.Repo, branch, root string) error {
 	if err1 != nil || err2 != nil {
 		return nil // the previous commit is no composed image
 	}
-	dir, err := os.MkdirTemp("", "strata-ids-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	if err := os.WriteFile(filepath.Join(dir, "passwd"), pw, 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "group"), gr, 0o600); err != nil {
-		return err
-	}
-	old, err := readIDs(filepath.Join(dir, "passwd"), filepath.Join(dir, "group"))
-	if err != nil {
-		return err
-	}
+	old := parseIDs(pw, gr)
 	cur, err := readIDs(filepath.Join(root, "usr/etc/passwd"), filepath.Join(root, "usr/etc/group"))
 	if err != nil {
 		return err
