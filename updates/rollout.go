@@ -44,6 +44,12 @@ type Rollout struct {
 	DeadEndReason string
 }
 
+// Bounds of the rollout values that time.Time and time.Duration hold.
+const (
+	maxEpoch           = 253402300799 // 9999-12-31T23:59:59Z
+	maxDurationMinutes = uint64(math.MaxInt64 / time.Minute)
+)
+
 func lookup(meta map[string]string, key string) (string, bool) {
 	if v, ok := meta[key]; ok {
 		return v, true
@@ -70,8 +76,10 @@ func ParseRollout(meta map[string]string) (Rollout, error) {
 		return r, nil
 	}
 	secs, err := strconv.ParseInt(strings.TrimSpace(se), 10, 64)
-	if err != nil || secs < 0 {
-		return r, fmt.Errorf("%w: %s %q: want seconds since the epoch", errdefs.ErrInvalid, KeyStartEpoch, se)
+	// Past year 9999 time.Unix wraps into the past: the rollout would
+	// look long over and the whole fleet would take the commit at once.
+	if err != nil || secs < 0 || secs > maxEpoch {
+		return r, fmt.Errorf("%w: %s %q: want seconds since the epoch, at most year 9999", errdefs.ErrInvalid, KeyStartEpoch, se)
 	}
 	r.Phased, r.Start = true, time.Unix(secs, 0).UTC()
 	if v, ok := lookup(meta, KeyStartValue); ok {
@@ -82,9 +90,11 @@ func ParseRollout(meta map[string]string) (Rollout, error) {
 		r.StartValue = f
 	}
 	if v, ok := lookup(meta, KeyDurationMinutes); ok {
+		// More minutes than a time.Duration holds (~292 years) would wrap
+		// negative: "no duration", the whole fleet at once.
 		m, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
-		if err != nil {
-			return r, fmt.Errorf("%w: %s %q: want minutes", errdefs.ErrInvalid, KeyDurationMinutes, v)
+		if err != nil || m > maxDurationMinutes {
+			return r, fmt.Errorf("%w: %s %q: want minutes, at most %d", errdefs.ErrInvalid, KeyDurationMinutes, v, maxDurationMinutes)
 		}
 		r.Duration = time.Duration(m) * time.Minute
 	}
