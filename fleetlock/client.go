@@ -12,7 +12,8 @@ import (
 )
 
 // Client is a FleetLock client for one id in one group. The zero HTTP
-// uses a client with a 30 s timeout.
+// uses a client with a 30 s timeout. Redirects are never followed (a 3xx
+// is a refusal).
 type Client struct {
 	// BaseURL is the service's base URL; the endpoints are appended to it.
 	BaseURL string
@@ -38,10 +39,13 @@ func (c *Client) post(ctx context.Context, path string) error {
 	}
 	req.Header.Set(ProtocolHeader, "true")
 	req.Header.Set("Content-Type", "application/json")
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+	hc := http.Client{Timeout: 30 * time.Second}
+	if c.HTTP != nil {
+		hc = *c.HTTP
 	}
+	// A redirect is a failure, not followed: another host's 200 is not
+	// a slot of this service, and the caller would reboot without one.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("fleetlock %s: %w", u, err)
