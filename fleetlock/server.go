@@ -8,7 +8,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // Server serves the protocol from a Store. Groups maps each group it
@@ -126,15 +128,24 @@ func validate(r *http.Request) (*ClientParams, *Error) {
 		return nil, bad(err.Error())
 	}
 	p := req.ClientParams
+	// The event (the CLI's log line) carries only an id and group that
+	// passed: a control character in either would forge log lines.
 	switch {
 	case p.Group == "":
 		return nil, bad("empty client group")
+	case !ValidGroup(p.Group):
+		return nil, bad(fmt.Sprintf("invalid client group %q", p.Group))
 	case p.ID == "":
 		return &p, bad("empty client ID")
-	case !ValidGroup(p.Group):
-		return &p, bad(fmt.Sprintf("invalid client group %q", p.Group))
+	case !validID(p.ID):
+		return &ClientParams{Group: p.Group}, bad(fmt.Sprintf("invalid client ID %q: control character", p.ID))
 	}
 	return &p, nil
+}
+
+// validID refuses ids that would corrupt a log line or status output.
+func validID(id string) bool {
+	return strings.IndexFunc(id, unicode.IsControl) < 0
 }
 
 // change applies fn to group's semaphore (created with the configured
