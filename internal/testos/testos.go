@@ -185,12 +185,8 @@ func buildCached(ctx context.Context, o Options, dir string, s *compose.Spec, ra
 	out := filepath.Join(dir, s.OS.Name+"-"+key)
 	ref := s.OS.Name + "/" + versionOr(s.OS.Version)
 	img := &Image{Repo: filepath.Join(out, "repo"), Ref: ref, Spec: s.Path}
-	if b, err := os.ReadFile(filepath.Join(out, "done")); err == nil {
-		f := strings.Fields(string(b))
-		if len(f) >= 1 {
-			img.Commit, img.Kernels = f[0], f[1:]
-			return img, nil
-		}
+	if readMarker(filepath.Join(out, "done"), img) {
+		return img, nil
 	}
 	_ = os.RemoveAll(out)
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -222,8 +218,7 @@ func buildCached(ctx context.Context, o Options, dir string, s *compose.Spec, ra
 		out = final
 		img.Repo = filepath.Join(out, "repo")
 	}
-	img.Commit, img.Kernels = res.Commit.String(), res.Kernels
-	if err := fsutil.WriteFile(filepath.Join(out, "done"), []byte(img.Commit+" "+strings.Join(img.Kernels, " ")+"\n"), 0o644); err != nil {
+	if err := writeMarker(filepath.Join(out, "done"), img, res); err != nil {
 		return nil, err
 	}
 	return img, nil
@@ -267,12 +262,8 @@ func Derive(ctx context.Context, img *Image, name, version, extra string, o Opti
 	marker := filepath.Join(filepath.Dir(img.Repo), "derived-"+hex.EncodeToString(h[:])[:16])
 	ref := name + "/" + versionOr(version)
 	out := &Image{Repo: img.Repo, Ref: ref, Spec: specPath}
-	if b, err := os.ReadFile(marker); err == nil {
-		f := strings.Fields(string(b))
-		if len(f) >= 1 {
-			out.Commit, out.Kernels = f[0], f[1:]
-			return out, nil
-		}
+	if readMarker(marker, out) {
+		return out, nil
 	}
 	r, err := repo.Open(img.Repo)
 	if err != nil {
@@ -285,9 +276,29 @@ func Derive(ctx context.Context, img *Image, name, version, extra string, o Opti
 	if err != nil {
 		return nil, err
 	}
-	out.Commit, out.Kernels = res.Commit.String(), res.Kernels
-	if err := fsutil.WriteFile(marker, []byte(out.Commit+" "+strings.Join(out.Kernels, " ")+"\n"), 0o644); err != nil {
+	if err := writeMarker(marker, out, res); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// readMarker fills img's commit and kernels from the marker of a finished
+// build ("COMMIT KVER..."); false when there is none.
+func readMarker(p string, img *Image) bool {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return false
+	}
+	img.Commit, img.Kernels = f[0], f[1:]
+	return true
+}
+
+// writeMarker records build res in img and in the marker p.
+func writeMarker(p string, img *Image, res *compose.Result) error {
+	img.Commit, img.Kernels = res.Commit.String(), res.Kernels
+	return fsutil.WriteFile(p, []byte(img.Commit+" "+strings.Join(img.Kernels, " ")+"\n"), 0o644)
 }
