@@ -47,8 +47,13 @@ func TestSignaturePolicy(t *testing.T) {
 		res, err := Pull(ctx, r, img, PullOptions{Policy: pol, RegistriesD: regd})
 		return res, r, err
 	}
+	sentinel := filepath.Join(dir, "sentinel")
+	os.WriteFile(sentinel, []byte("untouched"), 0o644)
 	refused := func(what string, err error, r *repo.Repo) {
 		t.Helper()
+		if b, _ := os.ReadFile(sentinel); string(b) != "untouched" {
+			t.Fatalf("%s: the sentinel outside the repository changed", what)
+		}
 		if err == nil || !errors.Is(err, imgpolicy.ErrRejected) || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("%s: %v", what, err)
 		}
@@ -131,4 +136,13 @@ func TestSignaturePolicy(t *testing.T) {
 	img = ImageRef{Registry, addr + "/gpg2:v1"}
 	_, r, err = pull(gpgPolicy, regd)
 	refused("signature for another name", err, r)
+	// A signature that is not one (garbage where the signature is).
+	if len(matches) == 0 {
+		t.Fatal("skopeo wrote no lookaside signature")
+	}
+	for _, m := range matches {
+		os.WriteFile(filepath.Join(strings.Replace(m, "gpg@", "gpg2@", 1), "signature-1"), []byte("\x00garbage, not an OpenPGP message"), 0o644)
+	}
+	_, r, err = pull(gpgPolicy, regd)
+	refused("garbage signature", err, r)
 }
