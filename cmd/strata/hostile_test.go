@@ -193,106 +193,55 @@ func TestHostileTreesDeploy(t *testing.T) {
 		ref := e.commit(map[string]string{"usr": "@" + e.outside, "etc/passwd": "evil\n", legacyKernel: "k\n"})
 		e.deployFails(ref, "/usr is a symlink, not a directory")
 	})
-	t.Run("etc symlink out", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
+	// Variants of the good tree: each deletes some paths and sets others
+	// ("@TARGET" a symlink, a name ending in "/" a directory; $OUT in a
+	// value is the outside directory, $RELOUT the same without its
+	// leading "/").
+	kernelDir := "usr/lib/modules/6.1.0/"
+	for _, c := range []struct {
+		name string
+		del  []string
+		set  map[string]string
+		msg  string
+	}{
 		// Before the fix, OUTSIDE/.updated was deleted through etc.
-		files := goodTree()
-		delete(files, "usr/etc/hosts")
-		files["etc"] = "@" + e.outside
-		e.deployFails(e.commit(files), "/etc is a symlink, not a directory")
-	})
-	t.Run("usr/etc symlink out", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		delete(files, "usr/etc/hosts")
-		files["usr/etc"] = "@../../outside"
-		e.deployFails(e.commit(files), "/usr/etc is a symlink, not a directory")
-	})
-	t.Run("var symlink out", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		files["var"] = "@" + e.outside
-		e.deployFails(e.commit(files), "/var is a symlink, not a directory")
-	})
-	t.Run("sysroot symlink out", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		files["sysroot"] = "@" + e.outside
-		e.deployFails(e.commit(files), "/sysroot is a symlink, not a directory")
-	})
-	t.Run("usr/etc a file", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		delete(files, "usr/etc/hosts")
-		files["usr/etc"] = "not a directory\n"
-		e.deployFails(e.commit(files), "/usr/etc is a regular file, not a directory")
-	})
+		{"etc symlink out", []string{"usr/etc/hosts"}, map[string]string{"etc": "@$OUT"}, "/etc is a symlink, not a directory"},
+		{"usr/etc symlink out", []string{"usr/etc/hosts"}, map[string]string{"usr/etc": "@../../outside"}, "/usr/etc is a symlink, not a directory"},
+		{"var symlink out", nil, map[string]string{"var": "@$OUT"}, "/var is a symlink, not a directory"},
+		{"sysroot symlink out", nil, map[string]string{"sysroot": "@$OUT"}, "/sysroot is a symlink, not a directory"},
+		{"usr/etc a file", []string{"usr/etc/hosts"}, map[string]string{"usr/etc": "not a directory\n"}, "/usr/etc is a regular file, not a directory"},
 
-	// Boot files: a symlink of the tree resolves inside the tree only;
-	// before the fix, strata hard-linked the host's file into /boot
-	// (the snapshot's nlink catches that) or read /dev/zero forever.
-	t.Run("kernel symlink out", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		files["usr/lib/modules/6.1.0/vmlinuz"] = "@" + e.outside + "/vmlinuz"
-		e.deployFails(e.commit(files), "failed to find kernel")
-	})
-	t.Run("initramfs symlink out", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		files["usr/lib/modules/6.1.0/initramfs.img"] = "@" + e.outside + "/initrd"
-		e.deployFails(e.commit(files), "/usr/lib/modules/6.1.0/initramfs.img is a symlink that leads to no file inside the tree")
-	})
-	t.Run("devicetree relative symlink out", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		files["usr/lib/modules/6.1.0/devicetree"] = "@" + strings.Repeat("../", 40) + e.outside[1:] + "/initrd"
-		e.deployFails(e.commit(files), "/usr/lib/modules/6.1.0/devicetree is a symlink that leads to no file inside the tree")
-	})
-	t.Run("initramfs to /dev/zero", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		files["usr/lib/modules/6.1.0/initramfs.img"] = "@/dev/zero"
-		e.deployFails(e.commit(files), "initramfs.img is a symlink that leads to no file inside the tree")
-	})
-	t.Run("os-release to /dev/zero", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		files["usr/lib/os-release"] = "@/dev/zero"
-		e.deployFails(e.commit(files), "/usr/lib/os-release is a symlink that leads to no file inside the tree")
-	})
-	t.Run("os-release a directory", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		delete(files, "usr/lib/os-release")
-		files["usr/lib/os-release/"] = ""
-		e.deployFails(e.commit(files), "/usr/lib/os-release is not a regular file")
-	})
+		// Boot files: a symlink of the tree resolves inside the tree
+		// only; before the fix, strata hard-linked the host's file into
+		// /boot (the snapshot's nlink catches that) or read /dev/zero
+		// forever.
+		{"kernel symlink out", nil, map[string]string{kernelDir + "vmlinuz": "@$OUT/vmlinuz"}, "failed to find kernel"},
+		{"initramfs symlink out", nil, map[string]string{kernelDir + "initramfs.img": "@$OUT/initrd"}, "/usr/lib/modules/6.1.0/initramfs.img is a symlink that leads to no file inside the tree"},
+		{"devicetree relative symlink out", nil, map[string]string{kernelDir + "devicetree": "@" + strings.Repeat("../", 40) + "$RELOUT/initrd"}, "/usr/lib/modules/6.1.0/devicetree is a symlink that leads to no file inside the tree"},
+		{"initramfs to /dev/zero", nil, map[string]string{kernelDir + "initramfs.img": "@/dev/zero"}, "initramfs.img is a symlink that leads to no file inside the tree"},
+		{"os-release to /dev/zero", nil, map[string]string{"usr/lib/os-release": "@/dev/zero"}, "/usr/lib/os-release is a symlink that leads to no file inside the tree"},
+		{"os-release a directory", []string{"usr/lib/os-release"}, map[string]string{"usr/lib/os-release/": ""}, "/usr/lib/os-release is not a regular file"},
 
-	// Names that go into boot entries: a newline would add lines to the
-	// entry, after which every admin verb failed on the sysroot.
-	t.Run("kernel version with a newline", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		delete(files, "usr/lib/modules/6.1.0/vmlinuz")
-		delete(files, "usr/lib/modules/6.1.0/initramfs.img")
-		files["usr/lib/modules/6.1.0\ninitrd evil/vmlinuz"] = "k\n"
-		e.deployFails(e.commit(files), `contains the control character '\n'`)
-	})
-	t.Run("legacy kernel name with a space", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		delete(files, "usr/lib/modules/6.1.0/vmlinuz")
-		delete(files, "usr/lib/modules/6.1.0/initramfs.img")
-		files["boot/vmlinuz-6.1 x-"+strings.Repeat("ab", 32)] = "k\n"
-		e.deployFails(e.commit(files), "contains white space")
-	})
-	t.Run("os-release name with a carriage return", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		files["usr/lib/os-release"] = "ID=x\nPRETTY_NAME=\"Evil\rlinux /evil\"\n"
-		e.deployFails(e.commit(files), "os-release name")
-	})
+		// Names that go into boot entries: a newline would add lines to
+		// the entry, after which every admin verb failed on the sysroot.
+		{"kernel version with a newline", []string{kernelDir + "vmlinuz", kernelDir + "initramfs.img"}, map[string]string{"usr/lib/modules/6.1.0\ninitrd evil/vmlinuz": "k\n"}, `contains the control character '\n'`},
+		{"legacy kernel name with a space", []string{kernelDir + "vmlinuz", kernelDir + "initramfs.img"}, map[string]string{"boot/vmlinuz-6.1 x-" + strings.Repeat("ab", 32): "k\n"}, "contains white space"},
+		{"os-release name with a carriage return", nil, map[string]string{"usr/lib/os-release": "ID=x\nPRETTY_NAME=\"Evil\rlinux /evil\"\n"}, "os-release name"},
+		{"kargs.d with a newline", nil, map[string]string{"usr/lib/bootc/kargs.d/10-evil.toml": "kargs = [\"quiet\\ninitrd /evil\"]\n"}, `/usr/lib/bootc/kargs.d: kernel argument "quiet\ninitrd /evil"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newHostileEnv(t, bin)
+			files := goodTree()
+			for _, p := range c.del {
+				delete(files, p)
+			}
+			expand := strings.NewReplacer("$OUT", e.outside, "$RELOUT", e.outside[1:])
+			for p, v := range c.set {
+				files[p] = expand.Replace(v)
+			}
+			e.deployFails(e.commit(files), c.msg)
+		})
+	}
 	t.Run("version with a newline", func(t *testing.T) {
 		e := newHostileEnv(t, bin)
 		e.deployFails(e.commit(goodTree(), "--add-metadata-string=version=1.0\nlinux /evil"), `version "1.0\nlinux /evil"`)
@@ -301,12 +250,6 @@ func TestHostileTreesDeploy(t *testing.T) {
 		e := newHostileEnv(t, bin)
 		e.deployFails(e.commit(goodTree()), `kernel argument "quiet\ninitrd /evil"`, "--karg=quiet\ninitrd /evil")
 		e.deployFails(e.commit(goodTree()), `kernel argument "x\ry"`, "--karg-append=x\ry")
-	})
-	t.Run("kargs.d with a newline", func(t *testing.T) {
-		e := newHostileEnv(t, bin)
-		files := goodTree()
-		files["usr/lib/bootc/kargs.d/10-evil.toml"] = "kargs = [\"quiet\\ninitrd /evil\"]\n"
-		e.deployFails(e.commit(files), `/usr/lib/bootc/kargs.d: kernel argument "quiet\ninitrd /evil"`)
 	})
 	t.Run("admin kargs with a newline", func(t *testing.T) {
 		e := newHostileEnv(t, bin)
