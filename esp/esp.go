@@ -383,23 +383,7 @@ func sameFile(src *os.File, dst string) (bool, error) {
 		return false, err
 	}
 	defer b.Close()
-	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
-	for {
-		na, ea := io.ReadFull(src, ba)
-		nb, eb := io.ReadFull(b, bb)
-		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
-			return false, nil
-		}
-		if ea == io.EOF || ea == io.ErrUnexpectedEOF {
-			return eb == ea || eb == io.EOF || eb == io.ErrUnexpectedEOF, nil
-		}
-		if ea != nil {
-			return false, ea
-		}
-		if eb != nil {
-			return false, nil
-		}
-	}
+	return fsutil.SameContent(src, b)
 }
 
 // removeKernels removes the ESP's ostree/$os-$bootcsum directories that

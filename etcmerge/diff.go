@@ -1,16 +1,16 @@
 package etcmerge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-os/strata/fsutil"
 )
 
 // Kind of a local change.
@@ -273,23 +273,5 @@ func sameContent(a, b string) (bool, error) {
 		return false, err
 	}
 	defer fb.Close()
-	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
-	for {
-		na, ea := io.ReadFull(fa, ba)
-		nb, eb := io.ReadFull(fb, bb)
-		if !bytes.Equal(ba[:na], bb[:nb]) {
-			return false, nil
-		}
-		aEOF := ea == io.EOF || ea == io.ErrUnexpectedEOF
-		bEOF := eb == io.EOF || eb == io.ErrUnexpectedEOF
-		if ea != nil && !aEOF {
-			return false, ea
-		}
-		if eb != nil && !bEOF {
-			return false, eb
-		}
-		if aEOF || bEOF {
-			return aEOF && bEOF, nil
-		}
-	}
+	return fsutil.SameContent(fa, fb)
 }

@@ -1,6 +1,7 @@
 package fsutil
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -412,4 +413,29 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// SameContent reports whether a and b yield the same bytes up to their
+// ends, reading both in step (never more than one buffer of each); a
+// read error of either is returned.
+func SameContent(a, b io.Reader) (bool, error) {
+	ba, bb := make([]byte, 256<<10), make([]byte, 256<<10)
+	for {
+		na, ea := io.ReadFull(a, ba)
+		nb, eb := io.ReadFull(b, bb)
+		if !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		aEOF := ea == io.EOF || ea == io.ErrUnexpectedEOF
+		bEOF := eb == io.EOF || eb == io.ErrUnexpectedEOF
+		if ea != nil && !aEOF {
+			return false, ea
+		}
+		if eb != nil && !bEOF {
+			return false, eb
+		}
+		if aEOF || bEOF {
+			return aEOF && bEOF, nil
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"golang.org/x/sys/unix"
 )
@@ -248,3 +249,26 @@ func TestContextReader(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+func TestSameContent(t *testing.T) {
+	big := strings.Repeat("x", 600<<10)
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"", "", true},
+		{big, big, true},
+		{big, big[:len(big)-1] + "y", false},
+		{big, big + "z", false},
+		{big + "z", big, false},
+		{"a", "", false},
+	} {
+		if got, err := SameContent(strings.NewReader(tc.a), strings.NewReader(tc.b)); err != nil || got != tc.want {
+			t.Errorf("SameContent(%d bytes, %d bytes) = %v, %v; want %v", len(tc.a), len(tc.b), got, err, tc.want)
+		}
+	}
+	boom := errors.New("boom")
+	if _, err := SameContent(strings.NewReader("a"), io.MultiReader(strings.NewReader("a"), iotest.ErrReader(boom))); !errors.Is(err, boom) {
+		t.Errorf("read error: %v", err)
+	}
+}
