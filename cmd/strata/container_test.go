@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -42,6 +43,25 @@ func TestSwitchUpgradeStatus(t *testing.T) {
 	f.ok(repoFlag, "container", "encapsulate", "--max-layers=16", "testos/stable", "oci:"+layout+":os")
 	if out := f.ok("upgrade", s, "--os=testos", "--check"); !strings.Contains(out, "Update available.") || !strings.Contains(out, "Version: 2.0") {
 		t.Fatalf("upgrade --check:\n%s", out)
+	}
+	// A policy that rejects the image: no deployment, no ref, no object of
+	// the new image, and the sentinel outside the sysroot untouched.
+	sentinel := filepath.Join(filepath.Dir(f.sysroot), "sentinel")
+	os.WriteFile(sentinel, []byte("untouched"), 0o644)
+	reject := filepath.Join(t.TempDir(), "policy.json")
+	os.WriteFile(reject, []byte(`{"default":[{"type":"reject"}]}`), 0o644)
+	deploysBefore, _ := filepath.Glob(filepath.Join(f.sysroot, "ostree/deploy/testos/deploy/*"))
+	refsBefore := f.ok(repoFlag, "refs")
+	f.fail("rejected by the signature policy", "upgrade", s, "--os=testos", "--policy="+reject)
+	f.fail("rejected by the signature policy", "switch", s, "--os=testos", "--transport=oci", "--policy="+reject, layout+":os")
+	if deploys, _ := filepath.Glob(filepath.Join(f.sysroot, "ostree/deploy/testos/deploy/*")); strings.Join(deploys, " ") != strings.Join(deploysBefore, " ") {
+		t.Fatalf("a rejected image changed the deployments: %v, was %v", deploys, deploysBefore)
+	}
+	if refs := f.ok(repoFlag, "refs"); refs != refsBefore {
+		t.Fatalf("a rejected image changed the refs:\n%s\nwas:\n%s", refs, refsBefore)
+	}
+	if b, _ := os.ReadFile(sentinel); string(b) != "untouched" {
+		t.Fatal("the sentinel outside the sysroot changed")
 	}
 	out = f.ok("upgrade", s, "--os=testos")
 	m := regexp.MustCompile(`Layers: (\d+) fetched \(\d+ bytes\), (\d+) already present`).FindStringSubmatch(out)
