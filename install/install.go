@@ -494,6 +494,27 @@ func writeLoaderConf(espDir string) error {
 	return fsutil.WriteFile(filepath.Join(dir, "loader.conf"), []byte("timeout 0\neditor no\nauto-entries no\nauto-firmware no\n"), 0o644)
 }
 
+// maxLoaderFile bounds a boot loader file or fstab read from an image.
+const maxLoaderFile = 64 << 20
+
+// readInDeployment reads the regular file rel of the deployment at dpath,
+// resolved inside it (fsutil.OpenRegularInRoot): the image's files are
+// untrusted, and a symlink in it to an absolute path must not read the
+// host's file, a FIFO must not block the install.
+func readInDeployment(dpath, rel string) ([]byte, error) {
+	fd, err := unix.Open(dpath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dpath, Err: err}
+	}
+	defer unix.Close(fd)
+	f, err := fsutil.OpenRegularInRoot(fd, rel)
+	if err != nil {
+		return nil, fmt.Errorf("image's /%s: %w", rel, err)
+	}
+	defer f.Close()
+	return fsutil.ReadAllLimit(f, maxLoaderFile)
+}
+
 // loaderFile returns the deployment's copy of rel, else the host's.
 func loaderFile(dpath, rel string, w progress.Warner, what string) (string, string, error) {
 	p := filepath.Join(dpath, rel)
@@ -515,9 +536,14 @@ func installSystemdBoot(dpath, espDir string, w progress.Warner) (string, error)
 	if err != nil {
 		return "", err
 	}
-	data, err := os.ReadFile(src)
+	var data []byte
+	if from == "image" {
+		data, err = readInDeployment(dpath, systemdBootEFI)
+	} else {
+		data, err = fsutil.ReadFileLimit(src, maxLoaderFile)
+	}
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("systemd-boot: %w", err)
 	}
 	for _, dst := range []string{"EFI/BOOT/BOOTX64.EFI", "EFI/systemd/systemd-bootx64.efi"} {
 		p := filepath.Join(espDir, dst)
@@ -691,7 +717,7 @@ func readTable(ctx context.Context, disk string) ([]partition, error) {
 // change: later deployments keep it through the /etc merge).
 func appendFstab(dpath, line string) error {
 	p := filepath.Join(dpath, "etc/fstab")
-	old, err := os.ReadFile(p)
+	old, err := readInDeployment(dpath, "etc/fstab")
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

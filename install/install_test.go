@@ -265,3 +265,67 @@ func TestToDiskRefusesFIFO(t *testing.T) {
 		t.Errorf("fifo %v %v", st, err)
 	}
 }
+
+// TestImageFilesReadInside: the image's systemd-boot binary and
+// /etc/fstab, planted as symlinks to a sentinel outside the deployment
+// (absolute and relative) or as a FIFO, are not read from outside: a
+// symlink resolves inside the deployment (systemd-boot: missing, an error
+// naming it; fstab: missing, so it is just the new line), a FIFO is an
+// error naming it, nothing blocks, the ESP holds no loader and the
+// sentinel is unchanged.
+func TestImageFilesReadInside(t *testing.T) {
+	outside := t.TempDir()
+	sentinel := filepath.Join(outside, "secret")
+	must(t, os.WriteFile(sentinel, []byte("host secret"), 0o600))
+	for _, tc := range []struct {
+		name  string
+		plant func(p string) error
+	}{
+		{"absolute symlink", func(p string) error { return os.Symlink(sentinel, p) }},
+		{"relative symlink", func(p string) error {
+			rel, err := filepath.Rel(filepath.Dir(p), sentinel)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(rel, p)
+		}},
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o644) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dpath, espDir := t.TempDir(), t.TempDir()
+			for _, rel := range []string{systemdBootEFI, "etc/fstab"} {
+				p := filepath.Join(dpath, rel)
+				must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+				must(t, tc.plant(p))
+			}
+			done := make(chan [2]error, 1)
+			go func() {
+				_, e1 := installSystemdBoot(dpath, espDir, nil)
+				done <- [2]error{e1, appendFstab(dpath, "UUID=x /boot/efi vfat defaults 0 2\n")}
+			}()
+			select {
+			case errs := <-done:
+				if errs[0] == nil || !strings.Contains(errs[0].Error(), systemdBootEFI) {
+					t.Errorf("systemd-boot: %v, want an error naming it", errs[0])
+				}
+				// A symlink resolves inside the deployment, where its
+				// target does not exist: fstab is then just the new line.
+				if tc.name == "fifo" {
+					if errs[1] == nil || !strings.Contains(errs[1].Error(), "etc/fstab") {
+						t.Errorf("fstab: %v, want an error naming it", errs[1])
+					}
+				} else if data, err := os.ReadFile(filepath.Join(dpath, "etc/fstab")); errs[1] != nil || err != nil || string(data) != "UUID=x /boot/efi vfat defaults 0 2\n" {
+					t.Errorf("fstab %q %v %v", data, errs[1], err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("blocked")
+			}
+			if des, _ := os.ReadDir(espDir); len(des) != 0 {
+				t.Errorf("ESP holds %v", des)
+			}
+			if data, _ := os.ReadFile(sentinel); string(data) != "host secret" {
+				t.Errorf("sentinel %q", data)
+			}
+		})
+	}
+}
