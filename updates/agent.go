@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fsutil"
 )
 
@@ -145,10 +146,14 @@ type Agent struct {
 // DefaultStatePath is where the agent keeps its state.
 const DefaultStatePath = "/var/lib/strata/updates/state.json"
 
-// LoadState reads a state file; a missing one is an empty state.
+// maxStateSize bounds the state file (a few hundred bytes in practice).
+const maxStateSize = 1 << 20
+
+// LoadState reads a state file; a missing one is an empty state, one
+// that is not JSON is ErrCorrupt.
 func LoadState(path string) (*State, error) {
 	st := &State{}
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFileLimit(path, maxStateSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
 	}
@@ -156,7 +161,7 @@ func LoadState(path string) (*State, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(b, st); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%w: %s: %v", errdefs.ErrCorrupt, path, err)
 	}
 	return st, nil
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fleetlock"
+	"github.com/strata-os/strata/fsutil"
 )
 
 // Strategies.
@@ -80,6 +81,9 @@ type fragment struct {
 	} `toml:"updates"`
 }
 
+// maxConfigSize bounds one fragment (a few hundred bytes in practice).
+const maxConfigSize = 1 << 20
+
 // LoadConfig reads every *.toml file of dirs, as Zincati's fragments:
 // files are ordered by name, a name in a later directory replaces the
 // same name in an earlier one, a symlink to /dev/null removes it, and
@@ -113,7 +117,7 @@ func LoadConfig(dirs []string) (*Config, error) {
 		if t, err := os.Readlink(p); err == nil && t == "/dev/null" {
 			continue
 		}
-		b, err := os.ReadFile(p)
+		b, err := fsutil.ReadFileLimit(p, maxConfigSize)
 		if err != nil {
 			return nil, err
 		}
