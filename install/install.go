@@ -603,10 +603,13 @@ func installGRUB(ctx context.Context, root, dpath string, o FSOptions, w progres
 		if !de.Type().IsRegular() || !(strings.HasSuffix(n, ".mod") || strings.HasSuffix(n, ".lst")) {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(mods, n))
+		data, err := fsutil.ReadFileLimit(filepath.Join(mods, n), maxLoaderFile)
 		if err != nil {
 			return "", err
 		}
+		// Not fsutil.WriteFile: a fresh filesystem of ToDisk (GRUB
+		// needs its disk), synced whole (unix.Sync) before the unmount
+		// that ends the install; a failed install is refused whole.
 		if err := os.WriteFile(filepath.Join(mdir, n), data, 0o644); err != nil {
 			return "", err
 		}
@@ -629,9 +632,14 @@ func installGRUB(ctx context.Context, root, dpath string, o FSOptions, w progres
 	if err != nil {
 		return "", err
 	}
-	bootImg, err := os.ReadFile(filepath.Join(mods, "boot.img"))
+	var bootImg []byte
+	if from == "image" {
+		bootImg, err = readInDeployment(dpath, grubPCDir+"/boot.img")
+	} else {
+		bootImg, err = fsutil.ReadFileLimit(filepath.Join(mods, "boot.img"), maxLoaderFile)
+	}
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("GRUB: %w", err)
 	}
 	if err := placeGRUB(o.grubDisk, bootImg, coreImg, o.grubCoreLBA, o.grubCoreSectors); err != nil {
 		return "", err
