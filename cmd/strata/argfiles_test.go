@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,4 +90,38 @@ func TestRemoteAddBadKeys(t *testing.T) {
 			t.Errorf("%s: keyring written (%v)", name, err)
 		}
 	}
+}
+
+// TestGPGImportStdinBounded: keys on standard input are read up to the
+// key file limit (remote gpg-import --stdin read without one): more is
+// refused with one line, and the remote keeps no keyring.
+func TestGPGImportStdinBounded(t *testing.T) {
+	bin := buildCLI(t)
+	r := filepath.Join(t.TempDir(), "repo")
+	for _, args := range [][]string{{"init", "--mode=archive"}, {"remote", "add", "--no-gpg-verify", "o", "http://127.0.0.1:1/"}} {
+		if out, err := runOut(t, bin, append([]string{"--repo=" + r}, args...)...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	for _, args := range [][]string{
+		{"remote", "gpg-import", "o", "--stdin"},
+		{"remote", "add", "--gpg-import", "-", "p", "http://127.0.0.1:1/"},
+	} {
+		cmd := exec.Command(bin, append([]string{"--repo=" + r}, args...)...)
+		cmd.Stdin = io.LimitReader(zeros{}, maxKeyringSize+1)
+		out, err := cmd.CombinedOutput()
+		if err == nil || strings.Count(string(out), "\n") != 1 || !strings.Contains(string(out), "standard input: larger than allowed") {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(r, "*.trustedkeys.gpg")); len(m) != 0 {
+		t.Errorf("keyrings written: %v", m)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

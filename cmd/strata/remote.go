@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -123,9 +122,7 @@ func newRemoteAddCmd() *cobra.Command {
 			switch gpgImport {
 			case "":
 			case "-":
-				if keys, err = io.ReadAll(io.LimitReader(os.Stdin, maxKeyringSize+1)); err == nil && len(keys) > maxKeyringSize {
-					err = fmt.Errorf("standard input: %w (%d bytes)", fsutil.ErrTooLarge, maxKeyringSize)
-				}
+				keys, err = readStdinKeys(cmd.InOrStdin())
 			default:
 				keys, err = fsutil.ReadFileLimit(gpgImport, maxKeyringSize)
 			}
@@ -185,6 +182,19 @@ func importRemoteKeys(cfg *remote.Config, rm *remote.Remote, srcs [][]byte, keyI
 		ring, total = merged, total+n
 	}
 	return total, cfg.WriteKeyring(rm, ring)
+}
+
+// readStdinKeys reads keys from standard input, at most maxKeyringSize
+// bytes, as a key file is read.
+func readStdinKeys(in io.Reader) ([]byte, error) {
+	keys, err := io.ReadAll(io.LimitReader(in, maxKeyringSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("standard input: %w", err)
+	}
+	if len(keys) > maxKeyringSize {
+		return nil, fmt.Errorf("standard input: %w (%d bytes)", fsutil.ErrTooLarge, maxKeyringSize)
+	}
+	return keys, nil
 }
 
 // printImported prints ostree's line after a GPG key import.
@@ -378,9 +388,9 @@ those keys (8- or 16-digit IDs or fingerprints).`,
 				srcs = append(srcs, data)
 			}
 			if stdin {
-				data, err := io.ReadAll(cmd.InOrStdin())
+				data, err := readStdinKeys(cmd.InOrStdin())
 				if err != nil {
-					return fmt.Errorf("gpg-import: standard input: %w", err)
+					return fmt.Errorf("gpg-import: %w", err)
 				}
 				srcs = append(srcs, data)
 			}
