@@ -72,18 +72,7 @@ func Sign(ctx context.Context, ref ImageRef, key *ecdsa.PrivateKey) (string, err
 	if err != nil {
 		return "", err
 	}
-	var p struct {
-		Critical struct {
-			Identity struct {
-				DockerReference string `json:"docker-reference"`
-			} `json:"identity"`
-			Image struct {
-				DockerManifestDigest string `json:"docker-manifest-digest"`
-			} `json:"image"`
-			Type string `json:"type"`
-		} `json:"critical"`
-		Optional map[string]string `json:"optional"`
-	}
+	var p imgpolicy.Payload
 	p.Critical.Identity.DockerReference = dockerReference(ref.Name)
 	p.Critical.Image.DockerManifestDigest = rs.ManifestDigest
 	p.Critical.Type = imgpolicy.SigstorePayloadType

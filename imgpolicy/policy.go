@@ -218,8 +218,9 @@ func Check(rs []Requirement, img Image, sigs Signatures) error {
 	return nil
 }
 
-// payload is the JSON both signature formats sign.
-type payload struct {
+// Payload is the JSON both signature formats sign (what a signer
+// marshals and checkPayload reads).
+type Payload struct {
 	Critical struct {
 		Identity struct {
 			DockerReference string `json:"docker-reference"`
@@ -229,11 +230,12 @@ type payload struct {
 		} `json:"image"`
 		Type string `json:"type"`
 	} `json:"critical"`
+	Optional map[string]any `json:"optional"`
 }
 
 // checkPayload checks what a verified payload says against img.
 func checkPayload(data []byte, wantType string, r Requirement, img Image) error {
-	var p payload
+	var p Payload
 	if err := json.Unmarshal(data, &p); err != nil {
 		return fmt.Errorf("signature payload: %w", err)
 	}
