@@ -340,7 +340,14 @@ func benchOp(ctx context.Context, cfg *config, e *env, o op, ostree, strata bina
 			if i < cfg.warmup {
 				label = "warm-up"
 			}
-			s.runOnce(ctx, cfg, e, o, label, i >= cfg.warmup, i == total-1, "")
+			kind := measured
+			switch {
+			case i < cfg.warmup:
+				kind = warmUp
+			case i == total-1:
+				kind = lastMeasured
+			}
+			s.runOnce(ctx, cfg, e, o, label, kind, "")
 		}
 	}
 	if cfg.cpuprofile != "" && !sides[1].failed && ctx.Err() == nil {
@@ -348,7 +355,7 @@ func benchOp(ctx context.Context, cfg *config, e *env, o op, ostree, strata bina
 		if err := os.MkdirAll(cfg.cpuprofile, 0o755); err != nil {
 			logf("%s", err)
 		} else {
-			sides[1].runOnce(ctx, cfg, e, o, "profile "+prof, false, false, prof)
+			sides[1].runOnce(ctx, cfg, e, o, "profile "+prof, warmUp, prof)
 		}
 	}
 	for _, s := range sides {
@@ -366,10 +373,19 @@ func (s *sideState) fail(err error) {
 	}
 }
 
+// runKind says what runOnce keeps of a run.
+type runKind int
+
+const (
+	warmUp       runKind = iota // nothing (a warm-up or profiling run)
+	measured                    // its sample
+	lastMeasured                // its sample and its result
+)
+
 // runOnce prepares, times and cleans up one run; measured runs are kept
 // as samples, the last one's result is kept, and a non-empty profile runs
 // the binary with STRATA_CPUPROFILE=profile.
-func (s *sideState) runOnce(ctx context.Context, cfg *config, e *env, o op, label string, measured, last bool, profile string) {
+func (s *sideState) runOnce(ctx context.Context, cfg *config, e *env, o op, label string, kind runKind, profile string) {
 	t, err := o.Prepare(ctx, e, s.bin)
 	if err != nil {
 		s.fail(fmt.Errorf("preparing: %w", err))
@@ -398,10 +414,10 @@ func (s *sideState) runOnce(ctx context.Context, cfg *config, e *env, o op, labe
 	}
 	logf("%s %s %s (%s): %.3fs, %.1f MiB%s", e.name, o.Name, s.bin.Name, label,
 		smp.Wall.Seconds(), float64(smp.MaxRSSKiB)/1024, countersText(smp.Counters))
-	if measured {
+	if kind != warmUp {
 		s.samples = append(s.samples, smp)
 	}
-	if last && t.Result != nil {
+	if kind == lastMeasured && t.Result != nil {
 		tok, err := t.Result(stdout)
 		if err != nil {
 			s.res.Result = "error: " + err.Error()
