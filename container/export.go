@@ -238,7 +238,7 @@ func writeIndex(dir string, m Descriptor, tag string) error {
 		MediaType     string       `json:"mediaType,omitempty"`
 		Manifests     []Descriptor `json:"manifests"`
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	data, err := fsutil.ReadFileLimit(filepath.Join(dir, "index.json"), MaxManifestSize)
 	if err == nil {
 		if err := json.Unmarshal(data, &idx); err != nil {
 			return fmt.Errorf("%w: %s/index.json: %w", errdefs.ErrInvalid, dir, err)
