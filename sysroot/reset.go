@@ -106,6 +106,12 @@ func (s *Sysroot) ResetCleanup(ctx context.Context, osname string) (string, erro
 	if old == "" || old == osname {
 		return "", nil
 	}
+	// The name comes from an origin file and is removed as a directory
+	// under ostree/deploy: "..", a path or anything no stateroot can be
+	// named would remove something else.
+	if ValidateOSName(old) != nil {
+		return "", fmt.Errorf("%w: %s's origin: %s=%q is no stateroot name", ErrCorrupt, keep.OS, ResetFromKey, old)
+	}
 	if s.booted != nil && s.booted.OS == old {
 		return "", fmt.Errorf("%w: the booted deployment is in stateroot %s", ErrInvalid, old)
 	}
