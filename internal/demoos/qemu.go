@@ -62,8 +62,12 @@ func MountImage(img, dir string) (func() error, error) {
 type QEMU struct {
 	Kernel, Initrd, Append string
 	Disks                  []string
-	Timeout                time.Duration // default 3 minutes
-	MemoryMB               int           // default 512
+	// ReadOnlyDisks are attached after Disks, read-only (shared update
+	// media). A disk whose name ends in .qcow2 is attached as qcow2 (an
+	// overlay of a booted-once image), any other as raw.
+	ReadOnlyDisks []string
+	Timeout       time.Duration // default 3 minutes
+	MemoryMB      int           // default 512
 	// Cut, when set, cuts the power: QEMU is killed Cut.Delay after the
 	// console first prints a line containing Cut.Marker.
 	Cut *PowerCut
@@ -121,7 +125,10 @@ func (q *QEMU) Run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("qemu: unknown firmware %q", q.Firmware)
 	}
 	for _, d := range q.Disks {
-		args = append(args, "-drive", "file="+d+",format=raw,if=virtio,cache=writeback")
+		args = append(args, "-drive", "file="+d+",format="+diskFormat(d)+",if=virtio,cache=writeback")
+	}
+	for _, d := range q.ReadOnlyDisks {
+		args = append(args, "-drive", "file="+d+",format="+diskFormat(d)+",if=virtio,readonly=on")
 	}
 	timeout := q.Timeout
 	if timeout == 0 {
@@ -197,6 +204,13 @@ func (q *QEMU) Run(ctx context.Context) (*Result, error) {
 		return res, fmt.Errorf("qemu: %w", werr)
 	}
 	return res, nil
+}
+
+func diskFormat(path string) string {
+	if strings.HasSuffix(path, ".qcow2") {
+		return "qcow2"
+	}
+	return "raw"
 }
 
 // Mark returns when the first console line starting with "STRATA-" and
