@@ -1,6 +1,7 @@
 package container
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -47,7 +49,8 @@ type EncapsulateResult struct {
 // with labels ostree.commit, ostree.final-diffid, containers.bootc=1,
 // ostree.bootable=true and the commit's version. Same commit and options,
 // same bytes, same manifest digest. dest is an oci: layout (written in
-// place, tag replaced) or a registry (pushed).
+// place, tag replaced), an oci-archive: file (replaced, holding only this
+// image) or a registry (pushed).
 func Encapsulate(ctx context.Context, r *repo.Repo, c objects.Checksum, dest ImageRef, o EncapsulateOptions) (*EncapsulateResult, error) {
 	maxLayers := o.MaxLayers
 	if maxLayers == 0 {
@@ -68,18 +71,27 @@ func Encapsulate(ctx context.Context, r *repo.Repo, c objects.Checksum, dest Ima
 		if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 			return nil, err
 		}
-	case Registry:
-		tmp, err := os.MkdirTemp("", "strata-encapsulate-")
+	case Registry, OCIArchive:
+		// A registry gets the image pushed from a private layout; an
+		// archive is that layout tarred, the layout made beside the
+		// archive (its blobs are the size of the image).
+		tmpBase, archive := "", ""
+		tag = "latest"
+		if dest.Transport == OCIArchive {
+			archive, tag = dest.PathTag()
+			tmpBase = filepath.Dir(archive)
+		}
+		tmp, err := os.MkdirTemp(tmpBase, ".strata-encapsulate-")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(tmp)
-		dir, tag = tmp, "latest"
+		dir = tmp
 		if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("%w: encapsulate writes to oci: or registry:, not %s", errdefs.ErrInvalid, dest.Transport)
+		return nil, fmt.Errorf("%w: encapsulate writes to oci:, oci-archive: or registry:, not %s", errdefs.ErrInvalid, dest.Transport)
 	}
 	created := time.Unix(int64(co.Timestamp), 0).UTC().Format(time.RFC3339)
 	var layers []Descriptor
@@ -162,12 +174,75 @@ func Encapsulate(ctx context.Context, r *repo.Repo, c objects.Checksum, dest Ima
 		return nil, err
 	}
 	res := &EncapsulateResult{ManifestDigest: manDesc.Digest, Layers: len(layers)}
-	if dest.Transport == Registry {
+	switch dest.Transport {
+	case Registry:
 		if err := push(ctx, dir, manDesc, dest); err != nil {
+			return nil, err
+		}
+	case OCIArchive:
+		file, _ := dest.PathTag()
+		if err := writeArchive(ctx, dir, file); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
+}
+
+// writeArchive durably replaces file with a tar of the OCI layout dir, as
+// skopeo's oci-archive transport reads it: the directories blobs/ and
+// blobs/sha256/, the blobs in name order, index.json and oci-layout;
+// owner 0, mode 0644 (0755 for directories), mtime 0, so the same layout
+// gives the same bytes.
+func writeArchive(ctx context.Context, dir, file string) error {
+	blobs, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	if err != nil {
+		return err
+	}
+	names := []string{}
+	for _, b := range blobs {
+		if b.Type().IsRegular() && !strings.HasPrefix(b.Name(), ".") {
+			names = append(names, "blobs/sha256/"+b.Name())
+		}
+	}
+	sort.Strings(names)
+	names = append(names, "index.json", "oci-layout")
+	epoch := time.Unix(0, 0)
+	return fsutil.WriteFileFunc(file, 0o644, func(w io.Writer) error {
+		tw := tar.NewWriter(w)
+		for _, d := range []string{"blobs/", "blobs/sha256/"} {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
+				return err
+			}
+		}
+		for _, n := range names {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := addArchiveFile(tw, filepath.Join(dir, n), n, epoch); err != nil {
+				return err
+			}
+		}
+		return tw.Close()
+	})
+}
+
+func addArchiveFile(tw *tar.Writer, path, name string, mtime time.Time) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: st.Size(), Mode: 0o644, ModTime: mtime}); err != nil {
+		return err
+	}
+	if _, err := io.Copy(tw, f); err != nil {
+		return fmt.Errorf("archiving %s: %w", name, err)
+	}
+	return nil
 }
 
 // writeLayer writes one chunk as a gzip layer blob, hashing the tar (its

@@ -171,6 +171,70 @@ func TestEncapsulateRoundTripRegistry(t *testing.T) {
 	}
 }
 
+// TestEncapsulateOCIArchive exports a commit to oci-archive: twice (same
+// bytes, same digest as the oci: export), skopeo reads and copies it, and
+// a pull from the archive imports the very commit.
+func TestEncapsulateOCIArchive(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	makeTree(t, tree)
+	os.Rename(filepath.Join(tree, "etc"), filepath.Join(tree, "usr/etc"))
+	src := filepath.Join(dir, "src")
+	run(t, "ostree", "--repo="+src, "init", "--mode=archive")
+	run(t, "ostree", "--repo="+src, "commit", "-b", "os", "--tree=dir="+tree, "--add-metadata-string=version=1.0", "--timestamp=2026-01-01T00:00:00Z", "-s", "v1")
+	want := strings.TrimSpace(run(t, "ostree", "--repo="+src, "rev-parse", "os"))
+	r, err := repo.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := objects.ParseChecksum(want)
+	layoutRes, err := Encapsulate(ctx, r, c, ImageRef{OCIDir, filepath.Join(dir, "layout") + ":v1"}, EncapsulateOptions{MaxLayers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var archives [][]byte
+	for _, name := range []string{"a.tar", "b.tar"} {
+		res, err := Encapsulate(ctx, r, c, ImageRef{OCIArchive, filepath.Join(dir, name) + ":v1"}, EncapsulateOptions{MaxLayers: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ManifestDigest != layoutRes.ManifestDigest {
+			t.Fatalf("archive digest %s, layout %s", res.ManifestDigest, layoutRes.ManifestDigest)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		archives = append(archives, b)
+	}
+	if !bytes.Equal(archives[0], archives[1]) {
+		t.Fatal("two exports of one commit are different archives")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".strata-encapsulate-*")); len(left) != 0 {
+		t.Errorf("temporary layouts left: %v", left)
+	}
+	arch := "oci-archive:" + filepath.Join(dir, "a.tar") + ":v1"
+	if out := run(t, "skopeo", "inspect", arch); !strings.Contains(out, layoutRes.ManifestDigest) || !strings.Contains(out, `"ostree.commit": "`+want+`"`) {
+		t.Errorf("skopeo inspect %s:\n%s", arch, out)
+	}
+	run(t, "skopeo", "copy", arch, "oci:"+filepath.Join(dir, "skopeo")+":v1")
+	dst := filepath.Join(dir, "dst")
+	run(t, "ostree", "--repo="+dst, "init", "--mode=bare-user")
+	d, err := repo.Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := Pull(ctx, d, ImageRef{OCIArchive, filepath.Join(dir, "a.tar") + ":v1"}, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.BaseCommit.String() != want || pr.ManifestDigest != layoutRes.ManifestDigest {
+		t.Fatalf("pulled %s (%s), want %s (%s)", pr.BaseCommit, pr.ManifestDigest, want, layoutRes.ManifestDigest)
+	}
+	run(t, "ostree", "--repo="+dst, "fsck")
+}
+
 // TestBuildahUmociImages imports plain images built by buildah (a RUN
 // layer with a whiteout) and umoci.
 func TestBuildahUmociImages(t *testing.T) {

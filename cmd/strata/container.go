@@ -297,14 +297,15 @@ func newEncapsulateCmd() *cobra.Command {
 	var labels map[string]string
 	cmd := &cobra.Command{
 		Use:   "encapsulate REV IMGREF",
-		Short: "Export a commit as a chunked, reproducible container image (oci: or registry:)",
+		Short: "Export a commit as a chunked, reproducible container image (oci:, oci-archive: or registry:)",
 		Long: `Export commit REV as an image in ostree-ext's encapsulated format: the commit
 layer, then up to --max-layers-1 chunks of content objects, grouped by directory
 so that an update touching few files changes few layers; the same commit always
 gives the same manifest digest. Labels: ostree.commit, ostree.final-diffid,
 containers.bootc=1, ostree.bootable=true, the commit's version. IMGREF is
-oci:DIR[:TAG] or registry:HOST/NAME:TAG. Not supported yet: oci-archive: output,
-zstd layers, reusing a previous image's layout beyond the stable grouping.`,
+oci:DIR[:TAG], oci-archive:FILE[:TAG] (the file is replaced and holds only this
+image) or registry:HOST/NAME:TAG. Not supported yet: zstd layers, reusing a
+previous image's layout beyond the stable grouping.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dest, err := container.ParseImageRef(args[1])
