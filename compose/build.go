@@ -22,6 +22,7 @@ import (
 
 	"github.com/strata-os/strata/checkout"
 	"github.com/strata-os/strata/commit"
+	"github.com/strata-os/strata/container"
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/gvariant"
 	"github.com/strata-os/strata/objects"
@@ -50,8 +51,21 @@ type Options struct {
 	// NoBaseCache neither reads nor writes the base cache: mmdebstrap
 	// always runs (reproducibility checks).
 	NoBaseCache bool
-	Progress    progress.Reporter
-	Warner      progress.Warner
+	// Pull tunes the pull of a [base] image: its Policy (nil: images are
+	// taken unverified), RegistriesD, Jobs, Retries. Its Reporter is
+	// Progress.
+	Pull container.PullOptions
+	// OCI, when its Transport is set, is where the commit is exported
+	// after it was written, as an encapsulated image (oci:, oci-archive:
+	// or a registry); OCIMaxLayers bounds its layers (default 64).
+	OCI          container.ImageRef
+	OCIMaxLayers int
+	Progress     progress.Reporter
+	Warner       progress.Warner
+
+	// baseImageDigest is the manifest digest of the [base] image, set by
+	// Build for commitTree.
+	baseImageDigest string
 }
 
 func (o *Options) defaults() error {
@@ -83,7 +97,12 @@ type Result struct {
 	Bytes       int64
 	Kernels     []string
 	LockWritten bool // the spec had no lock: Build resolved and wrote one
-	Duration    time.Duration
+	// BaseImageDigest is the manifest digest of the [base] image ("" for
+	// another base), recorded in the commit as MetaBaseImageDigest.
+	BaseImageDigest string
+	// Image is the export to Options.OCI (nil without one).
+	Image    *container.EncapsulateResult
+	Duration time.Duration
 }
 
 // Summary is the one-line report of a build: ref, packages, files, size,
@@ -275,6 +294,11 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 	if _, err := repo.RefPath(res.Branch); err != nil {
 		return nil, err
 	}
+	switch o.OCI.Transport {
+	case "", container.OCIDir, container.OCIArchive, container.Registry:
+	default:
+		return nil, fmt.Errorf("--oci %s: want oci:DIR[:TAG], oci-archive:FILE[:TAG] or registry:NAME: %w", o.OCI, errdefs.ErrInvalid)
+	}
 	bin, err := strataBinary(&o)
 	if err != nil {
 		return nil, err
@@ -290,6 +314,14 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 	var epoch int64
 	var lock *Lock
 	switch {
+	case s.Base.Image != "":
+		if res.BaseImageDigest, epoch, err = imageBase(ctx, s, &o, work, root, bin); err != nil {
+			return nil, err
+		}
+		o.baseImageDigest = res.BaseImageDigest
+		if res.Packages, err = countInstalled(root); err != nil {
+			return nil, err
+		}
 	case s.Base.Ref != "":
 		o.Progress.Phase("unpack", "files", 0)
 		base, err := o.Repo.ResolveRev(s.Base.Ref)
@@ -307,6 +339,9 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 		o.Progress.Done()
 		if err != nil {
 			return nil, err
+		}
+		if err := checkBaseTree(root); err != nil {
+			return nil, fmt.Errorf("%s: [base] ref %q: %w", s.Path, s.Base.Ref, err)
 		}
 		if err := unlayout(root); err != nil {
 			return nil, err
@@ -405,8 +440,24 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 		return nil, err
 	}
 	res.Commit = csum
+	if o.OCI.Transport != "" {
+		o.Progress.Phase("export", "steps", 0)
+		res.Image, err = container.Encapsulate(ctx, o.Repo, csum, o.OCI, container.EncapsulateOptions{MaxLayers: o.OCIMaxLayers, Labels: exportLabels(&o)})
+		o.Progress.Done()
+		if err != nil {
+			return nil, fmt.Errorf("commit %s is on %s; exporting it to %s: %w", csum, res.Branch, o.OCI, err)
+		}
+	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// exportLabels are the labels an --oci export adds to encapsulate's own.
+func exportLabels(o *Options) map[string]string {
+	if o.baseImageDigest == "" {
+		return nil
+	}
+	return map[string]string{MetaBaseImageDigest: o.baseImageDigest}
 }
 
 // buildLocked runs mmdebstrap against a local repository of exactly the
@@ -545,6 +596,9 @@ func commitTree(ctx context.Context, s *Spec, o *Options, branch, root string, e
 	str := gvariant.MustParseType("s")
 	if s.OS.Version != "" {
 		md.Set("version", gvariant.Variant{Type: str, Value: s.OS.Version})
+	}
+	if o.baseImageDigest != "" {
+		md.Set(MetaBaseImageDigest, gvariant.Variant{Type: str, Value: o.baseImageDigest})
 	}
 	// Bootable as `ostree commit --bootable` marks it (same keys, values
 	// and order), with the kernel found as ostree finds it.

@@ -239,7 +239,12 @@ func (s *Spec) validate() error {
 			return s.errAt("base", "a ref base takes no variant, packages, components or mirror")
 		}
 	case b.Image != "":
-		return s.errAt("base.image", "OCI images as a base are not supported yet")
+		if b.Variant != "" || len(b.Packages) > 0 || len(b.Components) > 0 || b.Mirror != "" {
+			return s.errAt("base", "an image base takes no variant, packages, components or mirror")
+		}
+		if _, err := s.baseImageRef(); err != nil {
+			return s.errAt("base.image", "%v", err)
+		}
 	}
 	for i, p := range b.Packages {
 		if !pkgRe.MatchString(p) {

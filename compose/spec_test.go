@@ -49,7 +49,7 @@ func TestSpecErrorsNameFileLineKey(t *testing.T) {
 		{"two bases", base + "ref = \"a\"\n", "spec.toml:4: base: give exactly one"},
 		{"no name", "[os]\nversion = \"1\"\n", "spec.toml:1: os.name: required"},
 		{"bad unit", base + "[units]\nenable = [\"foo\"]\n", "spec.toml:7: units.enable:"},
-		{"oci", "[os]\nname = \"x\"\n[base]\nimage = \"oci:/x\"\n", "spec.toml:4: base.image: OCI images as a base are not supported yet"},
+		{"image transport", "[os]\nname = \"x\"\n[base]\nimage = \"containers-storage:x\"\n", "spec.toml:4: base.image: "},
 		{"syntax", "[os\nname = \"x\"\n", "spec.toml:1:"},
 		// Hostile values: each would escape the tree or inject a line
 		// or field into passwd, group, sysusers.d, tmpfiles.d or kargs.d.

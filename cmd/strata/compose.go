@@ -6,6 +6,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-os/strata/compose"
+	"github.com/strata-os/strata/container"
+	"github.com/strata-os/strata/imgpolicy"
 )
 
 func init() { rootCmd.AddCommand(newComposeCmd()) }
@@ -13,7 +15,7 @@ func init() { rootCmd.AddCommand(newComposeCmd()) }
 func newComposeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compose",
-		Short: "Build a bootable commit from one TOML spec (Debian via mmdebstrap)",
+		Short: "Build a bootable commit from one TOML spec (Debian via mmdebstrap, a ref or an OCI image)",
 		Long: `Build a bootable, reproducible OSTree commit from one TOML spec: a Debian base
 made by mmdebstrap from locked packages (or an existing ref), the spec's files,
 users, groups, units and kernel arguments, laid out for an image-based boot
@@ -25,16 +27,20 @@ Packages are cached in $STRATA_CACHE (default .cache). The mirror is the one
 of apt's configuration on this machine (/etc/apt/sources.list*), unless the
 spec's [base] mirror names one.
 
-Not supported yet: an OCI image as the base (image = "oci:..."), --oci export,
-adding packages on top of a ref base.`,
+The base is one of: Debian packages (suite), an existing ref, or an OCI image
+(image = "oci:DIR[:TAG]", "oci-archive:FILE[:TAG]" or "docker://HOST/NAME..."),
+whose merged layers are the tree the spec is applied to.
+
+Not supported yet: adding packages on top of a ref or image base.`,
 	}
 	cmd.AddCommand(newComposeBuildCmd(), newComposeLockCmd())
 	return cmd
 }
 
 func newComposeBuildCmd() *cobra.Command {
-	var branch, strataBin, cacheDir string
+	var branch, strataBin, cacheDir, oci, policy, registriesD string
 	var keep, noBaseCache bool
+	var maxLayers int
 	cmd := &cobra.Command{
 		Use:   "build SPEC.toml",
 		Short: "Compose SPEC.toml into a commit (writes SPEC.lock first when there is none)",
@@ -49,13 +55,44 @@ The tree mmdebstrap makes from a lock is cached ($STRATA_CACHE/base-repo): a
 rebuild with the same lock (only files, users, units or kernel arguments
 changed) skips mmdebstrap; --no-base-cache always runs it.
 
+An image base (image = "oci:DIR[:TAG]", "oci-archive:FILE[:TAG]", relative to
+the spec, or "docker://HOST/NAME:TAG|@sha256:..."; anonymous, plain HTTP for
+127.0.0.1, localhost and private addresses) is pulled into the base cache as
+'container image pull' does (only missing layers; every blob verified; the
+signature policy of --policy, else /etc/containers/policy.json when present,
+asked first), its merged tree checked out and the spec applied. The commit's
+timestamp is the image's created time (unless [os] source-date-epoch), its
+metadata records the image's manifest digest as
+org.opencontainers.image.base.digest: the same image digest and spec give the
+same commit. An image whose /usr, /etc, /boot, /tmp, /var/lib/dpkg or another
+directory the build writes below is a symlink is refused. Pin a registry image
+by digest (@sha256:...) to build the same commit later.
+
+--oci=IMGREF exports the commit, once written, as an encapsulated image
+(ostree-ext's format, as 'strata container encapsulate' writes it:
+--oci-max-layers layers, reproducible) to oci:DIR[:TAG], oci-archive:FILE[:TAG]
+or registry:HOST/NAME:TAG; the image digest is printed on a second line.
+
 The strata binary installed into the image (and its initramfs) is this one
 unless --strata-binary names another; it must be static (CGO_ENABLED=0).
 
-Not supported yet: --oci (export as an OCI image), image = "oci:..." bases.`,
+Not supported yet: packages on top of a ref or image base; a lock of an image
+base's digest (a tag is resolved at each build).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var dest container.ImageRef
+			if oci != "" {
+				d, err := container.ParseImageRef(oci)
+				if err != nil {
+					return fmt.Errorf("--oci: %w", err)
+				}
+				dest = d
+			}
 			s, err := compose.LoadSpec(args[0])
+			if err != nil {
+				return err
+			}
+			pol, err := loadPolicy(policy)
 			if err != nil {
 				return err
 			}
@@ -65,6 +102,7 @@ Not supported yet: --oci (export as an OCI image), image = "oci:..." bases.`,
 			}
 			res, err := compose.Build(cmd.Context(), s, compose.Options{
 				Repo: r, Branch: branch, CacheDir: cacheDir, StrataBinary: strataBin, Keep: keep, NoBaseCache: noBaseCache,
+				Pull: container.PullOptions{Policy: pol, RegistriesD: registriesD}, OCI: dest, OCIMaxLayers: maxLayers,
 				Progress: newReporter(cmd), Warner: newWarner(cmd),
 			})
 			if err != nil {
@@ -74,6 +112,9 @@ Not supported yet: --oci (export as an OCI image), image = "oci:..." bases.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", compose.LockPath(s.Path))
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.Summary())
+			if res.Image != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", dest, res.Image.ManifestDigest)
+			}
 			return nil
 		},
 	}
@@ -81,7 +122,11 @@ Not supported yet: --oci (export as an OCI image), image = "oci:..." bases.`,
 	cmd.Flags().StringVar(&strataBin, "strata-binary", "", "static strata binary to install in the image (default: this one)")
 	cmd.Flags().StringVar(&cacheDir, "cache", "", "package and build cache (default: $STRATA_CACHE, else .cache)")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the build directory (for debugging)")
-	cmd.Flags().BoolVar(&noBaseCache, "no-base-cache", false, "always run mmdebstrap (do not reuse or store the cached base tree of the lock)")
+	cmd.Flags().BoolVar(&noBaseCache, "no-base-cache", false, "always run mmdebstrap (do not reuse or store the cached base tree of the lock); an image base is pulled into a temporary repository")
+	cmd.Flags().StringVar(&oci, "oci", "", "export the commit as an encapsulated image to IMGREF (oci:DIR[:TAG], oci-archive:FILE[:TAG], registry:HOST/NAME:TAG)")
+	cmd.Flags().IntVar(&maxLayers, "oci-max-layers", 64, "most layers in the --oci image (2-128)")
+	cmd.Flags().StringVar(&policy, "policy", "", "signature policy for an image base (containers-policy.json; default "+imgpolicy.DefaultPath+" when it exists)")
+	cmd.Flags().StringVar(&registriesD, "registries.d", container.DefaultRegistriesD, "where lookaside signature locations of an image base are configured")
 	return cmd
 }
 

@@ -102,19 +102,22 @@ func (p *imagePullFlags) options(cmd *cobra.Command) (container.PullOptions, err
 		rep = &jsonReporter{w: cmd.OutOrStdout()}
 	}
 	o := container.PullOptions{Jobs: p.jobs, Retries: p.retries, Reporter: rep, RegistriesD: p.registriesD}
-	path := p.policy
+	pol, err := loadPolicy(p.policy)
+	o.Policy = pol
+	return o, err
+}
+
+// loadPolicy reads the signature policy at path, else at
+// imgpolicy.DefaultPath when it exists; nil without one (images are
+// taken unverified).
+func loadPolicy(path string) (*imgpolicy.Policy, error) {
 	if path == "" {
 		if _, err := os.Stat(imgpolicy.DefaultPath); err != nil {
-			return o, nil // no policy: images are taken unverified
+			return nil, nil
 		}
 		path = imgpolicy.DefaultPath
 	}
-	pol, err := imgpolicy.Load(path)
-	if err != nil {
-		return o, err
-	}
-	o.Policy = pol
-	return o, nil
+	return imgpolicy.Load(path)
 }
 
 func printPull(cmd *cobra.Command, p *imagePullFlags, res *container.PullResult) {

@@ -1,0 +1,433 @@
+package compose
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-os/strata/commit"
+	"github.com/strata-os/strata/container"
+	"github.com/strata-os/strata/errdefs"
+	"github.com/strata-os/strata/repo"
+)
+
+func runTool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// imageRootfs writes a small OS tree: busybox as /usr/bin, merged /usr,
+// a user database, a file under /var.
+func imageRootfs(t *testing.T, dir string) {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"etc/passwd":         "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+		"etc/group":          "root:x:0:\ndaemon:x:1:\nusers:x:100:\n",
+		"etc/shadow":         "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+		"etc/gshadow":        "root:*::\ndaemon:*::\nusers:*::\n",
+		"usr/lib/os-release": "ID=imagetest\n",
+		"etc/old":            "to be deleted by the upper layer\n",
+		"var/lib/foo/state":  "state\n",
+		"usr/lib/os/data":    strings.Repeat("d", 5000),
+	}
+	for p, c := range files {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "usr/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "usr/bin/busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for l, target := range map[string]string{"usr/bin/sh": "busybox", "bin": "usr/bin", "etc/os-release": "../usr/lib/os-release"} {
+		if err := os.Symlink(target, filepath.Join(dir, l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// umociImage makes layout:tag from rootfs with umoci (one layer); with
+// from, the layer goes on top of layout:from, edit changing the unpacked
+// tree first (umoci records deletions as whiteouts).
+func umociImage(t *testing.T, layout, tag, from, rootfs string, edit func(dir string)) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(layout, "index.json")); err != nil {
+		runTool(t, "umoci", "init", "--layout", layout)
+	}
+	if from == "" {
+		runTool(t, "umoci", "new", "--image", layout+":"+tag)
+		from = tag
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	runTool(t, "umoci", "unpack", "--rootless", "--image", layout+":"+from, bundle)
+	if rootfs != "" {
+		runTool(t, "cp", "-a", rootfs+"/.", filepath.Join(bundle, "rootfs"))
+	}
+	if edit != nil {
+		edit(filepath.Join(bundle, "rootfs"))
+	}
+	runTool(t, "umoci", "repack", "--image", layout+":"+tag, bundle)
+}
+
+// manifestDigest is the digest skopeo reports for an image.
+func manifestDigest(t *testing.T, ref string) string {
+	t.Helper()
+	return strings.TrimSpace(runTool(t, "skopeo", "inspect", "--format", "{{.Digest}}", ref))
+}
+
+const imageSpec = `[os]
+name = "img"
+version = "2"
+
+[base]
+image = "oci:layout:v2"
+
+[[files]]
+path = "/etc/motd"
+content = "on an image\n"
+
+[[groups]]
+name = "app"
+gid = 990
+
+[[users]]
+name = "app"
+uid = 990
+group = "app"
+home = "/var/lib/app"
+
+[kernel]
+args = ["quiet"]
+`
+
+// TestImageBase composes on a two-layer image made by umoci (the upper
+// layer deletes a file and adds one): the merged tree is the base, the
+// spec is applied, the layout holds, the commit records the image's
+// digest; the same image and spec give the same commit from another
+// directory, cache and repository; the --oci exports are read by skopeo
+// and umoci, and a pull of them gives back the very commit.
+func TestImageBase(t *testing.T) {
+	ctx := context.Background()
+	specDir := t.TempDir()
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	imageRootfs(t, rootfs)
+	layout := filepath.Join(specDir, "layout")
+	umociImage(t, layout, "v1", "", rootfs, nil)
+	umociImage(t, layout, "v2", "v1", "", func(dir string) {
+		if err := os.Remove(filepath.Join(dir, "etc/old")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "usr/bin/new"), []byte("new\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	})
+	digest := manifestDigest(t, "oci:"+layout+":v2")
+	specPath := filepath.Join(specDir, "img.toml")
+	if err := os.WriteFile(specPath, []byte(imageSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadSpec(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBare, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	res, err := Build(ctx, s, Options{Repo: r, CacheDir: t.TempDir(), StrataBinary: "/bin/busybox",
+		OCI: container.ImageRef{Transport: container.OCIDir, Name: filepath.Join(outDir, "out") + ":v2"}, OCIMaxLayers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BaseImageDigest != digest || res.Image == nil {
+		t.Fatalf("base digest %q, want %q; image %+v", res.BaseImageDigest, digest, res.Image)
+	}
+	cm, err := r.ReadCommit(res.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := cm.Metadata.String(MetaBaseImageDigest); v != digest {
+		t.Errorf("commit metadata %s = %q, want %q", MetaBaseImageDigest, v, digest)
+	}
+	if v, _ := cm.Metadata.String("version"); v != "2" {
+		t.Errorf("version %q", v)
+	}
+
+	co := filepath.Join(t.TempDir(), "co")
+	if err := checkoutForTest(r, res.Commit, co); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{
+		"usr/etc/motd":       "on an image\n",
+		"usr/lib/os-release": "ID=imagetest\nIMAGE_ID=img\nIMAGE_VERSION=\"2\"\n",
+		"usr/bin/new":        "new\n",
+		kargsFile:            "# Written by strata compose from the spec's [kernel] args.\nkargs = [\"quiet\"]\n",
+	} {
+		if b, err := os.ReadFile(filepath.Join(co, p)); err != nil || string(b) != want {
+			t.Errorf("%s = %q (%v), want %q", p, b, err, want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(co, "usr/etc/old")); !os.IsNotExist(err) {
+		t.Errorf("the upper layer's whiteout was not applied: /usr/etc/old: %v", err)
+	}
+	for _, p := range []string{"usr/bin/strata", "usr/bin/busybox", "usr/share/factory/var/lib/foo/state", sysusersFile} {
+		if _, err := os.Lstat(filepath.Join(co, p)); err != nil {
+			t.Errorf("missing %s: %v", p, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(co, "usr/etc/passwd")); !strings.Contains(string(b), "app:x:990:990:") {
+		t.Errorf("passwd:\n%s", b)
+	}
+	if l, err := os.Readlink(filepath.Join(co, "home")); err != nil || l != "var/home" {
+		t.Errorf("/home -> %q (%v)", l, err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(co, "var")); len(ents) != 0 {
+		t.Errorf("/var not empty: %v", ents)
+	}
+	vars, _ := os.ReadFile(filepath.Join(co, tmpfilesVar))
+	if !strings.Contains(string(vars), "C /var/lib/foo/state - - - -\n") {
+		t.Errorf("tmpfiles:\n%s", vars)
+	}
+
+	// Reproducible: the image copied elsewhere, the spec beside it, another
+	// cache and repository, the base cache off.
+	specDir2 := t.TempDir()
+	runTool(t, "cp", "-a", layout, filepath.Join(specDir2, "layout"))
+	if err := os.WriteFile(filepath.Join(specDir2, "img.toml"), []byte(imageSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := LoadSpec(filepath.Join(specDir2, "img.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBare, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(outDir, "out.tar")
+	res2, err := Build(ctx, s2, Options{Repo: r2, CacheDir: t.TempDir(), StrataBinary: "/bin/busybox", NoBaseCache: true,
+		OCI: container.ImageRef{Transport: container.OCIArchive, Name: archive + ":v2"}, OCIMaxLayers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Commit != res.Commit {
+		t.Fatalf("same image and spec, two commits: %s %s", res.Commit, res2.Commit)
+	}
+	if res2.Image.ManifestDigest != res.Image.ManifestDigest {
+		t.Errorf("same commit, two image digests: %s %s", res.Image.ManifestDigest, res2.Image.ManifestDigest)
+	}
+
+	// The exports, read by the real tools and pulled back.
+	for _, ref := range []string{"oci:" + filepath.Join(outDir, "out") + ":v2", "oci-archive:" + archive + ":v2"} {
+		var insp struct {
+			Digest string
+			Labels map[string]string
+		}
+		if err := json.Unmarshal([]byte(runTool(t, "skopeo", "inspect", ref)), &insp); err != nil {
+			t.Fatal(err)
+		}
+		if insp.Digest != res.Image.ManifestDigest || insp.Labels["ostree.commit"] != res.Commit.String() || insp.Labels[MetaBaseImageDigest] != digest || insp.Labels["containers.bootc"] != "1" {
+			t.Errorf("skopeo inspect %s: %+v", ref, insp)
+		}
+		ir, err := container.ParseImageRef(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBareUser, repo.InitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, err := container.Pull(ctx, d, ir, container.PullOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pr.BaseCommit != res.Commit {
+			t.Errorf("%s carries commit %s, want %s", ref, pr.BaseCommit, res.Commit)
+		}
+		mc, err := d.ReadCommit(pr.MergeCommit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mc.RootTree != cm.RootTree || mc.RootMeta != cm.RootMeta {
+			t.Errorf("%s: merge commit's root %s/%s, the composed commit's %s/%s", ref, mc.RootTree, mc.RootMeta, cm.RootTree, cm.RootMeta)
+		}
+	}
+	if out := runTool(t, "umoci", "stat", "--image", filepath.Join(outDir, "out")+":v2"); !strings.Contains(out, "strata container encapsulate") {
+		t.Errorf("umoci stat:\n%s", out)
+	}
+}
+
+// hostileLayout writes an OCI layout (tag v1) with one uncompressed layer
+// made of the given tar headers, for what umoci cannot make.
+func hostileLayout(t *testing.T, dir string, hs ...*tar.Header) {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, h := range hs {
+		body := []byte(nil)
+		if h.Typeflag == tar.TypeReg {
+			body = []byte("pwned\n")
+			h.Size = int64(len(body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "blobs/sha256"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	put := func(data []byte) (string, int) {
+		sum := sha256.Sum256(data)
+		h := hex.EncodeToString(sum[:])
+		if err := os.WriteFile(filepath.Join(dir, "blobs/sha256", h), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return "sha256:" + h, len(data)
+	}
+	layer, lsize := put(b.Bytes())
+	cfg, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": []string{layer}}})
+	cd, cs := put(cfg)
+	man, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+		"layers": []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": lsize}}})
+	md, ms := put(man)
+	idx, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []any{map[string]any{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"digest": md, "size": ms, "annotations": map[string]string{"org.opencontainers.image.ref.name": "v1"}}}})
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostileImageBase: an image base that would take the build out of
+// its tree is refused with one line naming the image (and the path), a
+// sentinel directory outside is untouched, and no ref, commit or build
+// directory is left: a layer with '..' or an absolute name (umoci cannot
+// make one: written by hand), and images made by umoci whose /usr, /boot,
+// /tmp, /var/lib/dpkg or kernel directory is a symlink out of the tree.
+func TestHostileImageBase(t *testing.T) {
+	ctx := context.Background()
+	outside, checkOutside := outsideSentinel(t)
+	up := strings.Repeat("../", 30) + strings.TrimPrefix(outside, "/")
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	imageRootfs(t, rootfs)
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBare, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	symlinked := func(path, target string) func(string) {
+		return func(dir string) {
+			p := filepath.Join(dir, path)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cases := []struct {
+		name   string
+		tar    []*tar.Header // a hand-made layer, or
+		edit   func(string)  // an umoci image of the rootfs so edited
+		want   string
+		sentry error
+	}{
+		{name: "dotdot name", tar: []*tar.Header{{Name: "../../escape", Typeflag: tar.TypeReg, Mode: 0o644}}, want: `"../../escape"`, sentry: commit.ErrInvalidTar},
+		{name: "absolute name", tar: []*tar.Header{{Name: filepath.Join(outside, "abs"), Typeflag: tar.TypeReg, Mode: 0o644}}, want: "absolute name", sentry: commit.ErrInvalidTar},
+		{name: "symlink then a file through it", tar: []*tar.Header{{Name: "usr", Typeflag: tar.TypeSymlink, Linkname: outside}, {Name: "usr/evil", Typeflag: tar.TypeReg, Mode: 0o644}}, want: `"usr/evil"`, sentry: commit.ErrInvalidTar},
+		// The layer's etc/ goes to usr/etc/: a /usr symlink then meets
+		// that directory and the pull refuses the layer.
+		{name: "usr absolute symlink", edit: symlinked("usr", outside), want: `"usr"`, sentry: commit.ErrInvalidTar},
+		{name: "usr relative symlink", edit: symlinked("usr", up), want: `"usr"`, sentry: commit.ErrInvalidTar},
+		{name: "usr/bin symlink", edit: symlinked("usr/bin", outside), want: "/usr/bin is a symlink", sentry: errdefs.ErrInvalid},
+		{name: "boot symlink", edit: symlinked("boot", outside), want: "/boot is a symlink", sentry: errdefs.ErrInvalid},
+		{name: "tmp symlink", edit: symlinked("tmp", up), want: "/tmp is a symlink", sentry: errdefs.ErrInvalid},
+		{name: "var/lib/dpkg symlink", edit: symlinked("var/lib/dpkg", outside), want: "/var/lib/dpkg is a symlink", sentry: errdefs.ErrInvalid},
+		{name: "kernel directory symlink", edit: symlinked("usr/lib/modules/6.1.0-evil", outside), want: "/usr/lib/modules/6.1.0-evil is a symlink", sentry: errdefs.ErrInvalid},
+		{name: "etc symlink", edit: symlinked("etc", outside), want: "image oci:", sentry: errdefs.ErrInvalid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			specDir := t.TempDir()
+			layout := filepath.Join(specDir, "layout")
+			if c.tar != nil {
+				hostileLayout(t, layout, c.tar...)
+			} else {
+				umociImage(t, layout, "v1", "", rootfs, c.edit)
+			}
+			spec := "[os]\nname = \"hostile\"\n\n[base]\nimage = \"oci:layout:v1\"\n\n[[files]]\npath = \"/etc/motd\"\ncontent = \"x\\n\"\n\n[kernel]\nargs = [\"quiet\"]\n"
+			s, err := ParseSpec(filepath.Join(specDir, "spec.toml"), []byte(spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cache := t.TempDir()
+			before := countCommits(t, r)
+			_, err = Build(ctx, s, Options{Repo: r, CacheDir: cache, StrataBinary: "/bin/busybox"})
+			checkOutside()
+			if err == nil || !errors.Is(err, c.sentry) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "spec.toml:5: base.image: image oci:"+layout) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err %v, want one %v line naming the image and %q", err, c.sentry, c.want)
+			}
+			t.Log(err)
+			checkNothingPublished(t, r, "hostile", cache, before)
+		})
+	}
+}
+
+// TestImageSpecErrors: an image base is parsed and refused as the other
+// keys are, with file, line and key.
+func TestImageSpecErrors(t *testing.T) {
+	for spec, want := range map[string]string{
+		"[os]\nname = \"x\"\n\n[base]\nimage = \"docker-archive:x.tar\"\n":                          "s.toml:5: base.image: ",
+		"[os]\nname = \"x\"\n\n[base]\nimage = \"oci:\"\n":                                          "s.toml:5: base.image: ",
+		"[os]\nname = \"x\"\n\n[base]\nimage = \"oci:img\"\npackages = [\"less\"]\n":                "s.toml:4: base: an image base takes no",
+		"[os]\nname = \"x\"\n\n[base]\nimage = \"oci:img\"\nsuite = \"bookworm\"\n":                 "s.toml:4: base: give exactly one",
+		"[os]\nname = \"x\"\n\n[base]\nimage = \"oci-archive:img.tar:v1\"\nvariant = \"minbase\"\n": "s.toml:4: base: an image base takes no",
+	} {
+		_, err := ParseSpec("s.toml", []byte(spec))
+		if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err %v, want %q", spec, err, want)
+		}
+	}
+	s, err := ParseSpec("/specs/s.toml", []byte("[os]\nname = \"x\"\n\n[base]\nimage = \"oci:img:v1\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref, err := s.baseImageRef(); err != nil || ref.String() != "oci:/specs/img:v1" {
+		t.Errorf("relative layout: %v %v, want oci:/specs/img:v1", ref, err)
+	}
+}
