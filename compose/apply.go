@@ -32,7 +32,9 @@ const (
 )
 
 // mkdirAllMode makes dir and its missing parents with mode, whatever the
-// umask.
+// umask. It and writeFileMode and copyFile are for strata's own
+// directories of a build (the hook directory, the local repository);
+// the tree being composed is written through a buildTree.
 func mkdirAllMode(dir string, mode os.FileMode) error {
 	if st, err := os.Lstat(dir); err == nil {
 		if st.IsDir() {
@@ -49,9 +51,9 @@ func mkdirAllMode(dir string, mode os.FileMode) error {
 	return os.Chmod(dir, mode)
 }
 
-// writeFileMode writes a file of the tree being built (not durable state:
-// the tree is committed, and the commit is what is synced) with mode,
-// whatever the umask.
+// writeFileMode writes a file of a build directory (not durable state:
+// what is built is committed, and the commit is what is synced) with
+// mode, whatever the umask.
 func writeFileMode(p string, b []byte, mode os.FileMode) error {
 	if err := mkdirAllMode(filepath.Dir(p), 0o755); err != nil {
 		return err
@@ -90,12 +92,14 @@ type idDB struct {
 	groups map[string]int
 }
 
-func readIDs(passwd, group string) (*idDB, error) {
-	pw, err := os.ReadFile(passwd)
+// readIDs reads the tree's passwd and group in the directory etc ("etc"
+// or "usr/etc").
+func readIDs(t *buildTree, etc string) (*idDB, error) {
+	pw, err := t.readFile(path.Join(etc, "passwd"))
 	if err != nil {
 		return nil, err
 	}
-	gr, err := os.ReadFile(group)
+	gr, err := t.readFile(path.Join(etc, "group"))
 	if err != nil {
 		return nil, err
 	}
@@ -124,10 +128,10 @@ func parseIDs(passwd, group []byte) *idDB {
 	return db
 }
 
-// appendLine appends line to the file p (mode kept), unless a line starting
-// with prefix is there.
-func appendLine(p, prefix, line string) error {
-	b, err := os.ReadFile(p)
+// appendLine appends line to the file p of the tree (mode kept), unless a
+// line starting with prefix is there.
+func appendLine(t *buildTree, p, prefix, line string) error {
+	b, err := t.readFile(p)
 	if os.IsNotExist(err) {
 		return nil
 	}
@@ -142,17 +146,17 @@ func appendLine(p, prefix, line string) error {
 	if len(b) > 0 && b[len(b)-1] != '\n' {
 		b = append(b, '\n')
 	}
-	st, err := os.Stat(p)
+	st, err := t.Stat(p)
 	if err != nil {
 		return err
 	}
-	return writeFileMode(p, append(b, line+"\n"...), st.Mode().Perm())
+	return t.writeFile(p, append(b, line+"\n"...), st.Mode().Perm())
 }
 
 // addMember adds user to the member list of group in an /etc/group-style
-// file (field 4, or 4 of gshadow).
-func addMember(p, group, user string, field int) error {
-	b, err := os.ReadFile(p)
+// file of the tree (field 4, or 4 of gshadow).
+func addMember(t *buildTree, p, group, user string, field int) error {
+	b, err := t.readFile(p)
 	if os.IsNotExist(err) {
 		return nil
 	}
@@ -177,29 +181,28 @@ func addMember(p, group, user string, field int) error {
 		f[field] = strings.Join(append(members, user), ",")
 		lines[i] = strings.Join(f, ":")
 	}
-	st, err := os.Stat(p)
+	st, err := t.Stat(p)
 	if err != nil {
 		return err
 	}
-	return writeFileMode(p, []byte(strings.Join(lines, "\n")), st.Mode().Perm())
+	return t.writeFile(p, []byte(strings.Join(lines, "\n")), st.Mode().Perm())
 }
 
 // applyUsers adds the spec's groups and users to the root's static files
 // (/etc/passwd, group, shadow, gshadow) and describes them in sysusers.d,
 // with their pinned ids. An existing entry with another id is an error.
-func applyUsers(root string, s *Spec, epoch int64) error {
-	etc := filepath.Join(root, "etc")
+func applyUsers(t *buildTree, s *Spec, epoch int64) error {
+	const etc = "etc"
 	if len(s.Groups)+len(s.Users) > 0 {
-		// They are read, edited and written back by path: a symlink
-		// would be followed out of the tree (a base whose /etc/shadow
-		// links to the build machine's).
+		// They are read, edited and written back: a symlink, even one
+		// that stays in the tree, would be replaced by a file.
 		for _, n := range []string{"", "passwd", "group", "shadow", "gshadow"} {
-			if st, err := os.Lstat(filepath.Join(etc, n)); err == nil && !st.Mode().IsRegular() && !(n == "" && st.IsDir()) {
+			if st, err := t.Lstat(path.Join(etc, n)); err == nil && !st.Mode().IsRegular() && !(n == "" && st.IsDir()) {
 				return fmt.Errorf("the base's /etc/%s is not a regular file (%s): %w", n, st.Mode().Type(), errdefs.ErrInvalid)
 			}
 		}
 	}
-	db, err := readIDs(filepath.Join(etc, "passwd"), filepath.Join(etc, "group"))
+	db, err := readIDs(t, etc)
 	if err != nil {
 		return err
 	}
@@ -214,10 +217,10 @@ func applyUsers(root string, s *Spec, epoch int64) error {
 				return fmt.Errorf("group %s: gid %d is taken by %s in the base: %w", g.Name, id, n, errdefs.ErrInvalid)
 			}
 		}
-		if err := appendLine(filepath.Join(etc, "group"), g.Name+":", fmt.Sprintf("%s:x:%d:", g.Name, *g.GID)); err != nil {
+		if err := appendLine(t, path.Join(etc, "group"), g.Name+":", fmt.Sprintf("%s:x:%d:", g.Name, *g.GID)); err != nil {
 			return err
 		}
-		if err := appendLine(filepath.Join(etc, "gshadow"), g.Name+":", g.Name+":!::"); err != nil {
+		if err := appendLine(t, path.Join(etc, "gshadow"), g.Name+":", g.Name+":!::"); err != nil {
 			return err
 		}
 		db.groups[g.Name] = *g.GID
@@ -247,10 +250,10 @@ func applyUsers(root string, s *Spec, epoch int64) error {
 		if shell == "" {
 			shell = "/usr/sbin/nologin"
 		}
-		if err := appendLine(filepath.Join(etc, "passwd"), u.Name+":", fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", u.Name, *u.UID, gid, u.Gecos, home, shell)); err != nil {
+		if err := appendLine(t, path.Join(etc, "passwd"), u.Name+":", fmt.Sprintf("%s:x:%d:%d:%s:%s:%s", u.Name, *u.UID, gid, u.Gecos, home, shell)); err != nil {
 			return err
 		}
-		if err := appendLine(filepath.Join(etc, "shadow"), u.Name+":", fmt.Sprintf("%s:!:%d:0:99999:7:::", u.Name, epoch/86400)); err != nil {
+		if err := appendLine(t, path.Join(etc, "shadow"), u.Name+":", fmt.Sprintf("%s:!:%d:0:99999:7:::", u.Name, epoch/86400)); err != nil {
 			return err
 		}
 		db.users[u.Name] = [2]int{*u.UID, gid}
@@ -265,10 +268,10 @@ func applyUsers(root string, s *Spec, epoch int64) error {
 			if _, ok := db.groups[g]; !ok {
 				return fmt.Errorf("user %s: supplementary group %q does not exist: %w", u.Name, g, errdefs.ErrInvalid)
 			}
-			if err := addMember(filepath.Join(etc, "group"), g, u.Name, 3); err != nil {
+			if err := addMember(t, path.Join(etc, "group"), g, u.Name, 3); err != nil {
 				return err
 			}
-			if err := addMember(filepath.Join(etc, "gshadow"), g, u.Name, 3); err != nil {
+			if err := addMember(t, path.Join(etc, "gshadow"), g, u.Name, 3); err != nil {
 				return err
 			}
 			fmt.Fprintf(&sysusers, "m %s %s\n", u.Name, g)
@@ -284,24 +287,20 @@ func applyUsers(root string, s *Spec, epoch int64) error {
 	if len(s.Groups)+len(s.Users) == 0 {
 		return nil
 	}
-	if err := writeFileMode(filepath.Join(root, sysusersFile), sysusers.Bytes(), 0o644); err != nil {
+	if err := t.writeFile(sysusersFile, sysusers.Bytes(), 0o644); err != nil {
 		return err
 	}
 	if tmpfiles.Len() > 0 {
-		return writeFileMode(filepath.Join(root, tmpfilesUsers), append([]byte("# Written by strata compose: home directories of [[users]].\n"), tmpfiles.Bytes()...), 0o644)
+		return t.writeFile(tmpfilesUsers, append([]byte("# Written by strata compose: home directories of [[users]].\n"), tmpfiles.Bytes()...), 0o644)
 	}
 	return nil
 }
 
-// applyFiles writes the spec's [[files]] inside root (never outside it:
-// through an os.Root, which refuses symlinks that leave it).
-func applyFiles(root string, s *Spec) error {
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	db, err := readIDs(filepath.Join(root, "etc/passwd"), filepath.Join(root, "etc/group"))
+// applyFiles writes the spec's [[files]] inside the tree (never outside
+// it: through its os.Root, which refuses symlinks that leave it).
+func applyFiles(t *buildTree, s *Spec) error {
+	r := t.Root
+	db, err := readIDs(t, "etc")
 	if err != nil {
 		return err
 	}
@@ -431,9 +430,20 @@ func resolveOwner(db *idDB, owner string) (int, int, error) {
 	return uid, gid, nil
 }
 
+// installStrata copies the strata binary bin into the tree at root
+// (/usr/bin/strata).
+func installStrata(root, bin string) error {
+	t, err := openTree(root)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	return t.copyIn(bin, strataBinInImg, 0o755)
+}
+
 // installUnits copies strata's systemd units (dist/systemd) into the root.
 // It returns the units that have an [Install] section, to be enabled.
-func installUnits(root string) ([]string, error) {
+func installUnits(t *buildTree) ([]string, error) {
 	ents, err := fs.ReadDir(dist.Files, "systemd")
 	if err != nil {
 		return nil, err
@@ -444,7 +454,7 @@ func installUnits(root string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileMode(filepath.Join(root, unitDir, e.Name()), b, 0o644); err != nil {
+		if err := t.writeFile(path.Join(unitDir, e.Name()), b, 0o644); err != nil {
 			return nil, err
 		}
 		if bytes.Contains(b, []byte("\n[Install]")) && !strings.HasSuffix(e.Name(), "@.service") {
@@ -470,46 +480,49 @@ func systemctl(ctx context.Context, root string, epoch int64, verb string, units
 
 // applyEtc writes the [etc] defaults and os-release's IMAGE_ID and
 // IMAGE_VERSION.
-func applyEtc(root string, s *Spec) error {
-	etc := filepath.Join(root, "etc")
+func applyEtc(t *buildTree, s *Spec) error {
 	if s.Etc.Hostname != "" {
-		if err := writeFileMode(filepath.Join(etc, "hostname"), []byte(s.Etc.Hostname+"\n"), 0o644); err != nil {
+		if err := t.writeFile("etc/hostname", []byte(s.Etc.Hostname+"\n"), 0o644); err != nil {
 			return err
 		}
 	}
 	if s.Etc.Timezone != "" {
-		if _, err := os.Stat(filepath.Join(root, "usr/share/zoneinfo", s.Etc.Timezone)); err != nil {
+		if _, err := t.Stat(path.Join("usr/share/zoneinfo", s.Etc.Timezone)); err != nil {
 			return s.errAt("etc.timezone", "%s is not in the image's /usr/share/zoneinfo (install tzdata)", s.Etc.Timezone)
 		}
-		_ = os.Remove(filepath.Join(etc, "localtime"))
-		if err := os.Symlink("../usr/share/zoneinfo/"+s.Etc.Timezone, filepath.Join(etc, "localtime")); err != nil {
+		if err := t.Remove("etc/localtime"); err != nil && !os.IsNotExist(err) {
 			return err
 		}
-		if err := writeFileMode(filepath.Join(etc, "timezone"), []byte(s.Etc.Timezone+"\n"), 0o644); err != nil {
+		if err := t.Symlink("../usr/share/zoneinfo/"+s.Etc.Timezone, "etc/localtime"); err != nil {
+			return err
+		}
+		if err := t.writeFile("etc/timezone", []byte(s.Etc.Timezone+"\n"), 0o644); err != nil {
 			return err
 		}
 	}
 	if s.Etc.Locale != "" {
-		if err := writeFileMode(filepath.Join(etc, "default/locale"), []byte("LANG="+s.Etc.Locale+"\n"), 0o644); err != nil {
+		if err := t.writeFile("etc/default/locale", []byte("LANG="+s.Etc.Locale+"\n"), 0o644); err != nil {
 			return err
 		}
 	}
 	// A composed image installs no packages at run time (/usr is
 	// read-only): its apt has no sources, and no build path or mirror
 	// leaks into it.
-	if _, err := os.Stat(filepath.Join(etc, "apt")); err == nil {
-		if err := writeFileMode(filepath.Join(etc, "apt/sources.list"), []byte("# strata compose: this image's packages are part of the image; update it with strata.\n"), 0o644); err != nil {
+	if _, err := t.Stat("etc/apt"); err == nil {
+		if err := t.writeFile("etc/apt/sources.list", []byte("# strata compose: this image's packages are part of the image; update it with strata.\n"), 0o644); err != nil {
 			return err
 		}
+	} else if !os.IsNotExist(err) {
+		return err
 	}
-	return setOSRelease(root, s)
+	return setOSRelease(t, s)
 }
 
-func setOSRelease(root string, s *Spec) error {
-	p := filepath.Join(root, "usr/lib/os-release")
-	b, err := os.ReadFile(p)
+func setOSRelease(t *buildTree, s *Spec) error {
+	const p = "usr/lib/os-release"
+	b, err := t.readFile(p)
 	if err != nil {
-		return fmt.Errorf("the base has no /usr/lib/os-release: %w", err)
+		return fmt.Errorf("the base's /usr/lib/os-release: %w", err)
 	}
 	var out bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -525,12 +538,12 @@ func setOSRelease(root string, s *Spec) error {
 		fmt.Fprintf(&out, "IMAGE_VERSION=%q\n", s.OS.Version)
 	}
 	// os-release may be a symlink into /usr/lib; write the file itself.
-	return writeFileMode(p, out.Bytes(), 0o644)
+	return t.writeFile(p, out.Bytes(), 0o644)
 }
 
 // writeKargs writes [kernel] args where bootc keeps an image's kernel
 // arguments.
-func writeKargs(root string, s *Spec) error {
+func writeKargs(t *buildTree, s *Spec) error {
 	if len(s.Kernel.Args) == 0 {
 		return nil
 	}
@@ -543,5 +556,5 @@ func writeKargs(root string, s *Spec) error {
 		b.WriteString(strconv.Quote(a))
 	}
 	b.WriteString("]\n")
-	return writeFileMode(filepath.Join(root, kargsFile), b.Bytes(), 0o644)
+	return t.writeFile(kargsFile, b.Bytes(), 0o644)
 }

@@ -100,7 +100,13 @@ func storeBase(ctx context.Context, o *Options, key, root string) error {
 	if err != nil {
 		return err
 	}
-	if err := dropSpecial(root, nopWarner{}); err != nil {
+	bt, err := openTree(root)
+	if err != nil {
+		return err
+	}
+	err = dropSpecial(bt, nopWarner{})
+	bt.Close()
+	if err != nil {
 		return err
 	}
 	t, err := r.Begin(ctx)

@@ -347,7 +347,7 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 			return nil, err
 		}
 		// The strata being installed replaces the base's.
-		if err := copyFile(bin, filepath.Join(root, strataBinInImg), 0o755); err != nil {
+		if err := installStrata(root, bin); err != nil {
 			return nil, err
 		}
 	default:
@@ -497,23 +497,32 @@ func buildLocked(ctx context.Context, s *Spec, o *Options, l *Lock, work, root s
 // configure applies the spec to the root (still in the usual layout: /etc
 // at the top).
 func configure(ctx context.Context, s *Spec, root string, epoch int64) error {
-	if err := applyUsers(root, s, epoch); err != nil {
-		return err
-	}
-	if err := applyFiles(root, s); err != nil {
-		return err
-	}
-	if err := applyEtc(root, s); err != nil {
-		return err
-	}
-	if err := writeKargs(root, s); err != nil {
-		return err
-	}
-	units, err := installUnits(root)
+	t, err := openTree(root)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(root, "usr/bin/systemctl")); err == nil {
+	defer t.Close()
+	if err := applyUsers(t, s, epoch); err != nil {
+		return err
+	}
+	if err := applyFiles(t, s); err != nil {
+		return err
+	}
+	if err := applyEtc(t, s); err != nil {
+		return err
+	}
+	if err := writeKargs(t, s); err != nil {
+		return err
+	}
+	units, err := installUnits(t)
+	if err != nil {
+		return err
+	}
+	// The tree's own systemctl runs in a chroot of it: the links it
+	// makes resolve inside the tree.
+	if _, err := t.Stat("usr/bin/systemctl"); err != nil && !os.IsNotExist(err) {
+		return err
+	} else if err == nil {
 		if err := systemctl(ctx, root, epoch, "enable", append(units, s.Units.Enable...)); err != nil {
 			return err
 		}
@@ -560,7 +569,12 @@ func checkIDs(r *repo.Repo, branch, root string) error {
 		return nil // the previous commit is no composed image
 	}
 	old := parseIDs(pw, gr)
-	cur, err := readIDs(filepath.Join(root, "usr/etc/passwd"), filepath.Join(root, "usr/etc/group"))
+	t, err := openTree(root)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	cur, err := readIDs(t, "usr/etc")
 	if err != nil {
 		return err
 	}

@@ -279,3 +279,254 @@ func TestHostileBaseUserDB(t *testing.T) {
 	checkOutside()
 	checkNothingPublished(t, r, "hostile", cache, before)
 }
+
+// snapshotDir records every entry under dir: its type and mode, and a
+// file's content or a link's target.
+func snapshotDir(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	snap := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		v := info.Mode().String()
+		switch {
+		case info.Mode()&os.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			v += " -> " + l
+		case info.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += " " + string(b)
+		}
+		snap[rel] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// outsideMarker is in every file of the build machine that a hostile
+// base links to: it must not reach the composed image.
+const outsideMarker = "outsidemarker"
+
+// TestHostileBaseLinks: a ref base whose tree has a symlink leading out
+// of it at a path that compose's configure and layout steps write,
+// create, rename, remove or read (a directory on the way, or the file
+// itself) either fails the build with one line naming the path, or the
+// build writes beneath the tree; the directory outside is untouched
+// (every entry, mode and byte) and none of its content is read into the
+// image. Each directory link points to a copy of what the tree had
+// there (as a base linking /usr to the build machine's /usr would), so
+// every write through it would find its directory; each file link
+// points to a file whose content would show in the image if it were
+// read. Both absolute and relative ("../../..") links.
+func TestHostileBaseLinks(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBare, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := composeFixture(t, r, 0o022, false, "")
+	fs, err := ParseSpec(filepath.Join(t.TempDir(), "spec.toml"), []byte(fixtureSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The spec applies everything a ref base takes: a file, a group
+	// and a user (sysusers.d, tmpfiles.d), the host name and locale,
+	// kernel arguments, os-release, strata and its units, the layout.
+	const full = "[os]\nname = \"hostile\"\nversion = \"2\"\n\n[base]\nref = \"evil-base\"\n\n" +
+		"[[files]]\npath = \"/etc/motd2\"\ncontent = \"v2\\n\"\n\n" +
+		"[[groups]]\nname = \"web\"\ngid = 991\n\n[[users]]\nname = \"web\"\nuid = 991\nhome = \"/var/lib/web\"\n\n" +
+		"[kernel]\nargs = [\"quiet\"]\n\n[etc]\nhostname = \"box\"\nlocale = \"C.UTF-8\"\n"
+	// Without users the user database is only read (owners of the
+	// tmpfiles.d lines, [[files]] owners), not checked to be a file.
+	const noUsers = "[os]\nname = \"hostile\"\n\n[base]\nref = \"evil-base\"\n\n[[files]]\npath = \"/etc/motd2\"\ncontent = \"v2\\n\"\nowner = \"root\"\n"
+	// Nothing but the base: only what compose always does.
+	const minimal = "[os]\nname = \"hostile\"\n\n[base]\nref = \"evil-base\"\n"
+	kernel := []string{"boot/vmlinuz-6.1.0-test", "boot/initrd.img-6.1.0-test"}
+	cases := []struct {
+		name  string
+		link  string   // made a symlink out of the tree
+		leaf  string   // a file link: the outside file's content ("": a directory link to a copy of what was there)
+		spec  string   // default full
+		plant []string // files planted in the base first
+		outer []string // files put into the outside directory
+	}{
+		{name: "usr", link: "usr"},
+		{name: "usr/etc", link: "usr/etc", spec: minimal},
+		{name: "usr/bin (strata binary)", link: "usr/bin"},
+		{name: "usr/lib", link: "usr/lib"},
+		{name: "usr/lib/sysimage (dpkg database)", link: "usr/lib/sysimage"},
+		{name: "usr/lib/systemd (units)", link: "usr/lib/systemd"},
+		{name: "usr/lib/bootc (kargs.d)", link: "usr/lib/bootc"},
+		{name: "usr/lib/modules/KVER (kernel placement)", link: "usr/lib/modules/6.1.0-test", plant: kernel},
+		{name: "usr/share/factory (var files)", link: "usr/share/factory", plant: []string{"var/lib/foo/new"}, outer: []string{"var/lib/foo/new"}},
+		{name: "usr/etc/ssh (host keys)", link: "usr/etc/ssh", outer: []string{"ssh_host_ed25519_key"}},
+		{name: "boot", link: "boot", outer: []string{"vmlinuz-6.1.0-test", "initrd.img-6.1.0-test", "config-6.1.0-test"}},
+		{name: "tmp", link: "tmp", outer: []string{"x"}},
+		{name: "run", link: "run", outer: []string{"x"}},
+		{name: "var", link: "var", outer: []string{"lib/foo/state"}},
+		{name: "leaf usr/lib/os-release", link: "usr/lib/os-release", leaf: "ID=debian\nOUTSIDEMARKER=1\n"},
+		{name: "leaf usr/etc/passwd", link: "usr/etc/passwd", leaf: outsideMarker + ":x:0:0::/:/bin/sh\n", spec: noUsers},
+		{name: "leaf usr/etc/group", link: "usr/etc/group", leaf: outsideMarker + ":x:0:\n", spec: noUsers},
+		{name: "leaf tmpfiles.d var file", link: tmpfilesVar, leaf: "C /var/" + outsideMarker + " - - - -\n"},
+		// The cases below were already refused (a link as the last
+		// directory) or replaced (a link as the file itself) before
+		// the writes went through the tree's os.Root; kept so they
+		// stay so.
+		{name: "usr/lib/sysusers.d", link: "usr/lib/sysusers.d"},
+		{name: "usr/lib/tmpfiles.d", link: "usr/lib/tmpfiles.d"},
+		{name: "usr/etc/default (locale)", link: "usr/etc/default"},
+		{name: "leaf usr/etc/hostname", link: "usr/etc/hostname", leaf: outsideMarker + "\n"},
+		{name: "leaf usr/bin/strata", link: "usr/bin/strata", leaf: outsideMarker + "\n"},
+		{name: "leaf kargs.d file", link: kargsFile, leaf: outsideMarker + "\n"},
+		{name: "leaf sysusers.d file", link: sysusersFile, leaf: outsideMarker + "\n"},
+		{name: "leaf unit file", link: unitDir + "/strata-finalize-staged.service", leaf: outsideMarker + "\n"},
+	}
+	for _, c := range cases {
+		for _, relative := range []bool{false, true} {
+			name := c.name + " absolute"
+			if relative {
+				name = c.name + " relative"
+			}
+			t.Run(name, func(t *testing.T) {
+				outside := t.TempDir()
+				base := filepath.Join(t.TempDir(), "base")
+				if err := checkoutForTest(r, v1, base); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range c.plant {
+					if err := os.MkdirAll(filepath.Dir(filepath.Join(base, p)), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(base, p), []byte("planted\n"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				at := filepath.Join(base, c.link)
+				target := filepath.Join(outside, "t")
+				if c.leaf != "" {
+					if err := os.WriteFile(target, []byte(c.leaf), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Remove(at); err != nil && !os.IsNotExist(err) {
+						t.Fatal(err)
+					}
+				} else if _, err := os.Lstat(at); err == nil {
+					// What the tree had there, each file's content
+					// replaced: a rewrite with the same bytes would
+					// not show.
+					if err := os.Rename(at, target); err != nil {
+						t.Fatal(err)
+					}
+					err := filepath.WalkDir(target, func(p string, d os.DirEntry, err error) error {
+						if err != nil || !d.Type().IsRegular() {
+							return err
+						}
+						// A new file: the checkout hard-links the
+						// repository's objects.
+						if err := os.Remove(p); err != nil {
+							return err
+						}
+						return os.WriteFile(p, []byte(outsideMarker+" "+p+"\n"), 0o600)
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+				} else if err := os.Mkdir(target, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range c.outer {
+					q := filepath.Join(target, p)
+					if err := os.MkdirAll(filepath.Dir(q), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(q, []byte(outsideMarker+"\n"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := os.WriteFile(filepath.Join(outside, "sentinel"), []byte(outsideMarker+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				link := target
+				if relative {
+					link = strings.Repeat("../", strings.Count(c.link, "/")+20) + strings.TrimPrefix(target, "/")
+				}
+				if err := os.MkdirAll(filepath.Dir(at), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(link, at); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := commitTree(ctx, fs, &Options{Repo: r}, "evil-base", base, 1700000000, nil); err != nil {
+					t.Fatal(err)
+				}
+				before := snapshotDir(t, outside)
+				spec := c.spec
+				if spec == "" {
+					spec = full
+				}
+				s, err := ParseSpec(filepath.Join(t.TempDir(), "spec.toml"), []byte(spec))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cache := t.TempDir()
+				commits := countCommits(t, r)
+				res, err := Build(ctx, s, Options{Repo: r, CacheDir: cache, StrataBinary: "/bin/busybox"})
+				after := snapshotDir(t, outside)
+				for p, v := range before {
+					if after[p] != v {
+						t.Errorf("outside %s was %q, now %q", p, v, after[p])
+					}
+				}
+				for p, v := range after {
+					if _, ok := before[p]; !ok {
+						t.Errorf("outside %s appeared: %q", p, v)
+					}
+				}
+				if err != nil {
+					if !strings.Contains(err.Error(), strings.TrimPrefix(c.link, "usr/")) || strings.Contains(err.Error(), "\n") {
+						t.Errorf("err %v: want one line naming %s", err, c.link)
+					}
+					checkNothingPublished(t, r, "hostile", cache, commits)
+					return
+				}
+				// Built: what it wrote is in the tree, and nothing of
+				// the outside reached the image.
+				co := filepath.Join(t.TempDir(), "co")
+				if err := checkoutForTest(r, res.Commit, co); err != nil {
+					t.Fatal(err)
+				}
+				err = filepath.WalkDir(co, func(p string, d os.DirEntry, err error) error {
+					if err != nil || !d.Type().IsRegular() {
+						return err
+					}
+					b, err := os.ReadFile(p)
+					if err == nil && strings.Contains(strings.ToLower(string(b)), outsideMarker) {
+						t.Errorf("the image's %s holds the outside file's content: %q", strings.TrimPrefix(p, co), b)
+					}
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := r.SetRef("heads/hostile", nil); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}

@@ -4,9 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,20 +43,37 @@ var dropUnderVar = []string{
 // the build steps expect: /usr/etc to /etc, the dpkg database to
 // /var/lib/dpkg. layout is its inverse.
 func unlayout(root string) error {
-	if _, err := os.Lstat(filepath.Join(root, "usr/etc")); err == nil {
-		if err := os.RemoveAll(filepath.Join(root, "etc")); err != nil {
-			return err
-		}
-		if err := os.Rename(filepath.Join(root, "usr/etc"), filepath.Join(root, "etc")); err != nil {
-			return err
-		}
+	t, err := openTree(root)
+	if err != nil {
+		return err
 	}
-	if _, err := os.Lstat(filepath.Join(root, dpkgDB)); err == nil {
-		if err := mkdirAllMode(filepath.Join(root, "var/lib"), 0o755); err != nil {
+	defer t.Close()
+	if st, err := t.Lstat("usr/etc"); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("the base's /usr/etc is not a directory (%s): %w", st.Mode().Type(), errdefs.ErrInvalid)
+		}
+		if err := t.RemoveAll("etc"); err != nil {
 			return err
 		}
-		_ = os.Remove(filepath.Join(root, "var/lib/dpkg"))
-		return os.Rename(filepath.Join(root, dpkgDB), filepath.Join(root, "var/lib/dpkg"))
+		if err := t.Rename("usr/etc", "etc"); err != nil {
+			return err
+		}
+	} else if !os.IsNotExist(err) {
+		return err
+	}
+	if st, err := t.Lstat(dpkgDB); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("the base's /%s is not a directory (%s): %w", dpkgDB, st.Mode().Type(), errdefs.ErrInvalid)
+		}
+		if err := t.mkdirAll("var/lib", 0o755); err != nil {
+			return err
+		}
+		if err := t.Remove("var/lib/dpkg"); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return t.Rename(dpkgDB, "var/lib/dpkg")
+	} else if !os.IsNotExist(err) {
+		return err
 	}
 	return nil
 }
@@ -78,6 +96,8 @@ type layoutResult struct {
 //   - /sysroot and /ostree -> sysroot/ostree;
 //   - nothing in /dev, /proc, /sys, /run, /tmp; no device nodes, sockets
 //     or fifos anywhere (each dropped one is reported to w).
+//
+// Every change is made beneath root (see buildTree).
 func layout(root string, w progress.Warner) (*layoutResult, error) {
 	res := &layoutResult{}
 	// The root directory itself: as the boot expects it, whatever the
@@ -88,151 +108,154 @@ func layout(root string, w progress.Warner) (*layoutResult, error) {
 	if err := os.Chmod(root, 0o755); err != nil {
 		return nil, err
 	}
-	if err := moveKernels(root, res, w); err != nil {
+	t, err := openTree(root)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	// These are emptied: a symlink in their place would have its
+	// target emptied instead.
+	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "boot", "var"} {
+		if st, err := t.Lstat(d); err == nil && !st.IsDir() {
+			return nil, fmt.Errorf("/%s is not a directory (%s): %w", d, st.Mode().Type(), errdefs.ErrInvalid)
+		}
+	}
+	if err := moveKernels(t, res); err != nil {
 		return nil, err
 	}
 	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "boot"} {
-		if err := emptyDir(filepath.Join(root, d)); err != nil {
+		if err := t.emptyDir(d); err != nil {
 			return nil, err
 		}
 	}
 	for _, d := range []string{"dev", "proc", "sys", "run", "boot", "sysroot"} {
-		if err := mkdirAllMode(filepath.Join(root, d), 0o755); err != nil {
+		if err := t.mkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
-	if err := mkdirAllMode(filepath.Join(root, "tmp"), 0o1777|os.ModeSticky); err != nil {
+	if err := t.mkdirAll("tmp", 0o1777|os.ModeSticky); err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(filepath.Join(root, "tmp"), 0o777|os.ModeSticky); err != nil {
+	if err := t.Chmod("tmp", 0o777|os.ModeSticky); err != nil {
 		return nil, err
 	}
-	if err := relink(filepath.Join(root, "ostree"), "sysroot/ostree"); err != nil {
+	if err := relink(t, "ostree", "sysroot/ostree"); err != nil {
 		return nil, err
 	}
-	if err := mkdirAllMode(filepath.Join(root, "var"), 0o755); err != nil {
+	if err := t.mkdirAll("var", 0o755); err != nil {
 		return nil, err
 	}
 	for _, l := range stateLinks {
-		p := filepath.Join(root, l.path)
-		st, err := os.Lstat(p)
+		p := l.path
+		varDir := path.Join("var", l.varDir)
+		st, err := t.Lstat(p)
 		if err == nil && st.IsDir() {
-			dst := filepath.Join(root, "var", l.varDir)
-			if _, err := os.Lstat(dst); err == nil {
-				if err := os.RemoveAll(dst); err != nil {
+			if _, err := t.Lstat(varDir); err == nil {
+				if err := t.RemoveAll(varDir); err != nil {
 					return nil, err
 				}
 			}
-			if err := os.Rename(p, dst); err != nil {
+			if err := t.Rename(p, varDir); err != nil {
 				return nil, err
 			}
 		} else if err == nil && st.Mode()&os.ModeSymlink == 0 {
 			return nil, fmt.Errorf("/%s is neither a directory nor a symlink: %w", l.path, errdefs.ErrInvalid)
 		} else if err == nil {
 			// Already a link (a ref base): the boot makes its target.
-			if _, err := os.Lstat(filepath.Join(root, "var", l.varDir)); os.IsNotExist(err) {
-				if err := mkdirAllMode(filepath.Join(root, "var", l.varDir), 0o755); err != nil {
+			if _, err := t.Lstat(varDir); os.IsNotExist(err) {
+				if err := t.mkdirAll(varDir, 0o755); err != nil {
 					return nil, err
 				}
 			}
-		} else {
-			if err := mkdirAllMode(filepath.Join(root, "var", l.varDir), 0o755); err != nil {
+		} else if os.IsNotExist(err) {
+			if err := t.mkdirAll(varDir, 0o755); err != nil {
 				return nil, err
 			}
+		} else {
+			return nil, err
 		}
-		if err := relink(p, l.target); err != nil {
+		if err := relink(t, p, l.target); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := os.Lstat(filepath.Join(root, "var/lib/dpkg")); err == nil {
-		dst := filepath.Join(root, dpkgDB)
-		if err := mkdirAllMode(filepath.Dir(dst), 0o755); err != nil {
+	if _, err := t.Lstat("var/lib/dpkg"); err == nil {
+		if err := t.mkdirAll(path.Dir(dpkgDB), 0o755); err != nil {
 			return nil, err
 		}
-		if err := os.RemoveAll(dst); err != nil {
+		if err := t.RemoveAll(dpkgDB); err != nil {
 			return nil, err
 		}
-		if err := os.Rename(filepath.Join(root, "var/lib/dpkg"), dst); err != nil {
+		if err := t.Rename("var/lib/dpkg", dpkgDB); err != nil {
 			return nil, err
 		}
-	}
-	if err := varToTmpfiles(root, w); err != nil {
+	} else if !os.IsNotExist(err) {
 		return nil, err
 	}
-	if _, err := os.Lstat(filepath.Join(root, "usr/etc")); err == nil {
+	if err := varToTmpfiles(t, w); err != nil {
+		return nil, err
+	}
+	if _, err := t.Lstat("usr/etc"); err == nil {
 		return nil, fmt.Errorf("the tree has both /etc and /usr/etc: %w", errdefs.ErrInvalid)
-	}
-	if err := os.Rename(filepath.Join(root, "etc"), filepath.Join(root, "usr/etc")); err != nil {
+	} else if !os.IsNotExist(err) {
 		return nil, err
 	}
-	if err := dropSpecial(root, w); err != nil {
+	if err := t.Rename("etc", "usr/etc"); err != nil {
+		return nil, err
+	}
+	if err := dropSpecial(t, w); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-func relink(p, target string) error {
-	if t, err := os.Readlink(p); err == nil && t == target {
+// relink makes p a symlink to target, replacing whatever was there.
+func relink(t *buildTree, p, target string) error {
+	if l, err := t.Readlink(p); err == nil && l == target {
 		return nil
 	}
-	if err := os.RemoveAll(p); err != nil {
+	if err := t.RemoveAll(p); err != nil {
 		return err
 	}
-	return os.Symlink(target, p)
-}
-
-func emptyDir(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.Symlink(target, p)
 }
 
 // moveKernels moves /boot/vmlinuz-$kver and /boot/initrd.img-$kver to
 // /usr/lib/modules/$kver/{vmlinuz,initramfs.img} and drops the rest of
 // /boot and the top-level /vmlinuz and /initrd.img links.
-func moveKernels(root string, res *layoutResult, w progress.Warner) error {
-	boot := filepath.Join(root, "boot")
-	ents, _ := os.ReadDir(boot)
+func moveKernels(t *buildTree, res *layoutResult) error {
+	ents, _ := t.readDir("boot")
 	for _, e := range ents {
 		kver, ok := strings.CutPrefix(e.Name(), "vmlinuz-")
 		if !ok || e.Type()&fs.ModeSymlink != 0 {
 			continue
 		}
-		mod := filepath.Join(root, "usr/lib/modules", kver)
-		if _, err := os.Stat(mod); err != nil {
+		mod := path.Join("usr/lib/modules", kver)
+		if st, err := t.Lstat(mod); err != nil {
 			return fmt.Errorf("kernel %s has no modules in /usr/lib/modules/%s: %w", kver, kver, errdefs.ErrNotFound)
+		} else if !st.IsDir() {
+			return fmt.Errorf("/usr/lib/modules/%s is not a directory (%s): %w", kver, st.Mode().Type(), errdefs.ErrInvalid)
 		}
-		if err := os.Rename(filepath.Join(boot, e.Name()), filepath.Join(mod, "vmlinuz")); err != nil {
+		if err := t.Rename(path.Join("boot", e.Name()), path.Join(mod, "vmlinuz")); err != nil {
 			return err
 		}
-		initrd := filepath.Join(boot, "initrd.img-"+kver)
-		if _, err := os.Stat(initrd); err != nil {
-			return fmt.Errorf("kernel %s has no initramfs (/boot/initrd.img-%s): is initramfs-tools installed? %w", kver, kver, errdefs.ErrNotFound)
+		initrd := "boot/initrd.img-" + kver
+		if st, err := t.Lstat(initrd); err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("kernel %s has no initramfs (/boot/initrd.img-%s, a file): is initramfs-tools installed? %w", kver, kver, errdefs.ErrNotFound)
 		}
-		if err := os.Rename(initrd, filepath.Join(mod, "initramfs.img")); err != nil {
+		if err := t.Rename(initrd, path.Join(mod, "initramfs.img")); err != nil {
 			return err
 		}
 	}
 	for _, l := range []string{"vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old"} {
-		if st, err := os.Lstat(filepath.Join(root, l)); err == nil && st.Mode()&os.ModeSymlink != 0 {
-			if err := os.Remove(filepath.Join(root, l)); err != nil {
+		if st, err := t.Lstat(l); err == nil && st.Mode()&os.ModeSymlink != 0 {
+			if err := t.Remove(l); err != nil {
 				return err
 			}
 		}
 	}
-	mods, _ := os.ReadDir(filepath.Join(root, "usr/lib/modules"))
+	mods, _ := t.readDir("usr/lib/modules")
 	for _, m := range mods {
-		if _, err := os.Stat(filepath.Join(root, "usr/lib/modules", m.Name(), "vmlinuz")); err == nil {
+		if st, err := t.Lstat(path.Join("usr/lib/modules", m.Name(), "vmlinuz")); err == nil && st.Mode().IsRegular() {
 			res.Kernels = append(res.Kernels, m.Name())
 		}
 	}
@@ -240,16 +263,16 @@ func moveKernels(root string, res *layoutResult, w progress.Warner) error {
 	return nil
 }
 
-// tmpfilesPaths reads the paths that tmpfiles.d files under root already
+// tmpfilesPaths reads the paths that tmpfiles.d files of the tree already
 // declare (so the generated lines do not duplicate the packages' own).
-func tmpfilesPaths(root string, skip string) map[string]bool {
+func tmpfilesPaths(t *buildTree, skip string) map[string]bool {
 	paths := map[string]bool{}
-	files, _ := filepath.Glob(filepath.Join(root, "usr/lib/tmpfiles.d/*.conf"))
-	for _, f := range files {
-		if filepath.Base(f) == skip {
+	ents, _ := t.readDir("usr/lib/tmpfiles.d")
+	for _, e := range ents {
+		if ok, _ := path.Match("*.conf", e.Name()); !ok || e.Name() == skip {
 			continue
 		}
-		b, err := os.ReadFile(f)
+		b, err := t.readFile(path.Join("usr/lib/tmpfiles.d", e.Name()))
 		if err != nil {
 			continue
 		}
@@ -266,8 +289,8 @@ func tmpfilesPaths(root string, skip string) map[string]bool {
 
 // varToTmpfiles empties /var into tmpfiles.d lines (see layout). Lines of
 // an existing strata-compose-var.conf (a ref base) are kept.
-func varToTmpfiles(root string, w progress.Warner) error {
-	db, err := readIDs(filepath.Join(root, "etc/passwd"), filepath.Join(root, "etc/group"))
+func varToTmpfiles(t *buildTree, w progress.Warner) error {
+	db, err := readIDs(t, "etc")
 	if err != nil {
 		return err
 	}
@@ -293,26 +316,26 @@ func varToTmpfiles(root string, w progress.Warner) error {
 		}
 		return u + " " + g
 	}
-	known := tmpfilesPaths(root, filepath.Base(tmpfilesVar))
+	known := tmpfilesPaths(t, path.Base(tmpfilesVar))
 	lines := map[string]string{}
-	if b, err := os.ReadFile(filepath.Join(root, tmpfilesVar)); err == nil {
+	if b, err := t.readFile(tmpfilesVar); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if fl := strings.Fields(l); len(fl) >= 2 && !strings.HasPrefix(fl[0], "#") {
 				lines[fl[1]] = l
 			}
 		}
+	} else if !os.IsNotExist(err) {
+		return err
 	}
 	lines["/var/lib/dpkg"] = "L /var/lib/dpkg - - - - ../../" + dpkgDB
 	drop := map[string]bool{}
 	for _, d := range dropUnderVar {
 		drop[d] = true
 	}
-	varDir := filepath.Join(root, "var")
-	err = filepath.WalkDir(varDir, func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(t.FS(), "var", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, p)
 		if rel == "var" {
 			return nil
 		}
@@ -329,7 +352,7 @@ func varToTmpfiles(root string, w progress.Warner) error {
 				if !known[abs] {
 					lines[abs] = fmt.Sprintf("d %s %04o %s -", abs, info.Mode().Perm()|specialBits(info.Mode()), owner(st))
 				}
-				return filepath.SkipDir
+				return fs.SkipDir
 			}
 			return nil
 		}
@@ -349,23 +372,20 @@ func varToTmpfiles(root string, w progress.Warner) error {
 				lines[abs] = fmt.Sprintf("d %s %04o %s -", abs, info.Mode().Perm()|specialBits(info.Mode()), owner(st))
 			}
 		case info.Mode()&os.ModeSymlink != 0:
-			t, err := os.Readlink(p)
+			l, err := t.Readlink(rel)
 			if err != nil {
 				return err
 			}
 			if !known[abs] {
-				lines[abs] = fmt.Sprintf("L %s - - - - %s", abs, t)
+				lines[abs] = fmt.Sprintf("L %s - - - - %s", abs, l)
 			}
 		case info.Mode().IsRegular():
 			if known[abs] {
 				return nil
 			}
 			// Carried in /usr/share/factory/var, copied at boot.
-			dst := filepath.Join(root, factoryVarDir, strings.TrimPrefix(rel, "var/"))
-			if err := mkdirAllMode(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			if err := copyPreserving(p, dst, info); err != nil {
+			dst := path.Join(factoryVarDir, strings.TrimPrefix(rel, "var/"))
+			if err := copyPreserving(t, rel, dst, info); err != nil {
 				return err
 			}
 			lines[abs] = fmt.Sprintf("C %s - - - -", abs)
@@ -377,7 +397,7 @@ func varToTmpfiles(root string, w progress.Warner) error {
 	if err != nil {
 		return err
 	}
-	if err := emptyDir(varDir); err != nil {
+	if err := t.emptyDir("var"); err != nil {
 		return err
 	}
 	keys := sortedKeys(lines)
@@ -386,7 +406,7 @@ func varToTmpfiles(root string, w progress.Warner) error {
 	for _, k := range keys {
 		b.WriteString(lines[k] + "\n")
 	}
-	return writeFileMode(filepath.Join(root, tmpfilesVar), b.Bytes(), 0o644)
+	return t.writeFile(tmpfilesVar, b.Bytes(), 0o644)
 }
 
 func specialBits(m os.FileMode) os.FileMode {
@@ -403,33 +423,44 @@ func specialBits(m os.FileMode) os.FileMode {
 	return out
 }
 
-func copyPreserving(src, dst string, info os.FileInfo) error {
-	if err := copyFile(src, dst, info.Mode().Perm()); err != nil {
+// copyPreserving copies the regular file src of the tree (info is its
+// lstat) to dst, with its owner and mode.
+func copyPreserving(t *buildTree, src, dst string, info os.FileInfo) error {
+	if err := t.mkdirAll(path.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := t.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := t.writeFunc(dst, info.Mode().Perm(), func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	}); err != nil {
 		return err
 	}
 	st := info.Sys().(*syscall.Stat_t)
-	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+	if err := t.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
 		return err
 	}
-	return os.Chmod(dst, info.Mode().Perm()|modeSpecial(info.Mode()))
+	return t.Chmod(dst, info.Mode().Perm()|modeSpecial(info.Mode()))
 }
 
 func modeSpecial(m os.FileMode) os.FileMode {
 	return m & (os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
 }
 
-// dropSpecial removes device nodes, sockets and fifos anywhere in root;
-// OSTree cannot store them.
-func dropSpecial(root string, w progress.Warner) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+// dropSpecial removes device nodes, sockets and fifos anywhere in the
+// tree; OSTree cannot store them.
+func dropSpecial(t *buildTree, w progress.Warner) error {
+	return fs.WalkDir(t.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		t := d.Type()
-		if t&(fs.ModeDevice|fs.ModeCharDevice|fs.ModeSocket|fs.ModeNamedPipe) != 0 {
-			rel, _ := filepath.Rel(root, p)
-			w.Warn(fmt.Errorf("dropped /%s: device nodes, sockets and fifos cannot be committed", rel))
-			return os.Remove(p)
+		if d.Type()&(fs.ModeDevice|fs.ModeCharDevice|fs.ModeSocket|fs.ModeNamedPipe) != 0 {
+			w.Warn(fmt.Errorf("dropped /%s: device nodes, sockets and fifos cannot be committed", p))
+			return t.Remove(p)
 		}
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -40,16 +41,32 @@ type NormalizeStats struct {
 // /usr/etc/hostname.
 func Normalize(root string, keepHostname bool) (NormalizeStats, error) {
 	var stats NormalizeStats
-	etc := filepath.Join(root, "usr/etc")
-	if _, err := os.Lstat(filepath.Join(etc, "machine-id")); err == nil || os.IsNotExist(err) {
-		if err := writeFileMode(filepath.Join(etc, "machine-id"), nil, 0o444); err != nil {
+	t, err := openTree(root)
+	if err != nil {
+		return stats, err
+	}
+	defer t.Close()
+	const etc = "usr/etc"
+	if _, err := t.Lstat(path.Join(etc, "machine-id")); err == nil || os.IsNotExist(err) {
+		if err := t.writeFile(path.Join(etc, "machine-id"), nil, 0o444); err != nil {
 			return stats, err
 		}
+	} else {
+		return stats, err
 	}
-	keys, _ := filepath.Glob(filepath.Join(etc, "ssh/ssh_host_*"))
-	for _, k := range keys {
-		if err := os.Remove(k); err != nil {
+	var ssh []fs.DirEntry
+	if st, err := t.Lstat(path.Join(etc, "ssh")); err == nil && st.IsDir() {
+		if ssh, err = t.readDir(path.Join(etc, "ssh")); err != nil {
 			return stats, err
+		}
+	} else if err != nil && !os.IsNotExist(err) {
+		return stats, err
+	}
+	for _, k := range ssh {
+		if strings.HasPrefix(k.Name(), "ssh_host_") {
+			if err := t.Remove(path.Join(etc, "ssh", k.Name())); err != nil {
+				return stats, err
+			}
 		}
 	}
 	rm := []string{"resolv.conf", ".pwd.lock", "passwd-", "group-", "shadow-", "gshadow-", "subuid-", "subgid-"}
@@ -57,31 +74,36 @@ func Normalize(root string, keepHostname bool) (NormalizeStats, error) {
 		rm = append(rm, "hostname")
 	}
 	for _, n := range rm {
-		p := filepath.Join(etc, n)
-		st, err := os.Lstat(p)
+		p := path.Join(etc, n)
+		st, err := t.Lstat(p)
 		if err != nil || st.Mode()&os.ModeSymlink != 0 {
 			continue
 		}
-		if err := os.Remove(p); err != nil {
+		if err := t.Remove(p); err != nil {
 			return stats, err
 		}
 	}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	// The walk descends only into directories (never through a
+	// symlink), resolved beneath the tree; removals go through it too.
+	// Extended attributes have no os.Root call: they are removed by the
+	// path the walk found, whose every component is a directory of the
+	// tree (nothing else changes the tree meanwhile).
+	err = fs.WalkDir(t.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		name := d.Name()
 		if d.IsDir() && name == "__pycache__" {
-			if err := os.RemoveAll(p); err != nil {
+			if err := t.RemoveAll(p); err != nil {
 				return err
 			}
-			return filepath.SkipDir
+			return fs.SkipDir
 		}
 		if !d.IsDir() && (strings.HasSuffix(name, "-old") || strings.HasSuffix(name, ".dpkg-old") || strings.HasSuffix(name, ".pyc")) {
-			return os.Remove(p)
+			return t.Remove(p)
 		}
-		if err := filterXattrs(p); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+		if err := filterXattrs(filepath.Join(root, p)); err != nil {
+			return fmt.Errorf("/%s: %w", p, err)
 		}
 		if !d.IsDir() {
 			info, err := d.Info()
