@@ -91,7 +91,7 @@ func imageBase(ctx context.Context, s *Spec, o *Options, work, root, strataBin s
 		return "", 0, err
 	}
 	// The strata being installed replaces the image's, if it has one.
-	if err := copyFile(strataBin, filepath.Join(root, strataBinInImg), 0o755); err != nil {
+	if err := installStrata(root, strataBin); err != nil {
 		return "", 0, err
 	}
 	return res.ManifestDigest, int64(cm.Timestamp), nil
