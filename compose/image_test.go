@@ -8,15 +8,20 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-os/strata/commit"
 	"github.com/strata-os/strata/container"
 	"github.com/strata-os/strata/errdefs"
+	"github.com/strata-os/strata/imgpolicy"
 	"github.com/strata-os/strata/repo"
 )
 
@@ -240,6 +245,27 @@ func TestImageBase(t *testing.T) {
 		t.Errorf("same commit, two image digests: %s %s", res.Image.ManifestDigest, res2.Image.ManifestDigest)
 	}
 
+	// The same image from a registry on 127.0.0.1, named by digest: the
+	// same commit.
+	addr := startTestRegistry(t)
+	runTool(t, "skopeo", "copy", "--preserve-digests", "--dest-tls-verify=false", "oci:"+layout+":v2", "docker://"+addr+"/img:v2")
+	regSpec := strings.Replace(imageSpec, `"oci:layout:v2"`, `"docker://`+addr+`/img@`+digest+`"`, 1)
+	s4, err := ParseSpec(filepath.Join(t.TempDir(), "reg.toml"), []byte(regSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r4, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBare, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res4, err := Build(ctx, s4, Options{Repo: r4, CacheDir: t.TempDir(), StrataBinary: "/bin/busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res4.Commit != res.Commit || res4.BaseImageDigest != digest {
+		t.Fatalf("from the registry: commit %s base %s, from the layout: %s %s", res4.Commit, res4.BaseImageDigest, res.Commit, digest)
+	}
+
 	// The exports, read by the real tools and pulled back.
 	for _, ref := range []string{"oci:" + filepath.Join(outDir, "out") + ":v2", "oci-archive:" + archive + ":v2"} {
 		var insp struct {
@@ -277,6 +303,78 @@ func TestImageBase(t *testing.T) {
 	}
 	if out := runTool(t, "umoci", "stat", "--image", filepath.Join(outDir, "out")+":v2"); !strings.Contains(out, "strata container encapsulate") {
 		t.Errorf("umoci stat:\n%s", out)
+	}
+
+	// The encapsulated export as the base of the next version (a
+	// bootc-style image): its laid-out tree is taken back and the new
+	// spec applied on top, as on a ref base.
+	spec3 := strings.Replace(strings.Replace(imageSpec, `"oci:layout:v2"`, `"oci:`+filepath.Join(outDir, "out")+`:v2"`, 1), `version = "2"`, `version = "3"`, 1) +
+		"\n[[files]]\npath = \"/etc/motd3\"\ncontent = \"v3\\n\"\n"
+	s3, err := ParseSpec(filepath.Join(t.TempDir(), "v3.toml"), []byte(spec3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res3, err := Build(ctx, s3, Options{Repo: r, CacheDir: t.TempDir(), StrataBinary: "/bin/busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res3.BaseImageDigest != res.Image.ManifestDigest {
+		t.Errorf("v3's base digest %s, want the export's %s", res3.BaseImageDigest, res.Image.ManifestDigest)
+	}
+	co3 := filepath.Join(t.TempDir(), "co")
+	if err := checkoutForTest(r, res3.Commit, co3); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{
+		"usr/etc/motd":                        "on an image\n",
+		"usr/etc/motd3":                       "v3\n",
+		"usr/share/factory/var/lib/foo/state": "state\n",
+		"usr/lib/os-release":                  "ID=imagetest\nIMAGE_ID=img\nIMAGE_VERSION=\"3\"\n",
+	} {
+		if b, err := os.ReadFile(filepath.Join(co3, p)); err != nil || string(b) != want {
+			t.Errorf("v3 %s = %q (%v), want %q", p, b, err, want)
+		}
+	}
+	if vars, _ := os.ReadFile(filepath.Join(co3, tmpfilesVar)); !strings.Contains(string(vars), "C /var/lib/foo/state - - - -\n") {
+		t.Errorf("v3 tmpfiles lost v2's lines:\n%s", vars)
+	}
+	if _, err := os.Lstat(filepath.Join(co3, "etc")); !os.IsNotExist(err) {
+		t.Error("v3: /etc beside /usr/etc")
+	}
+}
+
+// startTestRegistry starts Debian's docker-registry on a free port of
+// 127.0.0.1 and returns its address.
+func startTestRegistry(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("docker-registry", "serve", filepath.Join(dir, "config.yml"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return addr
+			}
+		}
+		if i > 100 {
+			t.Fatalf("registry did not start: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -406,6 +504,36 @@ func TestHostileImageBase(t *testing.T) {
 			checkNothingPublished(t, r, "hostile", cache, before)
 		})
 	}
+
+	// A policy that rejects the image: refused before any layer is
+	// fetched; nothing in the base cache either.
+	specDir := t.TempDir()
+	umociImage(t, filepath.Join(specDir, "layout"), "v1", "", rootfs, nil)
+	s, err := ParseSpec(filepath.Join(specDir, "spec.toml"), []byte("[os]\nname = \"hostile\"\n\n[base]\nimage = \"oci:layout:v1\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	polPath := filepath.Join(specDir, "policy.json")
+	if err := os.WriteFile(polPath, []byte(`{"default":[{"type":"reject"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := imgpolicy.Load(polPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	before := countCommits(t, r)
+	_, err = Build(ctx, s, Options{Repo: r, CacheDir: cache, StrataBinary: "/bin/busybox", Pull: container.PullOptions{Policy: pol}})
+	if err == nil || !strings.Contains(err.Error(), "rejected by the signature policy") || !strings.Contains(err.Error(), "spec.toml:5: base.image: ") {
+		t.Fatalf("rejected image: %v", err)
+	}
+	checkNothingPublished(t, r, "hostile", cache, before)
+	if br, err := repo.Open(filepath.Join(cache, "base-repo")); err == nil {
+		if refs, _ := br.ListRefs(); len(refs) != 0 {
+			t.Errorf("the base cache holds %v after a rejected image", refs)
+		}
+	}
+	checkOutside()
 }
 
 // TestImageSpecErrors: an image base is parsed and refused as the other
