@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,8 +21,9 @@ import (
 // on a read-only third disk (/dev/vdc) holding an archive repository with
 // the ref e2e/os.
 
-// debianRef is the ref the update disks carry, whatever the version.
-const debianRef = "e2e/os"
+// debianRef is the branch v2 and v3 are committed on (their ref
+// binding), which the update disks carry.
+const debianRef = "testos/e2e"
 
 // failingCheck is the required health check v3 carries, which fails.
 const failingCheck = "/usr/lib/greenboot/check/required.d/50-e2e-fails.sh"
@@ -49,7 +49,8 @@ func debian(t *testing.T) *debianOS {
 	lab(t)
 	debOnce.Do(func() {
 		ctx := context.Background()
-		o := testos.Options{StrataBinary: ""}
+		o := testos.Options{}
+		od := testos.Options{Branch: debianRef}
 		d := &debianOS{updates: map[string]string{}, dir: filepath.Join(labDir, "debian")}
 		if debErr = os.MkdirAll(d.dir, 0o755); debErr != nil {
 			return
@@ -58,14 +59,14 @@ func debian(t *testing.T) *debianOS {
 		if d.v1, debErr = testos.Get(ctx, o); debErr != nil {
 			return
 		}
-		if d.v2, debErr = testos.Derive(ctx, d.v1, "testos", "2", "", o); debErr != nil {
+		if d.v2, debErr = testos.Derive(ctx, d.v1, "testos", "2", "", od); debErr != nil {
 			return
 		}
 		if d.v3, debErr = testos.Derive(ctx, d.v2, "testos", "3", `[[files]]
 path = "`+failingCheck+`"
 mode = "0755"
 content = "#!/bin/sh\necho 'e2e: this check fails on purpose' >&2\nexit 1\n"
-`, o); debErr != nil {
+`, od); debErr != nil {
 			return
 		}
 		t.Logf("test OS v1 %s, v2 %s, v3 %s in %.0fs", d.v1.Commit[:12], d.v2.Commit[:12], d.v3.Commit[:12], time.Since(start).Seconds())
@@ -90,7 +91,7 @@ func (d *debianOS) image(version string) *testos.Image {
 }
 
 // updateDisk returns an ext4 image holding an archive repository (repo/)
-// whose ref e2e/os is the given version: the update medium of a guest
+// whose ref testos/e2e is the given version: the update medium of a guest
 // without network. Made once per version and shared read-only.
 func (d *debianOS) updateDisk(t *testing.T, version string) string {
 	t.Helper()
@@ -106,8 +107,8 @@ func (d *debianOS) updateDisk(t *testing.T, version string) string {
 	repoPath := filepath.Join(src, "repo")
 	for _, args := range [][]string{
 		{"--repo=" + repoPath, "init", "--mode=archive"},
-		{"--repo=" + repoPath, "pull-local", img.Repo, img.Ref},
-		{"--repo=" + repoPath, "refs", "--create=" + debianRef, img.Commit},
+		{"--repo=" + repoPath, "pull-local", img.Repo, img.Commit},
+		{"--repo=" + repoPath, "refs", "--force", "--create=" + debianRef, img.Commit},
 	} {
 		if out, err := l.Command(ctx, l.Strata, args...); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, out)
@@ -240,7 +241,8 @@ strata status
 // testDebianLoader: the composed Debian installed by install to-disk
 // boots through the real loader with systemd as init (/usr read-only,
 // the entry blessed); v2, staged in the guest, is finalized at shutdown
-// and boots with the local /etc and /var kept; v3, whose required health
+// and boots with the local /etc and /var kept; strata upgrade (following
+// the origin e2e:testos/e2e) stages v3, whose required health
 // check fails, boots once, is marked bad and the machine is back on v2
 // after one reboot, where strata status names the check.
 func testDebianLoader(t *testing.T, loader, firmware string) {
@@ -251,7 +253,7 @@ echo "HOSTNAME-BEFORE=$(cat /etc/hostname)"
 echo my-device > /etc/hostname
 mkdir -p /var/lib/e2e && echo kept > /var/lib/e2e/data
 ` + stageScript})
-	expectDebian(t, r, "1", "STRATA-USR-READONLY", "STRATA-BOOT-COMPLETE=active", "PULLED", "STAGED", "FINALIZE-UNIT=active", "STRATA-SCRIPT-DONE rc=0")
+	expectDebian(t, r, "1", "STRATA-USR-READONLY", "STRATA-HEALTH=active", "PULLED", "STAGED", "FINALIZE-UNIT=active", "STRATA-SCRIPT-DONE rc=0")
 	if loader == "systemd-boot" {
 		t.Logf("ESP entries after staging v2: %v", espEntries(t, img))
 	}
@@ -259,8 +261,11 @@ mkdir -p /var/lib/e2e && echo kept > /var/lib/e2e/data
 	r = bootDebian(t, img, debBoot{firmware: firmware, vars: vars, update: d.updateDisk(t, "3"), script: `
 echo "HOSTNAME=$(cat /etc/hostname)"
 echo "DATA=$(cat /var/lib/e2e/data)"
-` + stageScript})
-	expectDebian(t, r, "2", "STRATA-USR-READONLY", "STRATA-BOOT-COMPLETE=active", "HOSTNAME=my-device", "DATA=kept", "PULLED", "STAGED", "STRATA-SCRIPT-DONE rc=0")
+mkdir -p /run/update && mount -o ro /dev/vdc /run/update
+strata upgrade && echo UPGRADED
+strata status
+`})
+	expectDebian(t, r, "2", "STRATA-USR-READONLY", "STRATA-HEALTH=active", "HOSTNAME=my-device", "DATA=kept", "UPGRADED", "STRATA-SCRIPT-DONE rc=0")
 	if loader == "systemd-boot" {
 		names := strings.Join(espEntries(t, img), " ")
 		t.Logf("ESP entries after staging v3: %s", names)
@@ -276,11 +281,9 @@ echo "DATA=$(cat /var/lib/e2e/data)"
 		t.Fatalf("v3's boot ran the test agent; the health check should have rebooted first:\n%s", r.Console)
 	}
 	r = bootDebian(t, img, debBoot{firmware: firmware, vars: vars, script: "strata status; echo STATUS-RC=$?\n"})
-	expectDebian(t, r, "2", "STRATA-BOOT-COMPLETE=active", "STATUS-RC=0", failingCheck)
+	expectDebian(t, r, "2", "STRATA-HEALTH=active", "STATUS-RC=0", failingCheck)
 }
 
 func TestDebianSystemdBootUEFI(t *testing.T) { testDebianLoader(t, "systemd-boot", "ovmf") }
 
 func TestDebianGRUBBIOS(t *testing.T) { testDebianLoader(t, "grub", "bios") }
-
-var _ = exec.Command

@@ -63,6 +63,11 @@ type Options struct {
 	// Ref is the ref (or checksum) to deploy; a ref is created under the
 	// same name in the installed system's repository.
 	Ref string
+	// TargetRef, when set, is the refspec the installed system follows
+	// (its deployment's origin, e.g. "REMOTE:REF"), as bootc install's
+	// --target-imgref: the machine is installed from Ref and upgrades
+	// from TargetRef. The remote itself is configured on the machine.
+	TargetRef string
 	// OS is the stateroot; default "default" (bootc's).
 	OS string
 	// Bootloader is SystemdBoot (the default), GRUB or None.
@@ -100,6 +105,15 @@ type Result struct {
 }
 
 func (o *Options) defaults() error {
+	if o.TargetRef != "" {
+		remote, ref, found := strings.Cut(o.TargetRef, ":")
+		if !found {
+			remote, ref = "", remote
+		}
+		if err := repo.ValidateRefName(ref); err != nil || (found && remote == "") || strings.ContainsAny(remote, "/\n\r\x00 ") {
+			return fmt.Errorf("target ref %q: want REMOTE:REF or REF: %w", o.TargetRef, errdefs.ErrInvalid)
+		}
+	}
 	if o.OS == "" {
 		o.OS = "default"
 	}
@@ -421,6 +435,12 @@ func toFilesystem(ctx context.Context, root string, o FSOptions, w progress.Warn
 		if err := writeLoaderConf(espDir); err != nil {
 			return nil, err
 		}
+		// systemd-boot tells the OS which ESP it came from, and systemd's
+		// gpt-auto generator would then stack an automount of the ESP on
+		// /boot, which prepare-root has already bound to the sysroot's
+		// /boot (the automount fails and the system is degraded). The
+		// ESP is mounted at /boot/efi by the fstab line written below.
+		kargs = append(kargs, "systemd.gpt_auto=0")
 	}
 	s, err := sysroot.Open(root, sysroot.Options{RunDir: runDir, Cmdline: cmdline, Root: tree, ESPDir: espDir})
 	if err != nil {
@@ -428,7 +448,11 @@ func toFilesystem(ctx context.Context, root string, o FSOptions, w progress.Warn
 	}
 	// The image's own (usr/lib/bootc/kargs.d) are added by the deploy.
 	kargs = append(kargs, o.Kargs...)
-	dr, err := s.Deploy(ctx, sysroot.DeployOptions{OS: o.OS, Revision: ref, KargNone: true, KargAppend: kargs})
+	var origin *repo.KeyFile
+	if o.TargetRef != "" {
+		origin = sysroot.NewOrigin(o.TargetRef)
+	}
+	dr, err := s.Deploy(ctx, sysroot.DeployOptions{OS: o.OS, Revision: ref, Origin: origin, KargNone: true, KargAppend: kargs})
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,16 @@ func TestToDiskSystemdBoot(t *testing.T) {
 	src := sourceRepo(t)
 	img := filepath.Join(t.TempDir(), "disk.img")
 	var warnings []string
-	res, err := ToDisk(ctx, img, Options{SourceRepo: src, Ref: "test/os", Size: 1 << 30, BootCountingTries: 3,
+	// A target ref that is no refspec is refused before anything is written.
+	for _, bad := range []string{"e2e:", ":test/os", "e2e:../x", "a/b:test/os", "e2e:test os"} {
+		if _, err := ToDisk(ctx, img, Options{SourceRepo: src, Ref: "test/os", TargetRef: bad, Size: 1 << 30}); err == nil || !strings.Contains(err.Error(), "target ref") {
+			t.Errorf("target ref %q: %v", bad, err)
+		}
+		if _, err := os.Stat(img); !os.IsNotExist(err) {
+			t.Fatalf("target ref %q: the image was made (%v)", bad, err)
+		}
+	}
+	res, err := ToDisk(ctx, img, Options{SourceRepo: src, Ref: "test/os", TargetRef: "e2e:test/os", Size: 1 << 30, BootCountingTries: 3,
 		Warner: warnFunc(func(err error) { warnings = append(warnings, err.Error()) })})
 	must(t, err)
 	if res.LoaderFrom != "host" || len(warnings) != 1 || !strings.Contains(warnings[0], "using the host's") {
@@ -131,7 +140,7 @@ func TestToDiskSystemdBoot(t *testing.T) {
 		t.Fatalf("ESP entries %v", ents)
 	}
 	conf, _ := os.ReadFile(ents[0])
-	for _, want := range []string{"root=UUID=" + res.RootUUID + " rw console=ttyS0,115200 quiet ostree=/ostree/boot.", "linux /ostree/default-"} {
+	for _, want := range []string{"root=UUID=" + res.RootUUID + " rw systemd.gpt_auto=0 console=ttyS0,115200 quiet ostree=/ostree/boot.", "linux /ostree/default-"} {
 		if !strings.Contains(string(conf), want) {
 			t.Errorf("entry lacks %q:\n%s", want, conf)
 		}
@@ -144,6 +153,11 @@ func TestToDiskSystemdBoot(t *testing.T) {
 	st := ostree(t, "admin", "status", "--sysroot="+root)
 	if !strings.Contains(st, "default "+res.Commit+".0") {
 		t.Errorf("ostree admin status:\n%s", st)
+	}
+	// The machine follows the target ref.
+	origin, _ := os.ReadFile(filepath.Join(root, "ostree/deploy/default/deploy", res.Deployment+".origin"))
+	if !strings.Contains(string(origin), "refspec=e2e:test/os\n") {
+		t.Errorf("origin:\n%s", origin)
 	}
 	fstab, _ := os.ReadFile(filepath.Join(root, "ostree/deploy/default/deploy", res.Deployment, "etc/fstab"))
 	if !strings.Contains(string(fstab), "UUID="+res.ESPUUID+" /boot/efi vfat") {

@@ -14,7 +14,7 @@ func init() { rootCmd.AddCommand(newInstallCmd()) }
 
 // installFlags are shared by to-disk and to-filesystem.
 type installFlags struct {
-	source, osname, loader string
+	source, target, osname, loader string
 	kargs                  []string
 	tries                  int
 }
@@ -22,6 +22,7 @@ type installFlags struct {
 func (f *installFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.source, "source", "", "ref (or checksum) in --repo to install (oci: image references are not supported yet)")
+	fl.StringVar(&f.target, "target-ref", "", "refspec the installed system follows for upgrades (REMOTE:REF, its origin; default the --source ref); add the remote on the machine")
 	fl.StringVar(&f.osname, "os", "default", "stateroot name")
 	fl.StringVar(&f.loader, "bootloader", install.SystemdBoot, "systemd-boot (UEFI, vfat ESP), grub (BIOS) or none")
 	fl.StringArrayVar(&f.kargs, "karg", nil, "append a kernel argument (repeatable)")
@@ -33,7 +34,7 @@ func (f *installFlags) options(cmd *cobra.Command) (install.Options, error) {
 		return install.Options{}, fmt.Errorf("--source=%s: container image references are not supported yet; give a ref of --repo", f.source)
 	}
 	return install.Options{
-		SourceRepo: repoPath(), Ref: f.source, OS: f.osname, Bootloader: f.loader,
+		SourceRepo: repoPath(), Ref: f.source, TargetRef: f.target, OS: f.osname, Bootloader: f.loader,
 		Kargs: f.kargs, BootCountingTries: f.tries,
 		Warner: progress.WarnFunc(func(err error) { fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err) }),
 	}, nil

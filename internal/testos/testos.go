@@ -54,6 +54,11 @@ type Options struct {
 	// Progress and Warner receive the compose's reports.
 	Progress progress.Reporter
 	Warner   progress.Warner
+	// Branch, for Derive, is the branch to commit on (the commit's ref
+	// binding) instead of name/version: successive versions of one OS on
+	// one branch, as an update server has them. The branch then names
+	// the newest derived build; use Image.Commit for an older one.
+	Branch string
 }
 
 // SourceRoot is the module's root directory (from this file's path).
@@ -258,9 +263,12 @@ func Derive(ctx context.Context, img *Image, name, version, extra string, o Opti
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.Sum256([]byte(raw + "\x00" + img.Commit + "\x00" + binSum))
-	marker := filepath.Join(filepath.Dir(img.Repo), "derived-"+hex.EncodeToString(h[:])[:16])
 	ref := name + "/" + versionOr(version)
+	if o.Branch != "" {
+		ref = o.Branch
+	}
+	h := sha256.Sum256([]byte(raw + "\x00" + img.Commit + "\x00" + binSum + "\x00" + ref))
+	marker := filepath.Join(filepath.Dir(img.Repo), "derived-"+hex.EncodeToString(h[:])[:16])
 	out := &Image{Repo: img.Repo, Ref: ref, Spec: specPath}
 	if readMarker(marker, out) {
 		return out, nil
