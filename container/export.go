@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/klauspost/compress/gzip"
@@ -35,6 +34,8 @@ type EncapsulateOptions struct {
 	MaxLayers int
 	// Labels are added to the image's labels.
 	Labels map[string]string
+	// Access gives registry credentials and registries.conf for a push.
+	Access Access
 }
 
 // EncapsulateResult is what Encapsulate wrote.
@@ -176,7 +177,7 @@ func Encapsulate(ctx context.Context, r *repo.Repo, c objects.Checksum, dest Ima
 	res := &EncapsulateResult{ManifestDigest: manDesc.Digest, Layers: len(layers)}
 	switch dest.Transport {
 	case Registry:
-		if err := push(ctx, dir, manDesc, dest); err != nil {
+		if err := push(ctx, dir, manDesc, dest, o.Access); err != nil {
 			return nil, err
 		}
 	case OCIArchive:
@@ -349,10 +350,10 @@ func writeIndex(dir string, m Descriptor, tag string) error {
 
 // push uploads the image in layout dir to the registry; go-containerregistry
 // skips blobs the registry already has and keeps the manifest's bytes.
-func push(ctx context.Context, dir string, m Descriptor, dest ImageRef) error {
-	ref, err := name.ParseReference(dest.Name)
+func push(ctx context.Context, dir string, m Descriptor, dest ImageRef, a Access) error {
+	t, opts, err := a.remote(ctx, dest)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %w", errdefs.ErrInvalid, dest, err)
+		return err
 	}
 	p, err := layout.FromPath(dir)
 	if err != nil {
@@ -366,8 +367,8 @@ func push(ctx context.Context, dir string, m Descriptor, dest ImageRef) error {
 	if err != nil {
 		return err
 	}
-	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithJobs(4)); err != nil {
-		return fmt.Errorf("pushing %s: %w", dest, err)
+	if err := remote.Write(t.ref, img, append(opts, remote.WithJobs(4))...); err != nil {
+		return fmt.Errorf("pushing %s: %w", dest, t.authError(a.Keychain, 0, err))
 	}
 	return nil
 }

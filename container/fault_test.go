@@ -135,7 +135,7 @@ func bigLayerImage(t *testing.T, addr string) (objects.Checksum, string) {
 	if _, err := Encapsulate(context.Background(), r, c, ImageRef{Registry, addr + "/big:v1"}, EncapsulateOptions{MaxLayers: 4}); err != nil {
 		t.Fatal(err)
 	}
-	im, err := resolve(context.Background(), ImageRef{Registry, addr + "/big:v1"})
+	im, err := resolve(context.Background(), ImageRef{Registry, addr + "/big:v1"}, Access{})
 	if err != nil {
 		t.Fatal(err)
 	}

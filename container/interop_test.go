@@ -8,9 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"github.com/strata-os/strata/errdefs"
+	"github.com/strata-os/strata/internal/registrytest"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 )
@@ -33,60 +31,13 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// startRegistry runs Debian's docker-registry on 127.0.0.1 with its own
-// config (filesystem storage in a temp dir) and returns HOST:PORT and the
-// path of its log (the access log counts bytes served).
+// startRegistry runs Debian's docker-registry on 127.0.0.1
+// (registrytest) and returns HOST:PORT and the path of its log (the
+// access log counts bytes served).
 func startRegistry(t *testing.T) (string, string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "registry.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("docker-registry", "serve", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if i > 100 {
-			t.Fatalf("registry did not start: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return addr, logPath
+	r := registrytest.Start(t, registrytest.Options{})
+	return r.Addr, r.Log
 }
 
 // makeTree writes a small OS tree with busybox (so a RUN has a shell).

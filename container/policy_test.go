@@ -67,13 +67,13 @@ func TestSignaturePolicy(t *testing.T) {
 	_, r, err := pull(sigstore, "")
 	refused("unsigned image under sigstoreSigned", err, r)
 
-	if _, err := Sign(ctx, img, other); err != nil {
+	if _, err := Sign(ctx, img, other, Access{}); err != nil {
 		t.Fatal(err)
 	}
 	_, r, err = pull(sigstore, "")
 	refused("signed by another key", err, r)
 
-	if _, err := Sign(ctx, img, key); err != nil {
+	if _, err := Sign(ctx, img, key, Access{}); err != nil {
 		t.Fatal(err)
 	}
 	res, _, err := pull(sigstore, "")

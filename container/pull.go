@@ -77,6 +77,8 @@ type PullOptions struct {
 	// Retries is how many times a broken layer download resumes with a
 	// Range request before the pull fails (default 5).
 	Retries int
+	// Access gives registry credentials and registries.conf.
+	Access Access
 }
 
 // PullResult reports what Pull did.
@@ -149,8 +151,8 @@ func readSmall(ctx context.Context, src source, d Descriptor, limit int64, what 
 
 // resolve reads and verifies the manifest (choosing linux/GOARCH from an
 // index) and the configuration.
-func resolve(ctx context.Context, ref ImageRef) (*image, error) {
-	src, err := openSource(ctx, ref)
+func resolve(ctx context.Context, ref ImageRef, a Access) (*image, error) {
+	src, err := openSource(ctx, ref, a)
 	if err != nil {
 		return nil, err
 	}
@@ -391,7 +393,7 @@ var ErrNoSpace = errors.New("not enough free space")
 // An encapsulated image's commit layer is imported after its other
 // layers, so its ref never names a commit with missing objects.
 func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*PullResult, error) {
-	im, err := resolve(ctx, ref)
+	im, err := resolve(ctx, ref, o.Access)
 	if err != nil {
 		return nil, err
 	}
@@ -634,9 +636,9 @@ type Resolved struct {
 }
 
 // Resolve reads and verifies ref's manifest and configuration only (for
-// an update check).
-func Resolve(ctx context.Context, ref ImageRef) (*Resolved, error) {
-	im, err := resolve(ctx, ref)
+// an update check), reaching registries through a.
+func Resolve(ctx context.Context, ref ImageRef, a Access) (*Resolved, error) {
+	im, err := resolve(ctx, ref, a)
 	if err != nil {
 		return nil, err
 	}

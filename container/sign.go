@@ -13,7 +13,6 @@ import (
 	"encoding/pem"
 	"fmt"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -63,12 +62,12 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 // digest, signed with ECDSA P-256 over its SHA-256, pushed as a one-layer
 // manifest under the tag sha256-<hex>.sig (cosign's scheme), which
 // sigstoreSigned policies (and cosign verify --key) accept. It returns
-// the signed digest.
-func Sign(ctx context.Context, ref ImageRef, key *ecdsa.PrivateKey) (string, error) {
+// the signed digest. a gives credentials and registries.conf.
+func Sign(ctx context.Context, ref ImageRef, key *ecdsa.PrivateKey, a Access) (string, error) {
 	if ref.Transport != Registry {
 		return "", fmt.Errorf("%w: sign works on registry images, not %s", errdefs.ErrInvalid, ref.Transport)
 	}
-	rs, err := Resolve(ctx, ref)
+	rs, err := Resolve(ctx, ref, a)
 	if err != nil {
 		return "", err
 	}
@@ -85,23 +84,22 @@ func Sign(ctx context.Context, ref ImageRef, key *ecdsa.PrivateKey) (string, err
 	if err != nil {
 		return "", err
 	}
-	r, err := name.ParseReference(ref.Name)
+	t, opts, err := a.remote(ctx, ref)
 	if err != nil {
-		return "", fmt.Errorf("%w: %s: %w", errdefs.ErrInvalid, ref, err)
+		return "", err
 	}
-	repo := r.Context()
+	repo := t.ref.Context()
 	payloadDigest := "sha256:" + hex.EncodeToString(h[:])
 	cfg, _ := json.Marshal(map[string]any{
 		"architecture": "", "os": "", "config": map[string]any{},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{payloadDigest}},
 	})
 	cfgSum := sha256.Sum256(cfg)
-	opts := []remote.Option{remote.WithContext(ctx)}
 	if err := remote.WriteLayer(repo, static.NewLayer(payload, types.MediaType(imgpolicy.SigstoreMediaType)), opts...); err != nil {
-		return "", fmt.Errorf("pushing the signature payload: %w", err)
+		return "", fmt.Errorf("pushing the signature payload: %w", t.authError(a.Keychain, 0, err))
 	}
 	if err := remote.WriteLayer(repo, static.NewLayer(cfg, types.OCIConfigJSON), opts...); err != nil {
-		return "", fmt.Errorf("pushing the signature config: %w", err)
+		return "", fmt.Errorf("pushing the signature config: %w", t.authError(a.Keychain, 0, err))
 	}
 	m := Manifest{SchemaVersion: 2, MediaType: mtOCIManifest,
 		Config: Descriptor{MediaType: mtOCIConfig, Digest: "sha256:" + hex.EncodeToString(cfgSum[:]), Size: int64(len(cfg))},
@@ -113,7 +111,7 @@ func Sign(ctx context.Context, ref ImageRef, key *ecdsa.PrivateKey) (string, err
 		return "", err
 	}
 	if err := remote.Put(repo.Tag(SigstoreTag(rs.ManifestDigest)), rawManifest{raw, types.OCIManifestSchema1}, opts...); err != nil {
-		return "", fmt.Errorf("pushing the signature manifest: %w", err)
+		return "", fmt.Errorf("pushing the signature manifest: %w", t.authError(a.Keychain, 0, err))
 	}
 	return rs.ManifestDigest, nil
 }

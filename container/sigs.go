@@ -86,7 +86,7 @@ func sigstoreSignatures(ctx context.Context, im *image) ([]imgpolicy.SigstoreSig
 		return nil, nil // signatures travel with registry images only
 	}
 	tag := rs.ref.Context().Tag(SigstoreTag(im.digest))
-	sigSrc := &registrySource{ref: tag, client: rs.client}
+	sigSrc := &registrySource{ref: tag, client: rs.client, authErr: rs.authErr}
 	top, err := sigSrc.top(ctx)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil, nil

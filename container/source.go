@@ -3,6 +3,7 @@ package container
 import (
 	"archive/tar"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,10 +81,10 @@ type source interface {
 	close()
 }
 
-func openSource(ctx context.Context, ref ImageRef) (source, error) {
+func openSource(ctx context.Context, ref ImageRef, a Access) (source, error) {
 	switch ref.Transport {
 	case Registry:
-		return newRegistrySource(ctx, ref)
+		return newRegistrySource(ctx, ref, a)
 	case OCIDir:
 		dir, tag := ref.PathTag()
 		return &layoutSource{dir: dir, tag: tag}, nil
@@ -93,24 +94,91 @@ func openSource(ctx context.Context, ref ImageRef) (source, error) {
 	return nil, fmt.Errorf("%w: transport %q", errdefs.ErrInvalid, ref.Transport)
 }
 
-// registrySource speaks the distribution API (plain HTTP to 127.0.0.1
-// and localhost, as go-containerregistry decides).
-type registrySource struct {
-	ref    name.Reference
-	client *http.Client
+// Access says how registries are reached: credentials and
+// registries.conf. The zero value is anonymous access with no
+// registries.conf (plain HTTP to 127.0.0.1, localhost and private
+// addresses, HTTPS elsewhere: go-containerregistry's rule).
+type Access struct {
+	// Keychain gives credentials (nil: anonymous).
+	Keychain authn.Keychain
+	// Registries is registries.conf (nil: none): blocked registries are
+	// refused, insecure ones spoken to over HTTPS without certificate
+	// verification or plain HTTP.
+	Registries *Registries
 }
 
-func newRegistrySource(ctx context.Context, ref ImageRef) (*registrySource, error) {
-	r, err := name.ParseReference(ref.Name)
+// target is an image's registry as Access reaches it.
+type target struct {
+	ref  name.Reference
+	auth authn.Authenticator
+	base http.RoundTripper
+}
+
+func (a Access) target(ref ImageRef) (*target, error) {
+	r, insecure, err := a.Registries.reference(ref)
 	if err != nil {
-		return nil, fmt.Errorf("%w: image %s: %w", errdefs.ErrInvalid, ref, err)
+		return nil, err
 	}
-	tr, err := transport.NewWithContext(ctx, r.Context().Registry, authn.Anonymous, remote.DefaultTransport,
-		[]string{r.Context().Scope(transport.PullScope)})
+	t := &target{ref: r, auth: authn.Anonymous, base: remote.DefaultTransport}
+	if a.Keychain != nil {
+		if t.auth, err = a.Keychain.Resolve(r.Context()); err != nil {
+			return nil, fmt.Errorf("image %s: %w", ref, err)
+		}
+	}
+	if insecure {
+		tr := remote.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		t.base = tr
+	}
+	return t, nil
+}
+
+// authError turns a registry's 401 or 403 into one line that says whether
+// credentials were sent and where they came from; other errors are kept.
+func (t *target) authError(kc authn.Keychain, status int, err error) error {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		status = te.StatusCode
+	}
+	if status != http.StatusUnauthorized && status != http.StatusForbidden {
+		return err
+	}
+	host := t.ref.Context().RegistryStr()
+	if fa, ok := t.auth.(fileAuth); ok {
+		return fmt.Errorf("registry %s: %w: it refused the credentials from %s (HTTP %d)", host, ErrUnauthorized, fa.file, status)
+	}
+	return fmt.Errorf("registry %s: %w (HTTP %d) and %s", host, ErrUnauthorized, status, noCredentials(kc))
+}
+
+// remote returns ref's registry as a reaches it and go-containerregistry's
+// options to write to it.
+func (a Access) remote(ctx context.Context, ref ImageRef) (*target, []remote.Option, error) {
+	t, err := a.target(ref)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", ref, err)
+		return nil, nil, err
 	}
-	return &registrySource{ref: r, client: &http.Client{Transport: tr}}, nil
+	return t, []remote.Option{remote.WithContext(ctx), remote.WithAuth(t.auth), remote.WithTransport(t.base)}, nil
+}
+
+// registrySource speaks the distribution API.
+type registrySource struct {
+	ref     name.Reference
+	client  *http.Client
+	authErr func(status int, err error) error
+}
+
+func newRegistrySource(ctx context.Context, ref ImageRef, a Access) (*registrySource, error) {
+	t, err := a.target(ref)
+	if err != nil {
+		return nil, err
+	}
+	authErr := func(status int, err error) error { return t.authError(a.Keychain, status, err) }
+	tr, err := transport.NewWithContext(ctx, t.ref.Context().Registry, t.auth, t.base,
+		[]string{t.ref.Context().Scope(transport.PullScope)})
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, authErr(0, err))
+	}
+	return &registrySource{ref: t.ref, client: &http.Client{Transport: tr}, authErr: authErr}, nil
 }
 
 func (s *registrySource) url(kind, id string) string {
@@ -133,6 +201,9 @@ func (s *registrySource) top(ctx context.Context) (Descriptor, error) {
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
 		return Descriptor{}, fmt.Errorf("%w: manifest %s", errdefs.ErrNotFound, s.ref)
+	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return Descriptor{}, s.authErr(resp.StatusCode, nil)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return Descriptor{}, fmt.Errorf("manifest %s: HTTP %s", s.ref, resp.Status)
@@ -169,6 +240,9 @@ func (s *registrySource) fetch(ctx context.Context, d Descriptor, off int64) (io
 	case resp.StatusCode == http.StatusNotFound:
 		resp.Body.Close()
 		return nil, fmt.Errorf("%w: %s %s", errdefs.ErrNotFound, kind, d.Digest)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		resp.Body.Close()
+		return nil, s.authErr(resp.StatusCode, nil)
 	default:
 		resp.Body.Close()
 		return nil, fmt.Errorf("%s %s: HTTP %s", kind, d.Digest, resp.Status)

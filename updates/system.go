@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-os/strata/container"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/sysroot"
 	"github.com/strata-os/strata/upgrader"
@@ -24,6 +25,9 @@ type SysrootSystem struct {
 	Open func() (*sysroot.Sysroot, error)
 	// Puller pulls the origin's remote ref (the CLI's puller).
 	Puller sysroot.Puller
+	// Access reaches the registry of an image origin (credentials,
+	// registries.conf; the zero value is anonymous).
+	Access container.Access
 	// RebootCommand defaults to systemctl reboot.
 	RebootCommand []string
 	// BootIDPath defaults to /proc/sys/kernel/random/boot_id.
@@ -59,7 +63,7 @@ func (s *SysrootSystem) Check(ctx context.Context) (*Candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := upgrader.Upgrade(ctx, sr, upgrader.Options{DownloadOnly: true, Puller: s.Puller})
+	res, err := upgrader.Upgrade(ctx, sr, upgrader.Options{DownloadOnly: true, Puller: s.Puller, Pull: container.PullOptions{Access: s.Access}})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +95,7 @@ func (s *SysrootSystem) Stage(ctx context.Context, c *Candidate) error {
 	if err != nil {
 		return err
 	}
-	res, err := upgrader.Upgrade(ctx, sr, upgrader.Options{Stage: true, Puller: s.Puller})
+	res, err := upgrader.Upgrade(ctx, sr, upgrader.Options{Stage: true, Puller: s.Puller, Pull: container.PullOptions{Access: s.Access}})
 	if err != nil {
 		return err
 	}

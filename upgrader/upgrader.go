@@ -134,7 +134,7 @@ func Upgrade(ctx context.Context, s *sysroot.Sysroot, o Options) (*Result, error
 			deployed = info.ManifestDigest
 		}
 	}
-	rs, err := container.Resolve(ctx, img.Image)
+	rs, err := container.Resolve(ctx, img.Image, o.Pull.Access)
 	if err != nil {
 		return nil, err
 	}

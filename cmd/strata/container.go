@@ -19,8 +19,8 @@ import (
 
 const imgrefHelp = `IMGREF is registry:HOST/NAME[:TAG|@DIGEST] (or docker://...), oci:DIR[:TAG] or
 oci-archive:FILE[:TAG]. Registries on 127.0.0.1, localhost and private addresses
-are spoken to over plain HTTP, others over HTTPS. Anonymous access only
-(registry credentials are not supported yet).
+are spoken to over plain HTTP, others over HTTPS, except as registries.conf says.
+` + accessHelp + `
 
 Signatures: the policy (--policy, else /etc/containers/policy.json when it
 exists) is checked before anything is written. Supported requirements:
@@ -29,6 +29,19 @@ sha256-<hex>.sig tag; "strata container sign" makes them), signedBy GPGKeys
 (skopeo copy --sign-by, read from the lookaside in registries.d). An origin
 says ostree-image-signed when signatures were required and verified, else
 ostree-unverified-registry / ostree-unverified-image.`
+
+const accessHelp = `Credentials (containers-auth.json): --authfile=FILE, else for pull,
+unencapsulate, encapsulate and sign as podman and skopeo: $REGISTRY_AUTH_FILE
+alone, else $XDG_RUNTIME_DIR/containers/auth.json (/run/containers/UID/auth.json),
+~/.config/containers/auth.json, ~/.docker/config.json; for the system's pulls
+(deploy, switch, upgrade, the update agent) as bootc/ostree-ext: the first of
+/run/ostree/auth.json, /etc/ostree/auth.json, /usr/lib/ostree/auth.json, else
+anonymous. Credential helpers are not run.
+registries.conf (--registries-conf, else $CONTAINERS_REGISTRIES_CONF, else
+/etc/containers/registries.conf, plus the *.conf drop-ins of FILE.d): a
+registry marked blocked is refused; insecure is reached over HTTPS without
+certificate verification, or plain HTTP. Mirrors, prefix-to-location remapping
+and short-name search are not supported.`
 
 func init() { rootCmd.AddCommand(newContainerCmd()) }
 
@@ -86,6 +99,45 @@ type imagePullFlags struct {
 	retries     int
 	policy      string
 	registriesD string
+	access      accessFlags
+}
+
+// accessFlags are --authfile and --registries-conf.
+type accessFlags struct {
+	authfile       string
+	registriesConf string
+	// system: the system's pulls, whose credentials are ostree-ext's
+	// (/run/ostree/auth.json...), not the user's.
+	system bool
+}
+
+func (a *accessFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.authfile, "authfile", "", "registry credentials (containers-auth.json); default: see --help")
+	cmd.Flags().StringVar(&a.registriesConf, "registries-conf", "", "registries.conf (default $CONTAINERS_REGISTRIES_CONF, else "+container.DefaultRegistriesConf+")")
+}
+
+// get reads registries.conf and chooses the credentials files.
+func (a *accessFlags) get() (container.Access, error) {
+	var acc container.Access
+	switch {
+	case a.authfile != "":
+		acc.Keychain = container.AuthFileKeychain(a.authfile)
+	case a.system:
+		acc.Keychain = container.SystemKeychain("/")
+	default:
+		acc.Keychain = container.NewKeychain(container.UserAuthFiles()...)
+	}
+	path, required := a.registriesConf, a.registriesConf != ""
+	if path == "" {
+		path = os.Getenv("CONTAINERS_REGISTRIES_CONF")
+		required = path != ""
+	}
+	if path == "" {
+		path = container.DefaultRegistriesConf
+	}
+	var err error
+	acc.Registries, err = container.LoadRegistries(path, required)
+	return acc, err
 }
 
 func (p *imagePullFlags) add(cmd *cobra.Command) {
@@ -94,6 +146,7 @@ func (p *imagePullFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&p.json, "json", false, "report progress and the result as JSON lines on stdout")
 	cmd.Flags().StringVar(&p.policy, "policy", "", "signature policy (containers-policy.json; default "+imgpolicy.DefaultPath+" when it exists)")
 	cmd.Flags().StringVar(&p.registriesD, "registries.d", container.DefaultRegistriesD, "where lookaside signature locations are configured")
+	p.access.add(cmd)
 }
 
 func (p *imagePullFlags) options(cmd *cobra.Command) (container.PullOptions, error) {
@@ -102,6 +155,10 @@ func (p *imagePullFlags) options(cmd *cobra.Command) (container.PullOptions, err
 		rep = &jsonReporter{w: cmd.OutOrStdout()}
 	}
 	o := container.PullOptions{Jobs: p.jobs, Retries: p.retries, Reporter: rep, RegistriesD: p.registriesD}
+	var err error
+	if o.Access, err = p.access.get(); err != nil {
+		return o, err
+	}
 	pol, err := loadPolicy(p.policy)
 	o.Policy = pol
 	return o, err
@@ -188,7 +245,7 @@ func deployImage(cmd *cobra.Command, s *sysroot.Sysroot, ref container.ImageRef,
 }
 
 func newImageDeployCmd() *cobra.Command {
-	var p imagePullFlags
+	p := imagePullFlags{access: accessFlags{system: true}}
 	var o sysroot.DeployOptions
 	var imgref string
 	cmd := &cobra.Command{
@@ -298,6 +355,7 @@ func newImagePruneCmd() *cobra.Command {
 func newEncapsulateCmd() *cobra.Command {
 	var o container.EncapsulateOptions
 	var labels map[string]string
+	var access accessFlags
 	cmd := &cobra.Command{
 		Use:   "encapsulate REV IMGREF",
 		Short: "Export a commit as a chunked, reproducible container image (oci:, oci-archive: or registry:)",
@@ -308,7 +366,9 @@ gives the same manifest digest. Labels: ostree.commit, ostree.final-diffid,
 containers.bootc=1, ostree.bootable=true, the commit's version. IMGREF is
 oci:DIR[:TAG], oci-archive:FILE[:TAG] (the file is replaced and holds only this
 image) or registry:HOST/NAME:TAG. Not supported yet: zstd layers, reusing a
-previous image's layout beyond the stable grouping.`,
+previous image's layout beyond the stable grouping.
+
+` + accessHelp,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dest, err := container.ParseImageRef(args[1])
@@ -324,6 +384,9 @@ previous image's layout beyond the stable grouping.`,
 				return err
 			}
 			o.Labels = labels
+			if o.Access, err = access.get(); err != nil {
+				return err
+			}
 			res, err := container.Encapsulate(cmd.Context(), r, c, dest, o)
 			if err != nil {
 				return err
@@ -334,6 +397,7 @@ previous image's layout beyond the stable grouping.`,
 	}
 	cmd.Flags().IntVar(&o.MaxLayers, "max-layers", 64, "most layers in the image (2-128)")
 	cmd.Flags().StringToStringVar(&labels, "label", nil, "add a label KEY=VALUE")
+	access.add(cmd)
 	return cmd
 }
 
@@ -362,6 +426,7 @@ func newUnencapsulateCmd() *cobra.Command {
 
 func newSignCmd() *cobra.Command {
 	var keyPath string
+	var access accessFlags
 	cmd := &cobra.Command{
 		Use:   "sign --key=KEY.pem registry:HOST/NAME:TAG",
 		Short: "Sign an image in a registry, cosign-compatible (ECDSA P-256)",
@@ -370,7 +435,9 @@ reference and its manifest digest) signed with ECDSA P-256, pushed under the tag
 sha256-<hex>.sig as cosign does, so policies with sigstoreSigned (and cosign
 verify --key) accept it. KEY.pem is an unencrypted EC PRIVATE KEY or PKCS #8
 PRIVATE KEY (openssl ecparam -name prime256v1 -genkey -noout); cosign's
-encrypted key files are not read. Prints the signed manifest digest.`,
+encrypted key files are not read. Prints the signed manifest digest.
+
+` + accessHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := container.ParseImageRef(args[0])
@@ -385,7 +452,11 @@ encrypted key files are not read. Prints the signed manifest digest.`,
 			if err != nil {
 				return fmt.Errorf("--key %s: %w", keyPath, err)
 			}
-			d, err := container.Sign(cmd.Context(), ref, key)
+			acc, err := access.get()
+			if err != nil {
+				return err
+			}
+			d, err := container.Sign(cmd.Context(), ref, key, acc)
 			if err != nil {
 				return err
 			}
@@ -394,6 +465,7 @@ encrypted key files are not read. Prints the signed manifest digest.`,
 		},
 	}
 	cmd.Flags().StringVar(&keyPath, "key", "", "the private key (PEM, required)")
+	access.add(cmd)
 	_ = cmd.MarkFlagRequired("key")
 	return cmd
 }

@@ -45,7 +45,7 @@ func printUpgrade(cmd *cobra.Command, res *upgrader.Result) {
 }
 
 func newSwitchCmd() *cobra.Command {
-	var p imagePullFlags
+	p := imagePullFlags{access: accessFlags{system: true}}
 	var o upgrader.Options
 	var transport string
 	var apply bool
@@ -62,7 +62,9 @@ oci and FILE[:TAG] for oci-archive.
 
 The signature policy (--policy, else /etc/containers/policy.json when it
 exists) is checked before anything is written; the origin then says
-ostree-image-signed. Not supported yet: registry credentials, Fulcio/Rekor.`,
+ostree-image-signed. Not supported yet: Fulcio/Rekor.
+
+` + accessHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := container.ParseImageRef(transport + ":" + args[0])
@@ -101,7 +103,7 @@ ostree-image-signed. Not supported yet: registry credentials, Fulcio/Rekor.`,
 }
 
 func newUpgradeCmd() *cobra.Command {
-	var p imagePullFlags
+	p := imagePullFlags{access: accessFlags{system: true}}
 	var o upgrader.Options
 	var apply bool
 	cmd := &cobra.Command{
@@ -125,7 +127,9 @@ new deployment is staged (the default at shutdown).
                    (strata update, timer-driven) runs upgrades with --apply.
 
 Exit status: 0 when up to date or updated; non-zero on any error (nothing of a
-failed update is deployed).`,
+failed update is deployed).
+
+` + accessHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Check && (o.DownloadOnly || apply) {

@@ -145,7 +145,10 @@ wait for this machine's turn in a phased rollout, stage the update, then
 reboot at once (immediate), in the next maintenance window (periodic) or
 once a FleetLock slot is held (fleet_lock; an unreachable server is
 retried with backoff, never bypassed). It sleeps between steps up to
---max-wait, then exits; the timer runs it again.`,
+--max-wait, then exits; the timer runs it again. An image origin is
+pulled with bootc's credentials (the first of /run/ostree/auth.json,
+/etc/ostree/auth.json, /usr/lib/ostree/auth.json; none: anonymous) and
+/etc/containers/registries.conf (blocked, insecure).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.config()
@@ -156,9 +159,13 @@ retried with backoff, never bypassed). It sleeps between steps up to
 			if err != nil {
 				return err
 			}
+			access, err := (&accessFlags{system: true}).get()
+			if err != nil {
+				return err
+			}
 			a := &updates.Agent{
 				Config: c, StatePath: f.state, NodeID: id,
-				System: &updates.SysrootSystem{Open: func() (*sysroot.Sysroot, error) { return openSysroot(cmd) }, Puller: upgradePuller(cmd)},
+				System: &updates.SysrootSystem{Open: func() (*sysroot.Sysroot, error) { return openSysroot(cmd) }, Puller: upgradePuller(cmd), Access: access},
 			}
 			if c.Strategy == updates.StrategyFleetLock {
 				a.Locker = &fleetlock.Client{BaseURL: c.BaseURL, ID: id, Group: c.Group}

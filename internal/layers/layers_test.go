@@ -70,8 +70,9 @@ var layer = map[string]int{
 	"interop":           10,
 	"bench":             10,
 
-	"internal/faultserver": 9,
-	"internal/etcdtest":    9,
+	"internal/faultserver":  9,
+	"internal/etcdtest":     9,
+	"internal/registrytest": 9,
 
 	"internal/demoos/demo": 10,
 }
