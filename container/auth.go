@@ -195,6 +195,19 @@ func (k *Keychain) load(f string) (map[string]authEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials file: %w", err)
 	}
+	auths, err := parseAuthFile(f, data)
+	if err != nil {
+		return nil, err
+	}
+	if k.loaded == nil {
+		k.loaded = map[string]map[string]authEntry{}
+	}
+	k.loaded[f] = auths
+	return auths, nil
+}
+
+// parseAuthFile parses containers-auth.json data read from f.
+func parseAuthFile(f string, data []byte) (map[string]authEntry, error) {
 	var doc struct {
 		Auths map[string]authEntry `json:"auths"`
 	}
@@ -205,10 +218,6 @@ func (k *Keychain) load(f string) (map[string]authEntry, error) {
 	for key, e := range doc.Auths {
 		auths[normalizeAuthKey(key)] = e
 	}
-	if k.loaded == nil {
-		k.loaded = map[string]map[string]authEntry{}
-	}
-	k.loaded[f] = auths
 	return auths, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,5 +213,30 @@ func TestSystemAuthFiles(t *testing.T) {
 		if kc := SystemKeychain(root); strings.Join(kc.Files(), " ") != want[i] {
 			t.Fatalf("with %s: keychain reads %v", want[i], kc.Files())
 		}
+	}
+}
+
+// TestUserAuthFiles follows containers-auth.json(5): $REGISTRY_AUTH_FILE
+// alone, else the runtime file, the config file, Docker's.
+func TestUserAuthFiles(t *testing.T) {
+	t.Setenv("REGISTRY_AUTH_FILE", "/explicit.json")
+	if got := UserAuthFiles(); len(got) != 1 || got[0] != "/explicit.json" {
+		t.Fatalf("with REGISTRY_AUTH_FILE: %v", got)
+	}
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	t.Setenv("XDG_RUNTIME_DIR", "/xdg-run")
+	t.Setenv("XDG_CONFIG_HOME", "/xdg-config")
+	t.Setenv("DOCKER_CONFIG", "/docker")
+	want := "/xdg-run/containers/auth.json /xdg-config/containers/auth.json /docker/config.json"
+	if got := strings.Join(UserAuthFiles(), " "); got != want {
+		t.Fatalf("UserAuthFiles = %s, want %s", got, want)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("DOCKER_CONFIG", "")
+	t.Setenv("HOME", "/home/u")
+	want = fmt.Sprintf("/run/containers/%d/auth.json /home/u/.config/containers/auth.json /home/u/.docker/config.json", os.Getuid())
+	if got := strings.Join(UserAuthFiles(), " "); got != want {
+		t.Fatalf("UserAuthFiles = %s, want %s", got, want)
 	}
 }

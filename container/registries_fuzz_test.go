@@ -1,0 +1,39 @@
+package container
+
+import (
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+func FuzzRegistriesConf(f *testing.F) {
+	f.Add([]byte("unqualified-search-registries = [\"a.test\"]\n[[registry]]\nlocation = \"a.test:5000\"\ninsecure = true\n"))
+	f.Add([]byte("[[registry]]\nprefix = \"*.b.test\"\nblocked = true\n"))
+	f.Add([]byte("[registries.insecure]\nregistries = [\"c.test\"]\n"))
+	r, _ := name.ParseReference("x.b.test:5000/ns/os:v1")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs := &Registries{}
+		if err := rs.merge("f", data); err != nil {
+			return
+		}
+		if e := rs.Find(r); e != nil && prefixMatch(qualifiedName(r), e.Prefix) < 0 {
+			t.Fatalf("Find returned %q, which does not match", e.Prefix)
+		}
+		rs.reference(ImageRef{Registry, "x.b.test:5000/ns/os:v1"})
+	})
+}
+
+func FuzzAuthFile(f *testing.F) {
+	f.Add([]byte(`{"auths":{"a.test":{"auth":"dXNlcjpwYXNz"},"https://index.docker.io/v1/":{"identitytoken":"t"}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		auths, err := parseAuthFile("f", data)
+		if err != nil {
+			return
+		}
+		for key := range auths {
+			if normalizeAuthKey(key) != key {
+				t.Fatalf("key %q is not normalized", key)
+			}
+		}
+	})
+}
