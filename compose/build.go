@@ -215,8 +215,11 @@ func LockSpec(ctx context.Context, s *Spec, o Options) (*Lock, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
+	if s.Base.Image != "" {
+		return lockImage(ctx, s)
+	}
 	if s.Base.Suite == "" {
-		return nil, fmt.Errorf("%s: only a Debian base (suite) has packages to lock: %w", s.Path, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("%s: only a Debian base (suite) or an image base has something to lock: %w", s.Path, errdefs.ErrInvalid)
 	}
 	bin, err := strataBinary(&o)
 	if err != nil {
@@ -315,8 +318,26 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 	var lock *Lock
 	switch {
 	case s.Base.Image != "":
-		if res.BaseImageDigest, epoch, err = imageBase(ctx, s, &o, work, root, bin); err != nil {
+		lp := LockPath(s.Path)
+		pinned := ""
+		switch lock, err = ReadLock(lp); {
+		case errors.Is(err, errdefs.ErrNotFound):
+		case err != nil:
 			return nil, err
+		case lock.Base != s.BaseDigest() || lock.Image == "":
+			return nil, fmt.Errorf("%s was made for another [base] (image changed): run `strata compose lock %s`: %w", lp, s.Path, errdefs.ErrInvalid)
+		default:
+			pinned = lock.Image
+		}
+		if res.BaseImageDigest, epoch, err = imageBase(ctx, s, &o, work, root, bin, pinned); err != nil {
+			return nil, err
+		}
+		if pinned == "" {
+			l := &Lock{Version: LockVersion, Base: s.BaseDigest(), Image: res.BaseImageDigest, SourceDateEpoch: epoch}
+			if err := l.Write(lp); err != nil {
+				return nil, err
+			}
+			res.LockWritten = true
 		}
 		o.baseImageDigest = res.BaseImageDigest
 		if res.Packages, err = countInstalled(root); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/strata-os/strata/checkout"
 	"github.com/strata-os/strata/container"
@@ -51,11 +52,33 @@ func (s *Spec) baseImageRef() (container.ImageRef, error) {
 // the signature policy asked first), checks the image's merged tree out
 // into root (every file verified against its checksum) and makes it ready
 // for the build steps, as a ref base is. It returns the image's manifest
-// digest and timestamp (the config's created).
-func imageBase(ctx context.Context, s *Spec, o *Options, work, root, strataBin string) (string, int64, error) {
+// digest and timestamp (the config's created). With pinned (the lock's
+// digest), a registry image is pulled by that digest, and an image of a
+// layout or archive must have it: another is refused before its layers
+// are fetched.
+func imageBase(ctx context.Context, s *Spec, o *Options, work, root, strataBin, pinned string) (string, int64, error) {
 	ref, err := s.baseImageRef()
 	if err != nil {
 		return "", 0, s.errAt("base.image", "%v", err)
+	}
+	// Errors name the spec's key and the image (Pull's name it already).
+	at := fmt.Sprintf("%s:%d: base.image", s.Path, s.pos["base.image"])
+	moved := func(got string) error {
+		return fmt.Errorf("%s: image %s is %s, %s pins %s: run `strata compose lock %s` to take the new image: %w",
+			at, ref, got, LockPath(s.Path), pinned, s.Path, errdefs.ErrInvalid)
+	}
+	if pinned != "" {
+		if ref.Transport == container.Registry {
+			ref = pinnedImageRef(ref, pinned)
+		} else {
+			rs, err := container.Resolve(ctx, ref)
+			if err != nil {
+				return "", 0, fmt.Errorf("%s: %w", at, err)
+			}
+			if rs.ManifestDigest != pinned {
+				return "", 0, moved(rs.ManifestDigest)
+			}
+		}
 	}
 	var r *repo.Repo
 	if o.NoBaseCache {
@@ -68,11 +91,12 @@ func imageBase(ctx context.Context, s *Spec, o *Options, work, root, strataBin s
 	}
 	po := o.Pull
 	po.Reporter = o.Progress
-	// Errors name the spec's key and the image (Pull's name it already).
-	at := fmt.Sprintf("%s:%d: base.image", s.Path, s.pos["base.image"])
 	res, err := container.Pull(ctx, r, ref, po)
 	if err != nil {
 		return "", 0, fmt.Errorf("%s: %w", at, err)
+	}
+	if pinned != "" && res.ManifestDigest != pinned {
+		return "", 0, moved(res.ManifestDigest) // changed since Resolve
 	}
 	cm, err := r.ReadCommit(res.MergeCommit)
 	if err != nil {
@@ -95,6 +119,39 @@ func imageBase(ctx context.Context, s *Spec, o *Options, work, root, strataBin s
 		return "", 0, err
 	}
 	return res.ManifestDigest, int64(cm.Timestamp), nil
+}
+
+// pinnedImageRef names a registry image by digest instead of its tag
+// ("HOST/NAME:TAG" -> "HOST/NAME@DIGEST").
+func pinnedImageRef(ref container.ImageRef, digest string) container.ImageRef {
+	name := ref.Name
+	if i := strings.IndexByte(name, '@'); i >= 0 {
+		name = name[:i]
+	} else if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+		name = name[:i]
+	}
+	return container.ImageRef{Transport: ref.Transport, Name: name + "@" + digest}
+}
+
+// lockImage resolves the spec's image base (its manifest and config only)
+// and writes SPEC.lock with its manifest digest and created time.
+func lockImage(ctx context.Context, s *Spec) (*Lock, error) {
+	ref, err := s.baseImageRef()
+	if err != nil {
+		return nil, s.errAt("base.image", "%v", err)
+	}
+	rs, err := container.Resolve(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%d: base.image: %w", s.Path, s.pos["base.image"], err)
+	}
+	l := &Lock{Version: LockVersion, Base: s.BaseDigest(), Image: rs.ManifestDigest}
+	if t, err := time.Parse(time.RFC3339Nano, rs.Created); err == nil {
+		l.SourceDateEpoch = t.Unix()
+	}
+	if err := l.Write(LockPath(s.Path)); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // baseDirs are the directories of a base tree that the build steps write

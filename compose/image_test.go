@@ -559,3 +559,99 @@ func TestImageSpecErrors(t *testing.T) {
 		t.Errorf("relative layout: %v %v, want oci:/specs/img:v1", ref, err)
 	}
 }
+
+// TestImageBaseLock: a build writes SPEC.lock with the image's digest and
+// later builds hold to it. A layout whose tag moved is refused (one line,
+// nothing published) until `compose lock` takes the new image; a registry
+// tag that moved is pulled by the locked digest and gives the same commit.
+func TestImageBaseLock(t *testing.T) {
+	ctx := context.Background()
+	specDir := t.TempDir()
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	imageRootfs(t, rootfs)
+	layout := filepath.Join(specDir, "layout")
+	umociImage(t, layout, "v1", "", rootfs, nil)
+	umociImage(t, layout, "v2", "v1", "", func(dir string) {
+		if err := os.WriteFile(filepath.Join(dir, "usr/bin/new"), []byte("new\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	})
+	d1, d2 := manifestDigest(t, "oci:"+layout+":v1"), manifestDigest(t, "oci:"+layout+":v2")
+	addr := startTestRegistry(t)
+	runTool(t, "skopeo", "copy", "--preserve-digests", "--dest-tls-verify=false", "oci:"+layout+":v1", "docker://"+addr+"/img:latest")
+	runTool(t, "umoci", "tag", "--image", layout+":v1", "cur")
+
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBare, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(dir, image, branch string) (*Result, error) {
+		t.Helper()
+		spec := strings.Replace(imageSpec, `"oci:layout:v2"`, `"`+image+`"`, 1)
+		if err := os.WriteFile(filepath.Join(dir, branch+".toml"), []byte(spec), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := LoadSpec(filepath.Join(dir, branch+".toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Build(ctx, s, Options{Repo: r, Branch: branch, CacheDir: t.TempDir(), StrataBinary: "/bin/busybox"})
+	}
+	for _, c := range []struct{ branch, image string }{{"layout", "oci:layout:cur"}, {"registry", "docker://" + addr + "/img:latest"}} {
+		res, err := build(specDir, c.image, c.branch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := ReadLock(filepath.Join(specDir, c.branch+".lock"))
+		if err != nil || !res.LockWritten || l.Image != d1 || res.BaseImageDigest != d1 {
+			t.Fatalf("%s: lock %+v (%v), written %v, base %s; want %s", c.branch, l, err, res.LockWritten, res.BaseImageDigest, d1)
+		}
+	}
+	v1 := map[string]string{}
+	for _, b := range []string{"layout", "registry"} {
+		c, err := r.ReadRef("heads/" + b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v1[b] = c.String()
+	}
+
+	// The tags move to v2.
+	runTool(t, "umoci", "tag", "--image", layout+":v2", "cur")
+	runTool(t, "skopeo", "copy", "--preserve-digests", "--dest-tls-verify=false", "oci:"+layout+":v2", "docker://"+addr+"/img:latest")
+
+	before := countCommits(t, r)
+	_, err = build(specDir, "oci:layout:cur", "layout")
+	if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "is "+d2+", ") || !strings.Contains(err.Error(), "pins "+d1) || !strings.Contains(err.Error(), "strata compose lock") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("moved layout tag: %v", err)
+	}
+	if c, _ := r.ReadRef("heads/layout"); c.String() != v1["layout"] || countCommits(t, r) != before {
+		t.Fatalf("a refused build moved the ref to %s or wrote a commit", c)
+	}
+	res, err := build(specDir, "docker://"+addr+"/img:latest", "registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Commit.String() != v1["registry"] || res.BaseImageDigest != d1 || res.LockWritten {
+		t.Fatalf("locked registry build: %s from %s (lock written %v), want %s from %s", res.Commit, res.BaseImageDigest, res.LockWritten, v1["registry"], d1)
+	}
+
+	// compose lock takes the new image.
+	for _, b := range []string{"layout", "registry"} {
+		s, err := LoadSpec(filepath.Join(specDir, b+".toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := LockSpec(ctx, s, Options{})
+		if err != nil || l.Image != d2 {
+			t.Fatalf("%s: lock %+v %v, want %s", b, l, err, d2)
+		}
+		res, err := build(specDir, s.Base.Image, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.BaseImageDigest != d2 || res.Commit.String() == v1[b] {
+			t.Fatalf("%s after lock: %s from %s", b, res.Commit, res.BaseImageDigest)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,12 +25,17 @@ import (
 // LockVersion is the format version of lock files this package writes.
 const LockVersion = 1
 
-// Lock pins every package of a Debian base: SPEC.lock beside the spec.
+var imageDigestRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// Lock pins every package of a Debian base, or the manifest digest of an
+// image base: SPEC.lock beside the spec.
 type Lock struct {
 	Version int `toml:"version"`
 	// Base is the digest of the spec's [base] (suite, variant, packages,
-	// components) the lock was resolved for.
+	// components; or image) the lock was resolved for.
 	Base string `toml:"base"`
+	// Image is the manifest digest ("sha256:...") of an image base.
+	Image string `toml:"image,omitempty"`
 	// SourceDateEpoch is the build's clock (seconds): every maintainer
 	// script sees it, and the commit's timestamp is it.
 	SourceDateEpoch int64         `toml:"source-date-epoch"`
@@ -57,6 +63,10 @@ func LockPath(specPath string) string {
 // BaseDigest is the digest of what a lock depends on in the spec.
 func (s *Spec) BaseDigest() string {
 	b := s.Base
+	if b.Image != "" {
+		h := sha256.Sum256([]byte("image=" + b.Image + "\n"))
+		return hex.EncodeToString(h[:])
+	}
 	pk := append([]string(nil), b.Packages...)
 	sort.Strings(pk)
 	co := append([]string(nil), b.Components...)
@@ -96,6 +106,9 @@ func ReadLock(path string) (*Lock, error) {
 	if l.Version != LockVersion {
 		return nil, fmt.Errorf("lock %s: version %d, this strata reads %d: %w", path, l.Version, LockVersion, errdefs.ErrInvalid)
 	}
+	if l.Image != "" && !imageDigestRe.MatchString(l.Image) {
+		return nil, fmt.Errorf("lock %s: image %q: want sha256:HEX: %w", path, l.Image, errdefs.ErrInvalid)
+	}
 	for _, p := range l.Packages {
 		if !pkgRe.MatchString(p.Name) || len(p.SHA256) != 64 || strings.Contains(p.Filename, "..") || strings.HasPrefix(p.Filename, "/") || p.Filename == "" {
 			return nil, fmt.Errorf("lock %s: package %q: bad name, sha256 or filename: %w", path, p.Name, errdefs.ErrInvalid)
@@ -115,6 +128,9 @@ func (l *Lock) Write(path string) error {
 		return err
 	}
 	hdr := "# Written by `strata compose lock`: every package of the base, pinned by sha256.\n"
+	if l.Image != "" {
+		hdr = "# Written by `strata compose lock`: the base image, pinned by its manifest digest.\n"
+	}
 	return fsutil.WriteFile(path, append([]byte(hdr), b...), 0o644)
 }
 
@@ -122,6 +138,9 @@ func (l *Lock) Write(path string) error {
 func (l *Lock) Digest() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "v%d %s %d %s\n", l.Version, l.Base, l.SourceDateEpoch, l.Suite)
+	if l.Image != "" {
+		fmt.Fprintf(h, "image %s\n", l.Image)
+	}
 	for _, p := range l.Packages {
 		fmt.Fprintf(h, "%s %s %s %s %s\n", p.Name, p.Version, p.Arch, p.SHA256, p.Priority)
 	}

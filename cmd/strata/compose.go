@@ -64,9 +64,12 @@ asked first), its merged tree checked out and the spec applied. The commit's
 timestamp is the image's created time (unless [os] source-date-epoch), its
 metadata records the image's manifest digest as
 org.opencontainers.image.base.digest: the same image digest and spec give the
-same commit. An image whose /usr, /etc, /boot, /tmp, /var/lib/dpkg or another
-directory the build writes below is a symlink is refused. Pin a registry image
-by digest (@sha256:...) to build the same commit later.
+same commit. SPEC.lock pins the image's manifest digest (written by the first
+build or 'strata compose lock'): a registry image is then pulled by that
+digest even if its tag moved; a layout or archive whose tag names another image
+is refused until 'strata compose lock' takes it. An image whose /usr, /etc,
+/boot, /tmp, /var/lib/dpkg or another directory the build writes below is a
+symlink is refused.
 
 --oci=IMGREF exports the commit, once written, as an encapsulated image
 (ostree-ext's format, as 'strata container encapsulate' writes it:
@@ -76,8 +79,7 @@ or registry:HOST/NAME:TAG; the image digest is printed on a second line.
 The strata binary installed into the image (and its initramfs) is this one
 unless --strata-binary names another; it must be static (CGO_ENABLED=0).
 
-Not supported yet: packages on top of a ref or image base; a lock of an image
-base's digest (a tag is resolved at each build).`,
+Not supported yet: packages on top of a ref or image base.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var dest container.ImageRef
@@ -134,11 +136,15 @@ func newComposeLockCmd() *cobra.Command {
 	var strataBin, cacheDir string
 	cmd := &cobra.Command{
 		Use:   "lock SPEC.toml",
-		Short: "Resolve the spec's Debian packages against the mirror and write SPEC.lock",
+		Short: "Resolve the spec's Debian packages (or base image) and write SPEC.lock",
 		Long: `Resolve the spec's [base] against the mirror (a full mmdebstrap run) and write
 SPEC.lock beside it: every .deb with its version, sha256, size and pool path,
 and the SOURCE_DATE_EPOCH of the builds made from it. The packages are added to
-the cache, so the next build needs no download.`,
+the cache, so the next build needs no download.
+
+For an image base (image = "..."), the image's manifest and config are read
+(no layers) and SPEC.lock pins its manifest digest; builds then use exactly
+that image.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := compose.LoadSpec(args[0])
@@ -150,6 +156,10 @@ the cache, so the next build needs no download.`,
 			})
 			if err != nil {
 				return err
+			}
+			if l.Image != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: image %s\n", compose.LockPath(s.Path), l.Image)
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d packages\n", compose.LockPath(s.Path), len(l.Packages))
 			return nil
