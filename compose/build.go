@@ -52,8 +52,9 @@ type Options struct {
 	// always runs (reproducibility checks).
 	NoBaseCache bool
 	// Pull tunes the pull of a [base] image: its Policy (nil: images are
-	// taken unverified), RegistriesD, Jobs, Retries. Its Reporter is
-	// Progress.
+	// taken unverified), RegistriesD, Jobs, Retries, Access (credentials
+	// and registries.conf, also used to push an OCI export to a
+	// registry). Its Reporter is Progress.
 	Pull container.PullOptions
 	// OCI, when its Transport is set, is where the commit is exported
 	// after it was written, as an encapsulated image (oci:, oci-archive:
@@ -216,7 +217,7 @@ func LockSpec(ctx context.Context, s *Spec, o Options) (*Lock, error) {
 		return nil, err
 	}
 	if s.Base.Image != "" {
-		return lockImage(ctx, s)
+		return lockImage(ctx, s, o.Pull.Access)
 	}
 	if s.Base.Suite == "" {
 		return nil, fmt.Errorf("%s: only a Debian base (suite) or an image base has something to lock: %w", s.Path, errdefs.ErrInvalid)
@@ -463,7 +464,7 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 	res.Commit = csum
 	if o.OCI.Transport != "" {
 		o.Progress.Phase("export", "steps", 0)
-		res.Image, err = container.Encapsulate(ctx, o.Repo, csum, o.OCI, container.EncapsulateOptions{MaxLayers: o.OCIMaxLayers, Labels: exportLabels(&o)})
+		res.Image, err = container.Encapsulate(ctx, o.Repo, csum, o.OCI, container.EncapsulateOptions{MaxLayers: o.OCIMaxLayers, Labels: exportLabels(&o), Access: o.Pull.Access})
 		o.Progress.Done()
 		if err != nil {
 			return nil, fmt.Errorf("commit %s is on %s; exporting it to %s: %w", csum, res.Branch, o.OCI, err)

@@ -71,7 +71,7 @@ func imageBase(ctx context.Context, s *Spec, o *Options, work, root, strataBin, 
 		if ref.Transport == container.Registry {
 			ref = pinnedImageRef(ref, pinned)
 		} else {
-			rs, err := container.Resolve(ctx, ref)
+			rs, err := container.Resolve(ctx, ref, o.Pull.Access)
 			if err != nil {
 				return "", 0, fmt.Errorf("%s: %w", at, err)
 			}
@@ -135,12 +135,12 @@ func pinnedImageRef(ref container.ImageRef, digest string) container.ImageRef {
 
 // lockImage resolves the spec's image base (its manifest and config only)
 // and writes SPEC.lock with its manifest digest and created time.
-func lockImage(ctx context.Context, s *Spec) (*Lock, error) {
+func lockImage(ctx context.Context, s *Spec, a container.Access) (*Lock, error) {
 	ref, err := s.baseImageRef()
 	if err != nil {
 		return nil, s.errAt("base.image", "%v", err)
 	}
-	rs, err := container.Resolve(ctx, ref)
+	rs, err := container.Resolve(ctx, ref, a)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: base.image: %w", s.Path, s.pos["base.image"], err)
 	}

@@ -41,6 +41,7 @@ func newComposeBuildCmd() *cobra.Command {
 	var branch, strataBin, cacheDir, oci, policy, registriesD string
 	var keep, noBaseCache bool
 	var maxLayers int
+	var access accessFlags
 	cmd := &cobra.Command{
 		Use:   "build SPEC.toml",
 		Short: "Compose SPEC.toml into a commit (writes SPEC.lock first when there is none)",
@@ -56,8 +57,8 @@ rebuild with the same lock (only files, users, units or kernel arguments
 changed) skips mmdebstrap; --no-base-cache always runs it.
 
 An image base (image = "oci:DIR[:TAG]", "oci-archive:FILE[:TAG]", relative to
-the spec, or "docker://HOST/NAME:TAG|@sha256:..."; anonymous, plain HTTP for
-127.0.0.1, localhost and private addresses) is pulled into the base cache as
+the spec, or "docker://HOST/NAME:TAG|@sha256:..."; plain HTTP for 127.0.0.1,
+localhost and private addresses) is pulled into the base cache as
 'container image pull' does (only missing layers; every blob verified; the
 signature policy of --policy, else /etc/containers/policy.json when present,
 asked first), its merged tree checked out and the spec applied. The commit's
@@ -79,7 +80,13 @@ or registry:HOST/NAME:TAG; the image digest is printed on a second line.
 The strata binary installed into the image (and its initramfs) is this one
 unless --strata-binary names another; it must be static (CGO_ENABLED=0).
 
-Not supported yet: packages on top of a ref or image base.`,
+An image base's pull and a registry --oci push use the credentials and
+registries.conf below, as 'container image pull' and 'container encapsulate'
+do.
+
+Not supported yet: packages on top of a ref or image base.
+
+` + accessHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var dest container.ImageRef
@@ -98,13 +105,17 @@ Not supported yet: packages on top of a ref or image base.`,
 			if err != nil {
 				return err
 			}
+			acc, err := access.get()
+			if err != nil {
+				return err
+			}
 			r, err := openRepo()
 			if err != nil {
 				return err
 			}
 			res, err := compose.Build(cmd.Context(), s, compose.Options{
 				Repo: r, Branch: branch, CacheDir: cacheDir, StrataBinary: strataBin, Keep: keep, NoBaseCache: noBaseCache,
-				Pull: container.PullOptions{Policy: pol, RegistriesD: registriesD}, OCI: dest, OCIMaxLayers: maxLayers,
+				Pull: container.PullOptions{Policy: pol, RegistriesD: registriesD, Access: acc}, OCI: dest, OCIMaxLayers: maxLayers,
 				Progress: newReporter(cmd), Warner: newWarner(cmd),
 			})
 			if err != nil {
@@ -129,11 +140,13 @@ Not supported yet: packages on top of a ref or image base.`,
 	cmd.Flags().IntVar(&maxLayers, "oci-max-layers", 64, "most layers in the --oci image (2-128)")
 	cmd.Flags().StringVar(&policy, "policy", "", "signature policy for an image base (containers-policy.json; default "+imgpolicy.DefaultPath+" when it exists)")
 	cmd.Flags().StringVar(&registriesD, "registries.d", container.DefaultRegistriesD, "where lookaside signature locations of an image base are configured")
+	access.add(cmd)
 	return cmd
 }
 
 func newComposeLockCmd() *cobra.Command {
 	var strataBin, cacheDir string
+	var access accessFlags
 	cmd := &cobra.Command{
 		Use:   "lock SPEC.toml",
 		Short: "Resolve the spec's Debian packages (or base image) and write SPEC.lock",
@@ -144,15 +157,22 @@ the cache, so the next build needs no download.
 
 For an image base (image = "..."), the image's manifest and config are read
 (no layers) and SPEC.lock pins its manifest digest; builds then use exactly
-that image.`,
+that image.
+
+` + accessHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := compose.LoadSpec(args[0])
 			if err != nil {
 				return err
 			}
+			acc, err := access.get()
+			if err != nil {
+				return err
+			}
 			l, err := compose.LockSpec(cmd.Context(), s, compose.Options{
 				CacheDir: cacheDir, StrataBinary: strataBin, Progress: newReporter(cmd), Warner: newWarner(cmd),
+				Pull: container.PullOptions{Access: acc},
 			})
 			if err != nil {
 				return err
@@ -167,5 +187,6 @@ that image.`,
 	}
 	cmd.Flags().StringVar(&strataBin, "strata-binary", "", "static strata binary to install in the image (default: this one)")
 	cmd.Flags().StringVar(&cacheDir, "cache", "", "package and build cache (default: $STRATA_CACHE, else .cache)")
+	access.add(cmd)
 	return cmd
 }
