@@ -96,6 +96,7 @@ func TestComposeImageBaseOCIExport(t *testing.T) {
 		t.Errorf("the pulled image's tree differs from the composed commit's:\n%s\n---\n%s", a, b)
 	}
 	mustOut(t, "ostree", "--repo="+dst, "fsck")
+	mustOut(t, "ostree", "--repo="+src, "fsck")
 }
 
 func mustOut(t *testing.T, name string, args ...string) string {
