@@ -15,8 +15,8 @@ func init() { rootCmd.AddCommand(newInstallCmd()) }
 // installFlags are shared by to-disk and to-filesystem.
 type installFlags struct {
 	source, target, osname, loader string
-	kargs                  []string
-	tries                  int
+	kargs                          []string
+	tries                          int
 }
 
 func (f *installFlags) register(cmd *cobra.Command) {

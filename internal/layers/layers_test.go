@@ -87,6 +87,8 @@ var sameLayer = map[string][]string{
 	"diff":    {"tree"}, // diff compares the trees tree names and walks
 	"esp":     {"bootloader"},
 	"grubcfg": {"bootloader"},
+	// The composed test OS boots on the demo OS's QEMU harness.
+	"internal/testos": {"internal/demoos"},
 }
 
 func TestLayering(t *testing.T) {
