@@ -331,3 +331,41 @@ strata status
 `, d.ociDisk(t, "2"))
 	expectDebian(t, r, "2", "STRATA-HEALTH=active", "HOSTNAME=my-device", "DATA=kept", "/run/update/oci:v2", "CHECK-RC=0")
 }
+
+// TestDebianFinalizePowerCut (issue 12): the power is cut while
+// strata-finalize-staged.service finalizes the staged v2 at shutdown, at
+// instants after the unit starts stopping; after each cut the machine
+// boots v1 or v2, healthy, with strata status and fsck clean.
+// STRATA_DEBIAN_CUTS lists the delays (default "0.3s,1.5s").
+func TestDebianFinalizePowerCut(t *testing.T) {
+	d := debian(t)
+	spec := os.Getenv("STRATA_DEBIAN_CUTS")
+	if spec == "" {
+		spec = "0.3s,1.5s"
+	}
+	got := map[string]int{}
+	for _, f := range strings.Split(spec, ",") {
+		delay, err := time.ParseDuration(f)
+		if err != nil {
+			t.Fatalf("STRATA_DEBIAN_CUTS=%q: %v", spec, err)
+		}
+		m := d.machine(t, "systemd-boot")
+		r, err := m.BootCut(context.Background(), t.TempDir(), mountUpdate+"strata upgrade && echo UPGRADED\n", d.updateDisk(t, "2"),
+			&demoos.PowerCut{Marker: "finalize the staged deployment...", Delay: delay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Cut || !r.Has("UPGRADED") {
+			t.Fatalf("cut %s: the power was not cut during the finalization (cut %v):\n%s", delay, r.Cut, r.Console)
+		}
+		r = boot1(t, m, "strata status; strata fsck >/dev/null && echo FSCK-OK\n", "")
+		v := r.BootedVersion()
+		if v != "1" && v != "2" {
+			t.Fatalf("cut %s: booted %q, want 1 or 2:\n%s", delay, v, r.Console)
+		}
+		expectDebian(t, r, v, "STRATA-HEALTH=active", "FSCK-OK", "STRATA-SCRIPT-DONE rc=0")
+		t.Logf("cut %s after the finalization started: booted v%s", delay, v)
+		got[v]++
+	}
+	t.Logf("after the cuts: %v (version: boots)", got)
+}

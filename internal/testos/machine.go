@@ -115,6 +115,12 @@ func copyFile(src, dst string) error {
 // failed health check): then the boot ends in a timeout error. The
 // scratch files go in a temporary directory under tmp.
 func (m *Machine) Boot(ctx context.Context, tmp, script, update string) (*demoos.Result, error) {
+	return m.BootCut(ctx, tmp, script, update, nil)
+}
+
+// BootCut is Boot with the power cut as cut says (demoos.PowerCut); a
+// boot cut as asked is no error (Result.Cut).
+func (m *Machine) BootCut(ctx context.Context, tmp, script, update string, cut *demoos.PowerCut) (*demoos.Result, error) {
 	dir, err := os.MkdirTemp(tmp, "boot-")
 	if err != nil {
 		return nil, err
@@ -144,7 +150,7 @@ func (m *Machine) Boot(ctx context.Context, tmp, script, update string) (*demoos
 		timeout = 12 * time.Minute
 	}
 	q := demoos.QEMU{Disks: disks, ReadOnlyDisks: ro, Timeout: timeout, MemoryMB: 1024,
-		Console: m.Console, Firmware: m.Firmware, OVMFVars: m.Vars}
+		Console: m.Console, Firmware: m.Firmware, OVMFVars: m.Vars, Cut: cut}
 	r, err := q.Run(ctx)
 	if err != nil {
 		if r != nil {
