@@ -62,6 +62,23 @@ type State struct {
 	Time string `json:"time"`
 	// MarkedBad reports that the entry was marked bad.
 	MarkedBad bool `json:"marked-bad,omitempty"`
+	// LastFailure is the newest failed run before this healthy one: the
+	// boot that failed reboots into the previous deployment, whose own
+	// check passes, and strata status must still say which check failed
+	// (while that deployment exists).
+	LastFailure *State `json:"last-failure,omitempty"`
+}
+
+// Failure is the failed run st records: st itself when unhealthy, else
+// its LastFailure (nil when none).
+func (st *State) Failure() *State {
+	if st == nil {
+		return nil
+	}
+	if !st.Healthy {
+		return st
+	}
+	return st.LastFailure
 }
 
 // Result is what Check did.
@@ -158,6 +175,12 @@ func Check(ctx context.Context, s *sysroot.Sysroot, o Options) (*Result, error) 
 	// Record first: the outcome must survive the reboot that follows.
 	if !res.Healthy {
 		res.MarkedBad = true
+	} else if prev, err := ReadState(o.StateFile); err != nil {
+		w.Warn(fmt.Errorf("the previous health state: %w", err))
+	} else if f := prev.Failure(); f != nil {
+		kept := *f
+		kept.LastFailure = nil
+		res.LastFailure = &kept
 	}
 	if err := writeState(o.StateFile, res.State); err != nil {
 		return nil, err

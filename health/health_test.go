@@ -103,6 +103,22 @@ func TestFailingRequiredCheckMarksBad(t *testing.T) {
 	if b := reopen().Booted(); !strings.Contains(b.EntryFile, "+0-") {
 		t.Errorf("entry %s not marked bad", b.EntryFile)
 	}
+	// The next boot (the previous deployment's, in a real rollback)
+	// passes its checks: the failure stays recorded for strata status,
+	// and a later healthy run keeps it still.
+	must(t, os.Remove(filepath.Join(root, "etc/greenboot/check/required.d/20-app.sh")))
+	for run := 1; run <= 2; run++ {
+		res2, err := Check(context.Background(), reopen(), Options{Root: root})
+		must(t, err)
+		if !res2.Healthy {
+			t.Fatalf("run %d: %+v", run, res2)
+		}
+		st, err := ReadState(filepath.Join(root, DefaultStateFile))
+		must(t, err)
+		if f := st.Failure(); !st.Healthy || f == nil || f.FailedCheck != res.FailedCheck || f.Deployment != res.Deployment || f.LastFailure != nil {
+			t.Fatalf("run %d: state %+v, failure %+v", run, st, f)
+		}
+	}
 }
 
 func TestPassingChecksBless(t *testing.T) {

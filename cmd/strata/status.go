@@ -34,8 +34,13 @@ document described in docs/json.md.`,
 			}
 			printStatus(cmd.OutOrStdout(), doc)
 			// The health check's last failure (strata health check).
-			if st, err := health.ReadState(os.Getenv("STRATA_HEALTH_STATE")); err == nil && st != nil && !st.Healthy {
-				fmt.Fprintf(cmd.OutOrStdout(), "\nHealth:   deployment %s failed the required check %s at %s; its boot entry was marked bad\n", st.Deployment, st.FailedCheck, st.Time)
+			// It is shown while the deployment that failed is still there:
+			// the boot after a failure is the previous deployment's, whose
+			// own healthy run keeps the failure (State.LastFailure).
+			if st, err := health.ReadState(os.Getenv("STRATA_HEALTH_STATE")); err == nil {
+				if f := st.Failure(); f != nil && hasDeployment(doc, f.Deployment) {
+					fmt.Fprintf(cmd.OutOrStdout(), "\nHealth:   deployment %s failed the required check %s at %s; its boot entry was marked bad\n", f.Deployment, f.FailedCheck, f.Time)
+				}
 			}
 			return nil
 		},
@@ -108,4 +113,14 @@ func printDeploymentBlock(w io.Writer, role string, d *deploymentJSON) {
 	if d.BootTriesLeft != nil {
 		fmt.Fprintf(w, "          Boot:      not yet confirmed (%d tries left)\n", *d.BootTriesLeft)
 	}
+}
+
+// hasDeployment reports whether doc lists the deployment $csum.$serial.
+func hasDeployment(doc statusJSON, name string) bool {
+	for _, d := range doc.Deployments {
+		if fmt.Sprintf("%s.%d", d.Checksum, d.Serial) == name {
+			return true
+		}
+	}
+	return false
 }
