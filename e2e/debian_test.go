@@ -14,13 +14,16 @@ import (
 	"github.com/strata-os/strata/internal/testos"
 )
 
-// The Debian end-to-end tests boot the composed test OS (internal/testos:
-// Debian 12 with systemd, built by strata compose) from a disk written by
-// `strata install to-disk`, through the real boot loaders, under QEMU.
-// The test OS's agent (strata-e2e.service) reports the booted version on
-// the console and runs the control disk's run.sh; updates reach the guest
-// on a read-only third disk (/dev/vdc) holding an archive repository with
-// the ref e2e/os.
+// The Debian end-to-end tests boot the composed test OS
+// (internal/testos: Debian 12 with systemd, built by strata compose) from
+// a disk written by `strata install to-disk`, through the real boot
+// loaders, under QEMU. The test OS's agent (strata-e2e.service) reports
+// the booted version on the console and runs the control disk's run.sh;
+// updates reach the guest on a read-only third disk (/dev/vdc) holding
+// an archive repository with the ref testos/e2e, or an OCI layout. The
+// tests run in parallel with each other (go test's -parallel, GOMAXPROCS
+// by default: two guests at a time on the 2-core machine), after the
+// package's sequential tests.
 
 // debianRef is the branch v2 and v3 are committed on (their ref
 // binding), which the update disks carry.
@@ -222,6 +225,7 @@ func expectDebian(t *testing.T, r *demoos.Result, version string, want ...string
 // required health check fails: it boots once, is marked bad, the machine
 // reboots at once and is back on v2, where strata status names the check.
 func testDebianLoader(t *testing.T, loader string) {
+	t.Parallel()
 	d := debian(t)
 	m := d.machine(t, loader)
 	r := boot1(t, m, mountUpdate+`strata upgrade && echo UPGRADED
@@ -273,6 +277,7 @@ func TestDebianGRUBBIOS(t *testing.T) { testDebianLoader(t, "grub") }
 // strata reset then gives a fresh /etc and an empty /var, and rolling
 // back to the old stateroot brings the old /etc and /var back.
 func TestDebianFleetUpdates(t *testing.T) {
+	t.Parallel()
 	d := debian(t)
 	m := d.machine(t, "systemd-boot")
 	const runAgent = "systemctl start strata-update.service; echo AGENT-RC=$?\n"
@@ -318,6 +323,7 @@ echo "DATA=$(cat /var/lib/e2e/data)"
 // (on the update disk); the machine boots v2, whose origin follows the
 // image, with the local /etc and /var kept.
 func TestDebianSwitchOCI(t *testing.T) {
+	t.Parallel()
 	d := debian(t)
 	m := d.machine(t, "systemd-boot")
 	r := boot1(t, m, mountUpdate+`strata switch --transport=oci /run/update/oci:v2 && echo SWITCHED
@@ -338,6 +344,7 @@ strata status
 // boots v1 or v2, healthy, with strata status and fsck clean.
 // STRATA_DEBIAN_CUTS lists the delays (default "0.3s,1.5s").
 func TestDebianFinalizePowerCut(t *testing.T) {
+	t.Parallel()
 	d := debian(t)
 	spec := os.Getenv("STRATA_DEBIAN_CUTS")
 	if spec == "" {
