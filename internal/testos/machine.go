@@ -235,3 +235,27 @@ func Missing(r *demoos.Result, version string, want ...string) string {
 	}
 	return ""
 }
+
+// ESPEntries lists the systemd-boot entries (loader/entries/*.conf) on
+// the ESP of a disk written by install to-disk, read with mtools.
+func ESPEntries(disk string) ([]string, error) {
+	out, err := exec.Command("sfdisk", "--json", disk).Output()
+	if err != nil {
+		return nil, fmt.Errorf("sfdisk --json %s: %v", disk, err)
+	}
+	// install to-disk puts the ESP first, at sector 2048 (1 MiB).
+	if !strings.Contains(string(out), `"start": 2048`) {
+		return nil, fmt.Errorf("%s: no partition at sector 2048 (the ESP): %s", disk, out)
+	}
+	cmd := exec.Command("mdir", "-b", "-i", disk+"@@1048576", "::/loader/entries")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("mdir %s: %v: %s", disk, err, b)
+	}
+	var names []string
+	for _, l := range strings.Fields(string(b)) {
+		names = append(names, filepath.Base(l))
+	}
+	return names, nil
+}
