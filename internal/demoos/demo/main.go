@@ -166,7 +166,7 @@ func (d *demo) run(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Print(strings.ReplaceAll(log.String(), abs+"/", rel(abs)+"/"))
+	fmt.Print(strings.NewReplacer(abs+"/", rel(abs)+"/", v1.Repo, rel(v1.Repo)).Replace(log.String()))
 	if err := d.showESP(m); err != nil {
 		return err
 	}
@@ -203,6 +203,9 @@ func (d *demo) run(ctx context.Context, dir string) error {
 		if !r.Has(s) {
 			return fmt.Errorf("v2's boot does not show %q", s)
 		}
+	}
+	if err := d.showESP(m); err != nil {
+		return err
 	}
 
 	d.step("Boot 3: v1 again")
