@@ -4,7 +4,11 @@
 #              (packages already in $STRATA_CACHE are not downloaded again)
 #   from-lock  build from the lock written by `full`, base cache cold (mmdebstrap runs; the base is stored)
 #   file       recompose after a one-file change (same lock: the base comes from the cache)
-#   package    recompose after a one-package change (less added): the lock changes, so mmdebstrap runs
+#   layered    recompose after a one-package change as a layer: [base] ref = the previous version
+#              (bench/file), packages = ["less"]; no lock: resolve against its dpkg database, fetch, dpkg --root
+#   layered-lock  the same from the lock `layered` wrote
+#   package    recompose after a one-package change to the base's own list (less added): the lock
+#              changes, so mmdebstrap runs (the full path)
 # Usage: bench/compose.sh    (root, network to the Debian mirror of apt's configuration)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +35,19 @@ timed full build full
 timed from-lock build from-lock
 sed -i 's|content = "built by strata compose\\n"|content = "built by strata compose, again\\n"|' "$work/spec/os.toml"
 timed file build file
+mkdir "$work/layer"
+cat >"$work/layer/os.toml" <<'EOF'
+[os]
+name = "testos"
+version = "2"
+
+[base]
+ref = "bench/file"
+packages = ["less"]
+EOF
+layer() { "$S" compose build "$work/layer/os.toml" --repo="$work/repo" --cache="$cache" -b "bench/$1"; }
+timed layered layer layered
+timed layered-lock layer layered-lock
 sed -i 's|"systemd-boot-efi"\]|"systemd-boot-efi", "less"]|' "$work/spec/os.toml"
 rm "$work/spec/os.lock"
 timed package build package

@@ -113,12 +113,13 @@ func (r *Result) Summary() string {
 		r.Branch, r.Packages, r.Files, float64(r.Bytes)/(1<<20), r.Commit, r.Duration.Round(100*time.Millisecond))
 }
 
-// mirrorFor returns the mirror URL and its sources.list line.
-func mirrorFor(s *Spec, o *Options) (string, string, error) {
+// mirrorFor returns the mirror URL and its sources.list line for suite
+// (the spec's, or a ref or image base's own).
+func mirrorFor(s *Spec, o *Options, suite string) (string, string, error) {
 	if s.Base.Mirror != "" {
-		return s.Base.Mirror, fmt.Sprintf("deb %s %s %s", s.Base.Mirror, s.Base.Suite, strings.Join(s.components(), " ")), nil
+		return s.Base.Mirror, fmt.Sprintf("deb %s %s %s", s.Base.Mirror, suite, strings.Join(s.components(), " ")), nil
 	}
-	m, err := FindMirror(o.HostRoot, s.Base.Suite)
+	m, err := FindMirror(o.HostRoot, suite)
 	if err != nil {
 		return "", "", err
 	}
@@ -126,7 +127,7 @@ func mirrorFor(s *Spec, o *Options) (string, string, error) {
 	if m.SignedBy != "" && !strings.Contains(m.SignedBy, "\n") {
 		opt = "[signed-by=" + m.SignedBy + "] "
 	}
-	return m.URI, fmt.Sprintf("deb %s%s %s %s", opt, m.URI, s.Base.Suite, strings.Join(s.components(), " ")), nil
+	return m.URI, fmt.Sprintf("deb %s%s %s %s", opt, m.URI, suite, strings.Join(s.components(), " ")), nil
 }
 
 // workDir makes a fresh build directory under the cache.
@@ -188,7 +189,7 @@ func stageScripts(s *Spec, work, strataBin string, epoch int64) (hooks, pins str
 // downloads kept, and returns the lock of what it installed (its .debs
 // added to the cache).
 func resolveFromMirror(ctx context.Context, s *Spec, o *Options, work, root string, epoch int64, strataBin string) (*Lock, error) {
-	_, line, err := mirrorFor(s, o)
+	_, line, err := mirrorFor(s, o, s.Base.Suite)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +216,9 @@ func resolveFromMirror(ctx context.Context, s *Spec, o *Options, work, root stri
 func LockSpec(ctx context.Context, s *Spec, o Options) (*Lock, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
+	}
+	if s.hasLayer() {
+		return lockLayer(ctx, s, &o)
 	}
 	if s.Base.Image != "" {
 		return lockImage(ctx, s, o.Pull.Access)
@@ -266,7 +270,11 @@ func fetchLocked(ctx context.Context, s *Spec, o *Options, l *Lock) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	mirror, _, err := mirrorFor(s, o)
+	suite := l.Suite
+	if suite == "" {
+		suite = s.Base.Suite
+	}
+	mirror, _, err := mirrorFor(s, o, suite)
 	if err != nil {
 		return err
 	}
@@ -335,42 +343,49 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 		}
 		if pinned == "" {
 			l := &Lock{Version: LockVersion, Base: s.BaseDigest(), Image: res.BaseImageDigest, SourceDateEpoch: epoch}
+			if s.hasLayer() {
+				if l, err = resolveLayer(ctx, s, &o, work, root, scriptEpoch(s, epoch)); err != nil {
+					return nil, err
+				}
+				l.Image, l.SourceDateEpoch = res.BaseImageDigest, epoch
+			}
 			if err := l.Write(lp); err != nil {
 				return nil, err
 			}
 			res.LockWritten = true
+			lock = l
 		}
 		o.baseImageDigest = res.BaseImageDigest
-		if res.Packages, err = countInstalled(root); err != nil {
-			return nil, err
-		}
 	case s.Base.Ref != "":
-		o.Progress.Phase("unpack", "files", 0)
-		base, err := o.Repo.ResolveRev(s.Base.Ref)
-		if err != nil {
-			o.Progress.Done()
-			return nil, fmt.Errorf("%s: [base] ref %q: %w", s.Path, s.Base.Ref, err)
-		}
-		cm, err := o.Repo.ReadCommit(base)
-		if err != nil {
-			o.Progress.Done()
-			return nil, err
-		}
-		epoch = int64(cm.Timestamp)
-		err = checkout.Checkout(ctx, o.Repo, base, root, checkout.Options{ForceCopy: true, Progress: o.Progress})
-		o.Progress.Done()
+		base, ep, err := refBase(ctx, s, &o, root)
 		if err != nil {
 			return nil, err
 		}
-		if err := checkBaseTree(root); err != nil {
-			return nil, fmt.Errorf("%s: [base] ref %q: %w", s.Path, s.Base.Ref, err)
-		}
-		if err := unlayout(root); err != nil {
-			return nil, err
-		}
+		epoch = ep
 		// The strata being installed replaces the base's.
 		if err := installStrata(root, bin); err != nil {
 			return nil, err
+		}
+		if !s.hasLayer() {
+			break
+		}
+		lp := LockPath(s.Path)
+		switch lock, err = ReadLock(lp); {
+		case errors.Is(err, errdefs.ErrNotFound):
+			if lock, err = resolveLayer(ctx, s, &o, work, root, scriptEpoch(s, epoch)); err != nil {
+				return nil, err
+			}
+			lock.BaseCommit = base.String()
+			if err := lock.Write(lp); err != nil {
+				return nil, err
+			}
+			res.LockWritten = true
+		case err != nil:
+			return nil, err
+		case lock.Base != s.BaseDigest():
+			return nil, fmt.Errorf("%s was made for another [base] (ref, packages or components changed): run `strata compose lock %s`: %w", lp, s.Path, errdefs.ErrInvalid)
+		case lock.BaseCommit != base.String():
+			return nil, fmt.Errorf("%s was resolved against base commit %s, [base] ref %q is now %s: run `strata compose lock %s`: %w", lp, lock.BaseCommit, s.Base.Ref, base, s.Path, errdefs.ErrInvalid)
 		}
 	default:
 		lp := LockPath(s.Path)
@@ -430,8 +445,19 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 		}
 		res.Packages = len(lock.Packages)
 	}
-	if s.OS.SourceDateEpoch != nil {
-		epoch = *s.OS.SourceDateEpoch
+	epoch = scriptEpoch(s, epoch)
+	if s.Base.Suite == "" {
+		if s.hasLayer() {
+			if err := fetchLocked(ctx, s, &o, lock); err != nil {
+				return nil, err
+			}
+			if err := installLayer(ctx, s, &o, lock, work, root, epoch); err != nil {
+				return nil, err
+			}
+		}
+		if res.Packages, err = countInstalled(root); err != nil {
+			return nil, err
+		}
 	}
 	o.Progress.Phase("configure", "steps", 6)
 	err = configure(ctx, s, root, epoch)
@@ -472,6 +498,81 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// scriptEpoch is the build clock: the base's (lock, image or ref commit),
+// unless the spec sets [os] source-date-epoch.
+func scriptEpoch(s *Spec, base int64) int64 {
+	if s.OS.SourceDateEpoch != nil {
+		return *s.OS.SourceDateEpoch
+	}
+	return base
+}
+
+// refBase checks the spec's [base] ref out of o.Repo into root (every
+// file verified) and turns it back into the build's shape (unlayout). It
+// returns the commit and its timestamp.
+func refBase(ctx context.Context, s *Spec, o *Options, root string) (objects.Checksum, int64, error) {
+	o.Progress.Phase("unpack", "files", 0)
+	defer o.Progress.Done()
+	base, err := o.Repo.ResolveRev(s.Base.Ref)
+	if err != nil {
+		return base, 0, fmt.Errorf("%s: [base] ref %q: %w", s.Path, s.Base.Ref, err)
+	}
+	cm, err := o.Repo.ReadCommit(base)
+	if err != nil {
+		return base, 0, err
+	}
+	if err := checkout.Checkout(ctx, o.Repo, base, root, checkout.Options{ForceCopy: true, Progress: o.Progress}); err != nil {
+		return base, 0, err
+	}
+	if err := checkBaseTree(root); err != nil {
+		return base, 0, fmt.Errorf("%s: [base] ref %q: %w", s.Path, s.Base.Ref, err)
+	}
+	return base, int64(cm.Timestamp), unlayout(root)
+}
+
+// lockLayer resolves the packages of a spec with a ref or image base
+// against that base's tree (checked out into a build directory) and the
+// mirror, and writes SPEC.lock: the base (commit, or image digest) and
+// every .deb installed on top.
+func lockLayer(ctx context.Context, s *Spec, o *Options) (*Lock, error) {
+	if s.Base.Ref != "" && o.Repo == nil {
+		return nil, fmt.Errorf("%s: packages on [base] ref %q are resolved against that ref: give --repo: %w", s.Path, s.Base.Ref, errdefs.ErrInvalid)
+	}
+	work, err := workDir(o)
+	if err != nil {
+		return nil, err
+	}
+	if !o.Keep {
+		defer os.RemoveAll(work)
+	}
+	root := filepath.Join(work, "root")
+	var (
+		epoch  int64
+		base   objects.Checksum
+		digest string
+	)
+	if s.Base.Ref != "" {
+		base, epoch, err = refBase(ctx, s, o, root)
+	} else {
+		digest, epoch, err = imageBase(ctx, s, o, work, root, "", "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	l, err := resolveLayer(ctx, s, o, work, root, scriptEpoch(s, epoch))
+	if err != nil {
+		return nil, err
+	}
+	l.SourceDateEpoch, l.Image = epoch, digest
+	if s.Base.Ref != "" {
+		l.BaseCommit = base.String()
+	}
+	if err := l.Write(LockPath(s.Path)); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // exportLabels are the labels an --oci export adds to encapsulate's own.

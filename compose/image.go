@@ -114,9 +114,12 @@ func imageBase(ctx context.Context, s *Spec, o *Options, work, root, strataBin, 
 	if err := unlayout(root); err != nil {
 		return "", 0, err
 	}
-	// The strata being installed replaces the image's, if it has one.
-	if err := installStrata(root, strataBin); err != nil {
-		return "", 0, err
+	// The strata being installed replaces the image's, if it has one
+	// (none when the tree is only resolved against, for a lock).
+	if strataBin != "" {
+		if err := installStrata(root, strataBin); err != nil {
+			return "", 0, err
+		}
 	}
 	return res.ManifestDigest, int64(cm.Timestamp), nil
 }

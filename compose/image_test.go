@@ -542,9 +542,11 @@ func TestImageSpecErrors(t *testing.T) {
 	for spec, want := range map[string]string{
 		"[os]\nname = \"x\"\n\n[base]\nimage = \"docker-archive:x.tar\"\n":                          "s.toml:5: base.image: ",
 		"[os]\nname = \"x\"\n\n[base]\nimage = \"oci:\"\n":                                          "s.toml:5: base.image: ",
-		"[os]\nname = \"x\"\n\n[base]\nimage = \"oci:img\"\npackages = [\"less\"]\n":                "s.toml:4: base: an image base takes no",
+		"[os]\nname = \"x\"\n\n[base]\nimage = \"oci:img\"\nmirror = \"http://x/debian\"\n":         "s.toml:4: base: components and mirror are for packages",
+		"[os]\nname = \"x\"\n\n[base]\nref = \"v1\"\nvariant = \"minbase\"\n":                       "s.toml:6: base.variant: a ref base takes no variant",
+		"[os]\nname = \"x\"\n\n[base]\nref = \"v1\"\npackages = [\"Bad\"]\n":                        "s.toml:6: base.packages: entry 1",
 		"[os]\nname = \"x\"\n\n[base]\nimage = \"oci:img\"\nsuite = \"bookworm\"\n":                 "s.toml:4: base: give exactly one",
-		"[os]\nname = \"x\"\n\n[base]\nimage = \"oci-archive:img.tar:v1\"\nvariant = \"minbase\"\n": "s.toml:4: base: an image base takes no",
+		"[os]\nname = \"x\"\n\n[base]\nimage = \"oci-archive:img.tar:v1\"\nvariant = \"minbase\"\n": "s.toml:6: base.variant: an image base takes no variant",
 	} {
 		_, err := ParseSpec("s.toml", []byte(spec))
 		if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), want) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fsutil"
+	"github.com/strata-os/strata/objects"
 )
 
 // LockVersion is the format version of lock files this package writes.
@@ -36,6 +37,9 @@ type Lock struct {
 	Base string `toml:"base"`
 	// Image is the manifest digest ("sha256:...") of an image base.
 	Image string `toml:"image,omitempty"`
+	// BaseCommit is the commit of a ref base whose dpkg status the
+	// packages were resolved against (packages on a ref base).
+	BaseCommit string `toml:"base-commit,omitempty"`
 	// SourceDateEpoch is the build's clock (seconds): every maintainer
 	// script sees it, and the commit's timestamp is it.
 	SourceDateEpoch int64         `toml:"source-date-epoch"`
@@ -63,14 +67,21 @@ func LockPath(specPath string) string {
 // BaseDigest is the digest of what a lock depends on in the spec.
 func (s *Spec) BaseDigest() string {
 	b := s.Base
-	if b.Image != "" {
-		h := sha256.Sum256([]byte("image=" + b.Image + "\n"))
-		return hex.EncodeToString(h[:])
-	}
 	pk := append([]string(nil), b.Packages...)
 	sort.Strings(pk)
 	co := append([]string(nil), b.Components...)
 	sort.Strings(co)
+	if b.Image != "" || b.Ref != "" {
+		in := "image=" + b.Image + "\n"
+		if b.Ref != "" {
+			in = "ref=" + b.Ref + "\n"
+		}
+		if len(pk) > 0 {
+			in += fmt.Sprintf("packages=%s\ncomponents=%s\n", strings.Join(pk, ","), strings.Join(co, ","))
+		}
+		h := sha256.Sum256([]byte(in))
+		return hex.EncodeToString(h[:])
+	}
 	h := sha256.Sum256([]byte(fmt.Sprintf("suite=%s\nvariant=%s\npackages=%s\ncomponents=%s\n",
 		b.Suite, s.variant(), strings.Join(pk, ","), strings.Join(co, ","))))
 	return hex.EncodeToString(h[:])
@@ -106,6 +117,11 @@ func ReadLock(path string) (*Lock, error) {
 	if l.Version != LockVersion {
 		return nil, fmt.Errorf("lock %s: version %d, this strata reads %d: %w", path, l.Version, LockVersion, errdefs.ErrInvalid)
 	}
+	if l.BaseCommit != "" {
+		if _, err := objects.ParseChecksum(l.BaseCommit); err != nil {
+			return nil, fmt.Errorf("lock %s: base-commit %q: want a commit checksum: %w", path, l.BaseCommit, errdefs.ErrInvalid)
+		}
+	}
 	if l.Image != "" && !imageDigestRe.MatchString(l.Image) {
 		return nil, fmt.Errorf("lock %s: image %q: want sha256:HEX: %w", path, l.Image, errdefs.ErrInvalid)
 	}
@@ -128,7 +144,12 @@ func (l *Lock) Write(path string) error {
 		return err
 	}
 	hdr := "# Written by `strata compose lock`: every package of the base, pinned by sha256.\n"
-	if l.Image != "" {
+	switch {
+	case l.Image != "" && len(l.Packages) > 0:
+		hdr = "# Written by `strata compose lock`: the base image, pinned by its manifest digest, and every package installed on it, by sha256.\n"
+	case l.BaseCommit != "":
+		hdr = "# Written by `strata compose lock`: the base commit, and every package installed on it, pinned by sha256.\n"
+	case l.Image != "":
 		hdr = "# Written by `strata compose lock`: the base image, pinned by its manifest digest.\n"
 	}
 	return fsutil.WriteFile(path, append([]byte(hdr), b...), 0o644)
@@ -140,6 +161,9 @@ func (l *Lock) Digest() string {
 	fmt.Fprintf(h, "v%d %s %d %s\n", l.Version, l.Base, l.SourceDateEpoch, l.Suite)
 	if l.Image != "" {
 		fmt.Fprintf(h, "image %s\n", l.Image)
+	}
+	if l.BaseCommit != "" {
+		fmt.Fprintf(h, "base-commit %s\n", l.BaseCommit)
 	}
 	for _, p := range l.Packages {
 		fmt.Fprintf(h, "%s %s %s %s %s\n", p.Name, p.Version, p.Arch, p.SHA256, p.Priority)
@@ -280,21 +304,18 @@ func parseControl(r io.Reader, each func(map[string]string) error) error {
 
 type pkgKey struct{ name, version, arch string }
 
-// lockFromTree makes the lock of a tree mmdebstrap built from the mirror
-// with its downloads and package lists kept: the installed packages (dpkg
-// status), each matched to its .deb (var/cache/apt/archives) whose sha256
-// must be the one of the mirror's signed index (var/lib/apt/lists). The
-// .debs are added to the cache.
-func lockFromTree(root string, c Cache, l *Lock) error {
+// readIndexes reads the package indexes apt downloaded and verified
+// against the mirror's signed Release into dir (*_Packages).
+func readIndexes(dir string) (map[pkgKey]map[string]string, error) {
 	index := map[pkgKey]map[string]string{}
-	lists, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_Packages"))
+	lists, _ := filepath.Glob(filepath.Join(dir, "*_Packages"))
 	if len(lists) == 0 {
-		return fmt.Errorf("no package index in %s/var/lib/apt/lists: %w", root, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("no package index in %s: %w", dir, errdefs.ErrNotFound)
 	}
 	for _, p := range lists {
 		f, err := os.Open(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		err = parseControl(f, func(m map[string]string) error {
 			index[pkgKey{m["Package"], m["Version"], m["Architecture"]}] = m
@@ -302,8 +323,21 @@ func lockFromTree(root string, c Cache, l *Lock) error {
 		})
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+			return nil, fmt.Errorf("%s: %w", p, err)
 		}
+	}
+	return index, nil
+}
+
+// lockFromTree makes the lock of a tree mmdebstrap built from the mirror
+// with its downloads and package lists kept: the installed packages (dpkg
+// status), each matched to its .deb (var/cache/apt/archives) whose sha256
+// must be the one of the mirror's signed index (var/lib/apt/lists). The
+// .debs are added to the cache.
+func lockFromTree(root string, c Cache, l *Lock) error {
+	index, err := readIndexes(filepath.Join(root, "var/lib/apt/lists"))
+	if err != nil {
+		return err
 	}
 	st, err := os.Open(filepath.Join(root, "var/lib/dpkg/status"))
 	if err != nil {

@@ -226,25 +226,28 @@ func (s *Spec) validate() error {
 		default:
 			return s.errAt("base.variant", "%q: want minbase, required, important, standard, essential, apt or buildd", b.Variant)
 		}
-		for i, c := range b.Components {
-			if !regexp.MustCompile(`^[a-z][a-z0-9-]*$`).MatchString(c) {
-				return s.errAt("base.components", "entry %d: %q is not a component name", i+1, c)
-			}
-		}
-		if b.Mirror != "" && !strings.Contains(b.Mirror, "://") {
-			return s.errAt("base.mirror", "%q: want a URL", b.Mirror)
-		}
 	case b.Ref != "":
-		if b.Variant != "" || len(b.Packages) > 0 || len(b.Components) > 0 || b.Mirror != "" {
-			return s.errAt("base", "a ref base takes no variant, packages, components or mirror")
+		if b.Variant != "" {
+			return s.errAt("base.variant", "a ref base takes no variant (its packages are installed on top of the ref's tree)")
 		}
 	case b.Image != "":
-		if b.Variant != "" || len(b.Packages) > 0 || len(b.Components) > 0 || b.Mirror != "" {
-			return s.errAt("base", "an image base takes no variant, packages, components or mirror")
+		if b.Variant != "" {
+			return s.errAt("base.variant", "an image base takes no variant (its packages are installed on top of the image's tree)")
 		}
 		if _, err := s.baseImageRef(); err != nil {
 			return s.errAt("base.image", "%v", err)
 		}
+	}
+	if b.Suite == "" && len(b.Packages) == 0 && (len(b.Components) > 0 || b.Mirror != "") {
+		return s.errAt("base", "components and mirror are for packages: a ref or image base without packages takes neither")
+	}
+	for i, c := range b.Components {
+		if !regexp.MustCompile(`^[a-z][a-z0-9-]*$`).MatchString(c) {
+			return s.errAt("base.components", "entry %d: %q is not a component name", i+1, c)
+		}
+	}
+	if b.Mirror != "" && !strings.Contains(b.Mirror, "://") {
+		return s.errAt("base.mirror", "%q: want a URL", b.Mirror)
 	}
 	for i, p := range b.Packages {
 		if !pkgRe.MatchString(p) {

@@ -31,7 +31,11 @@ The base is one of: Debian packages (suite), an existing ref, or an OCI image
 (image = "oci:DIR[:TAG]", "oci-archive:FILE[:TAG]" or "docker://HOST/NAME..."),
 whose merged layers are the tree the spec is applied to.
 
-Not supported yet: adding packages on top of a ref or image base.`,
+With a ref or image base, [base] packages are installed on top of its tree
+(layering): the lock pins the base (commit or image digest) and every .deb
+installed on top, resolved against the base's own dpkg database; the build
+installs exactly those with dpkg. A change to the base's own package list is
+a new base (a full compose of it).`,
 	}
 	cmd.AddCommand(newComposeBuildCmd(), newComposeLockCmd())
 	return cmd
@@ -159,6 +163,11 @@ For an image base (image = "..."), the image's manifest and config are read
 (no layers) and SPEC.lock pins its manifest digest; builds then use exactly
 that image.
 
+With packages on a ref base (ref = "...", read from --repo) or an image base,
+the base's tree is taken and the packages resolved against its dpkg database
+(apt-get --print-uris against the mirror, no mmdebstrap): SPEC.lock pins the
+base commit (or image digest) and every .deb installed on top.
+
 ` + accessHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -170,14 +179,21 @@ that image.
 			if err != nil {
 				return err
 			}
-			l, err := compose.LockSpec(cmd.Context(), s, compose.Options{
+			o := compose.Options{
 				CacheDir: cacheDir, StrataBinary: strataBin, Progress: newReporter(cmd), Warner: newWarner(cmd),
 				Pull: container.PullOptions{Access: acc},
-			})
+			}
+			if s.Base.Ref != "" && len(s.Base.Packages) > 0 {
+				// Resolved against the ref's tree.
+				if o.Repo, err = openRepo(); err != nil {
+					return err
+				}
+			}
+			l, err := compose.LockSpec(cmd.Context(), s, o)
 			if err != nil {
 				return err
 			}
-			if l.Image != "" {
+			if l.Image != "" && len(l.Packages) == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: image %s\n", compose.LockPath(s.Path), l.Image)
 				return nil
 			}
