@@ -19,13 +19,18 @@ import (
 
 // stateLinks are the top-level directories that hold machine state: in an
 // image they are symlinks into /var (OSTree's and bootc's layout).
-var stateLinks = []struct{ path, varDir, target string }{
-	{"home", "home", "var/home"},
-	{"opt", "opt", "var/opt"},
-	{"srv", "srv", "var/srv"},
-	{"root", "roothome", "var/roothome"},
-	{"usr/local", "usrlocal", "../var/usrlocal"},
-	{"mnt", "mnt", "var/mnt"},
+// mode is the directory's mode when the layout has to make it (a ref
+// base, whose directory is already a link), as Debian makes it.
+var stateLinks = []struct {
+	path, varDir, target string
+	mode                 os.FileMode
+}{
+	{"home", "home", "var/home", 0o755},
+	{"opt", "opt", "var/opt", 0o755},
+	{"srv", "srv", "var/srv", 0o755},
+	{"root", "roothome", "var/roothome", 0o700},
+	{"usr/local", "usrlocal", "../var/usrlocal", 0o755},
+	{"mnt", "mnt", "var/mnt", 0o755},
 }
 
 // dropUnderVar is what of /var is not carried into the image at all:
@@ -163,12 +168,12 @@ func layout(root string, w progress.Warner) (*layoutResult, error) {
 		} else if err == nil {
 			// Already a link (a ref base): the boot makes its target.
 			if _, err := t.Lstat(varDir); os.IsNotExist(err) {
-				if err := t.mkdirAll(varDir, 0o755); err != nil {
+				if err := t.mkdirAll(varDir, l.mode); err != nil {
 					return nil, err
 				}
 			}
 		} else if os.IsNotExist(err) {
-			if err := t.mkdirAll(varDir, 0o755); err != nil {
+			if err := t.mkdirAll(varDir, l.mode); err != nil {
 				return nil, err
 			}
 		} else {
