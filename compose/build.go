@@ -451,7 +451,7 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 			if err := fetchLocked(ctx, s, &o, lock); err != nil {
 				return nil, err
 			}
-			if err := installLayer(ctx, s, &o, lock, work, root, epoch); err != nil {
+			if err := installLayer(ctx, s, &o, lock, root, epoch); err != nil {
 				return nil, err
 			}
 		}

@@ -20,19 +20,18 @@ import (
 // Packages on a [base] ref or image ("layering", as rpm-ostree and a
 // Containerfile's `RUN apt-get install` do): the base tree, taken back
 // into dpkg's shape by unlayout, gets exactly the locked .debs installed
-// by the build machine's apt and dpkg (`dpkg --root`, maintainer scripts
-// chrooted into the tree) with the build's environment, then the layout,
-// normalization and commit of every build follow.
+// with the build's environment, then the layout, normalization and commit
+// of every build follow.
 //
 // Resolution (compose lock, or a build without a lock) asks the build
 // machine's apt, with a private configuration that sees only the base's
 // dpkg status and the mirror of apt's configuration, which .debs the
 // request needs on top of what the base has (apt-get install
-// --print-uris: name, version, size and the sha256 of the mirror's signed
-// index); they are fetched into the package cache through the same
-// verified fetch as a Debian base's. The build installs them from a flat
-// local repository of exactly the locked .debs (localRepo) that is the
-// only source apt sees.
+// --print-uris), each pinned by the sha256 of the mirror's signed index;
+// they are fetched into the package cache through the same verified
+// fetch as a Debian base's. The build installs them with the tree's own
+// apt and dpkg in a chroot of it, from a flat local repository of exactly
+// the locked .debs (localRepo) that is the only source apt sees.
 
 // hasLayer says whether the spec installs packages on a ref or image base.
 func (s *Spec) hasLayer() bool {
@@ -99,18 +98,20 @@ func hostArch(ctx context.Context) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// aptConf writes a private configuration of the build machine's apt under
-// dir: its own state, cache, lists and (empty) configuration directories,
-// status as dpkg's status, source as its only source, the build machine's
-// trusted keys, no recommends (as mmdebstrap). extra is appended. It
-// returns the file to give as APT_CONFIG.
-func aptConf(dir, hostRoot, arch, status, source, extra string) (string, error) {
+// aptConf writes a private configuration of apt into the directory
+// hostDir, which apt sees as dir (the same, or the path inside a chroot):
+// its own state, cache, lists and (empty) configuration directories,
+// status as dpkg's status, source as its only source, the trusted keys of
+// keys (a root directory: etc/apt/trusted.gpg*), no recommends (as
+// mmdebstrap). extra is appended. It returns the file to give as
+// APT_CONFIG, as apt sees it.
+func aptConf(hostDir, dir, keys, arch, status, source, extra string) (string, error) {
 	for _, d := range []string{"state/lists/partial", "cache/archives/partial", "etc/apt.conf.d", "etc/sources.list.d", "etc/preferences.d", "log"} {
-		if err := mkdirAllMode(filepath.Join(dir, d), 0o755); err != nil {
+		if err := mkdirAllMode(filepath.Join(hostDir, d), 0o755); err != nil {
 			return "", err
 		}
 	}
-	if err := writeFileMode(filepath.Join(dir, "etc/sources.list"), []byte(source+"\n"), 0o644); err != nil {
+	if err := writeFileMode(filepath.Join(hostDir, "etc/sources.list"), []byte(source+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	q := strconv.Quote
@@ -118,16 +119,15 @@ func aptConf(dir, hostRoot, arch, status, source, extra string) (string, error) 
 	fmt.Fprintf(&b, "Dir::State %s;\nDir::State::status %s;\nDir::Cache %s;\nDir::Etc %s;\nDir::Log %s;\n",
 		q(filepath.Join(dir, "state")+"/"), q(status), q(filepath.Join(dir, "cache")+"/"), q(filepath.Join(dir, "etc")+"/"), q(filepath.Join(dir, "log")+"/"))
 	fmt.Fprintf(&b, "Dir::Etc::Trusted %s;\nDir::Etc::TrustedParts %s;\n",
-		q(filepath.Join(hostRoot, "etc/apt/trusted.gpg")), q(filepath.Join(hostRoot, "etc/apt/trusted.gpg.d")+"/"))
+		q(filepath.Join(keys, "etc/apt/trusted.gpg")), q(filepath.Join(keys, "etc/apt/trusted.gpg.d")+"/"))
 	fmt.Fprintf(&b, "APT::Architecture %s;\nAPT::Architectures { %s; };\n", q(arch), q(arch))
 	b.WriteString("APT::Install-Recommends \"false\";\nAPT::Install-Suggests \"false\";\nAcquire::Languages \"none\";\nAPT::Sandbox::User \"root\";\n")
 	b.WriteString(extra)
-	p := filepath.Join(dir, "apt.conf")
-	return p, writeFileMode(p, []byte(b.String()), 0o644)
+	return filepath.Join(dir, "apt.conf"), writeFileMode(filepath.Join(hostDir, "apt.conf"), []byte(b.String()), 0o644)
 }
 
-// runApt runs the build machine's apt-get with the configuration conf and
-// the build's environment.
+// runApt runs apt-get (wrapped: in a chroot) with the configuration conf
+// and the build's environment.
 func runApt(ctx context.Context, conf string, epoch int64, wrap []string, args ...string) ([]byte, error) {
 	argv := append(append(append([]string(nil), wrap...), "apt-get"), args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -185,7 +185,7 @@ func resolveLayer(ctx context.Context, s *Spec, o *Options, work, root string, e
 	if err := writeFileMode(filepath.Join(dir, "status"), status, 0o644); err != nil {
 		return nil, err
 	}
-	conf, err := aptConf(dir, o.HostRoot, arch, filepath.Join(dir, "status"), line, "")
+	conf, err := aptConf(dir, dir, o.HostRoot, arch, filepath.Join(dir, "status"), line, "")
 	if err != nil {
 		return nil, err
 	}
@@ -257,14 +257,21 @@ const policyRC = "usr/sbin/policy-rc.d"
 // (the files are dropped with /dev by the layout).
 var layerDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
+// layerDir is where the build's apt configuration and the local
+// repository of the locked .debs are put inside the tree while the
+// packages are installed (/run: emptied by the layout).
+const layerDir = "run/strata-layer"
+
 // installLayer installs exactly the locked packages l into the tree at
-// root (build shape), from the verified cache: the build machine's apt
-// orders them and runs `dpkg --root` (maintainer scripts chrooted into the
-// tree) in new mount, network and pid namespaces: no network, /proc of
-// their own, the build's environment (SOURCE_DATE_EPOCH, LC_ALL=C, TZ=UTC,
-// umask 022) and a policy-rc.d that starts no service. Then the tree's
-// dpkg status must be the base's plus exactly the lock.
-func installLayer(ctx context.Context, s *Spec, o *Options, l *Lock, work, root string, epoch int64) error {
+// root (build shape), from the verified cache: the tree's own apt and
+// dpkg, run in a chroot of the tree (every path they write resolves
+// inside it, whatever its symlinks), in new mount, network and pid
+// namespaces: no network, a /proc of their own, the build's environment
+// (SOURCE_DATE_EPOCH, LC_ALL=C, TZ=UTC, umask 022) and a policy-rc.d that
+// starts no service. The only source apt sees is a flat repository of
+// exactly the locked .debs (localRepo, in the tree's /run). Then the
+// tree's dpkg status must be the base's plus exactly the lock.
+func installLayer(ctx context.Context, s *Spec, o *Options, l *Lock, root string, epoch int64) error {
 	if len(l.Packages) == 0 {
 		return nil
 	}
@@ -276,10 +283,6 @@ func installLayer(ctx context.Context, s *Spec, o *Options, l *Lock, work, root 
 	if err != nil {
 		return err
 	}
-	local := filepath.Join(work, "layer-repo")
-	if err := localRepo(ctx, local, Cache{Dir: o.CacheDir}, l); err != nil {
-		return err
-	}
 	arch, err := hostArch(ctx)
 	if err != nil {
 		return err
@@ -289,9 +292,12 @@ func installLayer(ctx context.Context, s *Spec, o *Options, l *Lock, work, root 
 		return err
 	}
 	defer t.Close()
+	if st, err := t.Stat("usr/bin/apt-get"); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("the base has no apt (/usr/bin/apt-get), which installs its packages: %w", errdefs.ErrInvalid)
+	}
 	// What dpkg and the maintainer scripts write to: the composed base's
 	// /var is empty (the layout makes it again).
-	for _, d := range []string{"var/log", "var/cache/debconf", "var/lib"} {
+	for _, d := range []string{"var/log", "var/cache/debconf", "var/lib", layerDir} {
 		if err := t.mkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -304,6 +310,11 @@ func installLayer(ctx context.Context, s *Spec, o *Options, l *Lock, work, root 
 	if err := t.mkdirAll("proc", 0o755); err != nil {
 		return err
 	}
+	// The directory was made through the tree's os.Root: no link in it
+	// leads out.
+	if err := localRepo(ctx, filepath.Join(root, layerDir, "repo"), Cache{Dir: o.CacheDir}, l); err != nil {
+		return err
+	}
 	// [ids] pins, before the scripts that would allocate them run.
 	if len(s.IDs.Users)+len(s.IDs.Groups) > 0 {
 		for _, n := range []string{"passwd", "group", "shadow", "gshadow"} {
@@ -311,7 +322,7 @@ func installLayer(ctx context.Context, s *Spec, o *Options, l *Lock, work, root 
 				return fmt.Errorf("the base's /etc/%s is not a regular file (%s): %w", n, st.Mode().Type(), errdefs.ErrInvalid)
 			}
 		}
-		pins := filepath.Join(work, "pins.sh")
+		pins := filepath.Join(root, layerDir, "pins.sh")
 		if err := pinScript(pins, s.IDs, epoch); err != nil {
 			return err
 		}
@@ -326,24 +337,24 @@ func installLayer(ctx context.Context, s *Spec, o *Options, l *Lock, work, root 
 		return err
 	}
 	defer restore()
-	extra := fmt.Sprintf("DPkg::Options { %s; %s; %s; };\n", strconv.Quote("--root="+root), strconv.Quote("--force-unsafe-io"),
-		strconv.Quote("--path-exclude=/usr/share/doc/*/changelog*"))
-	conf, err := aptConf(filepath.Join(work, "apt-install"), o.HostRoot, arch, filepath.Join(root, "var/lib/dpkg/status"),
-		"deb [trusted=yes] file://"+local+" ./", extra)
+	in := "/" + layerDir
+	extra := fmt.Sprintf("DPkg::Options { %s; %s; };\n", strconv.Quote("--force-unsafe-io"), strconv.Quote("--path-exclude=/usr/share/doc/*/changelog*"))
+	conf, err := aptConf(filepath.Join(root, layerDir, "apt"), in+"/apt", in+"/apt", arch, "/var/lib/dpkg/status",
+		"deb [trusted=yes] file:"+in+"/repo ./", extra)
 	if err != nil {
 		return err
 	}
 	o.Progress.Phase("configure", "packages", int64(len(l.Packages)))
 	defer o.Progress.Done()
-	if _, err := runApt(ctx, conf, epoch, nil, "-q", "update"); err != nil {
-		return err
-	}
 	// The mounts live in the private mount namespace and go with it.
 	wrap := []string{"unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "sh", "-c",
 		`set -e; r=$1; shift; umask 022
 for d in ` + strings.Join(layerDevices, " ") + `; do mount --bind "/dev/$d" "$r/dev/$d"; done
 mount -t proc proc "$r/proc"
-exec "$@"`, "sh", root}
+exec chroot "$r" "$@"`, "sh", root}
+	if _, err := runApt(ctx, conf, epoch, wrap, "-q", "update"); err != nil {
+		return err
+	}
 	args := []string{"-q", "-y", "--no-remove", "--allow-downgrades", "install"}
 	for _, p := range l.Packages {
 		args = append(args, p.Name+"="+p.Version)
@@ -352,6 +363,9 @@ exec "$@"`, "sh", root}
 		return fmt.Errorf("installing the locked packages on the base: %w", err)
 	}
 	o.Progress.Add(int64(len(l.Packages)))
+	if err := t.RemoveAll(layerDir); err != nil {
+		return err
+	}
 	after, err := treeStatus(root)
 	if err != nil {
 		return err

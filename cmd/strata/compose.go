@@ -34,8 +34,8 @@ whose merged layers are the tree the spec is applied to.
 With a ref or image base, [base] packages are installed on top of its tree
 (layering): the lock pins the base (commit or image digest) and every .deb
 installed on top, resolved against the base's own dpkg database; the build
-installs exactly those with dpkg. A change to the base's own package list is
-a new base (a full compose of it).`,
+installs exactly those with the base's apt and dpkg in a chroot, offline.
+A change to the base's own package list is a new base (a full compose).`,
 	}
 	cmd.AddCommand(newComposeBuildCmd(), newComposeLockCmd())
 	return cmd
