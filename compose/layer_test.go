@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-os/strata/container"
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/progress"
 	"github.com/strata-os/strata/pull"
@@ -283,5 +284,85 @@ func TestLayeredPackages(t *testing.T) {
 	}
 	if _, err := Build(ctx, sb, Options{Repo: rb, Branch: "moved", CacheDir: cache, StrataBinary: "/bin/busybox"}); !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "strata compose lock") {
 		t.Errorf("lock of another base: %v", err)
+	}
+}
+
+// TestLayeredPackagesImageBase: packages on a [base] image (the minbase
+// base exported as an encapsulated image): the first build resolves them
+// against the image's dpkg database and writes a lock that pins the
+// image's digest and the .debs; a build from that lock gives the same
+// commit; the result lists the package in its dpkg database.
+func TestLayeredPackagesImageBase(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	cache := testCache(t)
+	r := layerBase(t, ctx, cache)
+	base, err := r.ReadRef("heads/layerbase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	img, err := container.ParseImageRef("oci:" + filepath.Join(dir, "img") + ":1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := container.Encapsulate(ctx, r, base, img, container.EncapsulateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	spec := "[os]\nname = \"imglayer\"\nversion = \"2\"\n\n[base]\nimage = \"oci:img:1\"\npackages = [\"less\"]\n"
+	sp := filepath.Join(dir, "imglayer.toml")
+	if err := os.WriteFile(sp, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadSpec(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sums []string
+	for i := 0; i < 2; i++ {
+		res, err := Build(ctx, s, Options{Repo: r, CacheDir: cache, StrataBinary: "/bin/busybox", NoBaseCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.LockWritten != (i == 0) {
+			t.Errorf("build %d: lock written %v", i, res.LockWritten)
+		}
+		sums = append(sums, res.Commit.String())
+		if i > 0 {
+			continue
+		}
+		l, err := ReadLock(LockPath(sp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Image != res.BaseImageDigest || len(l.Packages) != 1 || l.Packages[0].Name != "less" || l.BaseCommit != "" {
+			t.Fatalf("lock: image %s (built from %s), packages %+v, base-commit %q", l.Image, res.BaseImageDigest, l.Packages, l.BaseCommit)
+		}
+		co := filepath.Join(t.TempDir(), "co")
+		if err := checkoutForTest(r, res.Commit, co); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("dpkg-query", "--admindir="+filepath.Join(co, dpkgDB), "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n", "less").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "less "+l.Packages[0].Version+" ii") {
+			t.Errorf("dpkg-query less: %v\n%s", err, out)
+		}
+		if _, err := os.Stat(filepath.Join(co, "usr/bin/less")); err != nil {
+			t.Error(err)
+		}
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("the resolving build gave %s, the build from its lock %s", sums[0], sums[1])
+	}
+	// compose lock resolves the same: the image and the package.
+	before, err := ReadLock(LockPath(sp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := LockSpec(ctx, s, Options{CacheDir: cache, NoBaseCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Image != before.Image || fmt.Sprint(l.Packages) != fmt.Sprint(before.Packages) || l.Base != before.Base {
+		t.Errorf("compose lock: %+v, the build's lock %+v", l, before)
 	}
 }
