@@ -54,6 +54,13 @@ type DeployOptions struct {
 	LockFinalization bool
 	// NoPrune skips pruning the repository after the switch.
 	NoPrune bool
+	// KeepEtc names files of /etc (relative to it) copied from
+	// KeepEtcFrom's /etc into the new deployment's, over the image's,
+	// before the switch: a factory reset keeps the mounts the install
+	// wrote (fstab) with no other local change. A file KeepEtcFrom lacks
+	// is skipped.
+	KeepEtc     []string
+	KeepEtcFrom *Deployment
 }
 
 // DeployResult reports what Deploy did.
@@ -138,6 +145,11 @@ func (s *Sysroot) Deploy(ctx context.Context, o DeployOptions) (*DeployResult, e
 		}
 		if plan != nil {
 			res.EtcModified, res.EtcRemoved, res.EtcAdded = plan.Counts()
+		}
+		if o.KeepEtcFrom != nil {
+			if err := copyEtcFiles(s.DeploymentPath(o.KeepEtcFrom), s.DeploymentPath(d), o.KeepEtc); err != nil {
+				return err
+			}
 		}
 		res.Deployment = d
 		list := s.simpleWriteList(osname, d, merge, writeFlags{

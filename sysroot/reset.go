@@ -2,6 +2,7 @@ package sysroot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/strata-os/strata/bootloader"
 	"github.com/strata-os/strata/fsutil"
+	"golang.org/x/sys/unix"
 )
 
 // Factory reset (bootc#404): a new stateroot with /etc from the image and
@@ -31,6 +33,11 @@ type ResetOptions struct {
 	// NewOS names the new stateroot; "" picks OS's base name + "-reset-N".
 	NewOS string
 }
+
+// ResetKeepEtc are the files of /etc a reset keeps: the mounts the
+// install wrote (the ESP at /boot/efi), without which the reset system
+// could not reach its boot loader to bless its boot.
+var ResetKeepEtc = []string{"fstab"}
 
 var resetSuffix = regexp.MustCompile(`-reset-[0-9]+$`)
 
@@ -69,6 +76,7 @@ func (s *Sysroot) Reset(ctx context.Context, o ResetOptions) (*DeployResult, str
 	res, err := s.Deploy(ctx, DeployOptions{
 		OS: newOS, Revision: src.Checksum.String(), Origin: origin, NoMerge: true,
 		KargAppend: strings.Fields(bootloader.WithoutKarg(src.Options(), "ostree")),
+		KeepEtc:    ResetKeepEtc, KeepEtcFrom: src,
 	})
 	if err != nil {
 		return nil, newOS, err
@@ -143,4 +151,51 @@ func (s *Sysroot) ResetCleanup(ctx context.Context, osname string) (string, erro
 		old = ""
 	}
 	return old, err
+}
+
+// maxKeptEtcFile bounds a file KeepEtc copies.
+const maxKeptEtcFile = 1 << 20
+
+// copyEtcFiles copies the regular files names (relative to etc/) from
+// the deployment at from into the one at to, each resolved beneath its
+// tree (a symlink is not followed), and written durably with
+// fsutil.WriteFile. A name from lacks is skipped.
+func copyEtcFiles(from, to string, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	fromfd, err := openTree(from)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fromfd)
+	// The new deployment's etc is a real directory (checkTreeDirs), and
+	// the rename of fsutil.WriteFile replaces a symlink at the name
+	// instead of following it.
+	for _, name := range names {
+		if name == "" || strings.Contains(name, "/") || name == "." || name == ".." {
+			return fmt.Errorf("%w: /etc file to keep %q: want a plain name", ErrInvalid, name)
+		}
+		f, err := fsutil.OpenRegularInRoot(fromfd, "etc/"+name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("deployment %s: etc/%s: %w", from, name, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			f.Close()
+			return err
+		}
+		data, err := fsutil.ReadAllLimit(f, maxKeptEtcFile)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("deployment %s: etc/%s: %w", from, name, err)
+		}
+		if err := fsutil.WriteFile(filepath.Join(to, "etc", name), data, os.FileMode(st.Mode&0o777)); err != nil {
+			return fmt.Errorf("deployment %s: etc/%s: %w", to, name, err)
+		}
+	}
+	return nil
 }

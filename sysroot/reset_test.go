@@ -24,6 +24,10 @@ func TestResetAndCleanup(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(oldEtc, "motd"), []byte("edited\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The install's mounts (fstab) are kept.
+	if err := os.WriteFile(filepath.Join(oldEtc, "fstab"), []byte("UUID=ABCD-1234 /boot/efi vfat umask=0077 0 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	oldVar := filepath.Join(f.path, "ostree/deploy/testos/var")
 	if err := os.WriteFile(filepath.Join(oldVar, "lib/data"), []byte("user data\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -43,6 +47,9 @@ func TestResetAndCleanup(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(s.DeploymentPath(deps[0]), "etc/motd")); got != "image motd\n" {
 		t.Fatalf("new /etc/motd: %q", got)
+	}
+	if got := readFile(t, filepath.Join(s.DeploymentPath(deps[0]), "etc/fstab")); got != "UUID=ABCD-1234 /boot/efi vfat umask=0077 0 2\n" {
+		t.Fatalf("new /etc/fstab: %q", got)
 	}
 	if got := readFile(t, filepath.Join(oldEtc, "motd")); got != "edited\n" {
 		t.Fatalf("old /etc/motd: %q", got)

@@ -18,7 +18,8 @@ func newResetCmd() *cobra.Command {
 		Short: "Factory reset: a new stateroot with the image's /etc and an empty /var",
 		Long: `Factory reset (as proposed in bootc#404): os-init a new stateroot (NAME-reset-N
 unless --new-os) and deploy the booted commit into it with /etc from the
-image (no merge of local changes), an empty /var and the same kernel
+image (no merge of local changes; /etc/fstab, with the install's mounts, is
+copied), an empty /var and the same kernel
 arguments, as the default for the next boot. The old stateroot, its /etc
 and /var stay: 'strata rollback' from the reset deployment goes back to
 it, until 'strata reset --cleanup' removes its deployments and its
