@@ -295,6 +295,11 @@ func installLayer(ctx context.Context, s *Spec, o *Options, l *Lock, root string
 	if st, err := t.Stat("usr/bin/apt-get"); err != nil || !st.Mode().IsRegular() {
 		return fmt.Errorf("the base has no apt (/usr/bin/apt-get), which installs its packages: %w", errdefs.ErrInvalid)
 	}
+	// Whatever the base has at layerDir goes (links in it included):
+	// what is written there below is written by path.
+	if err := t.RemoveAll(layerDir); err != nil {
+		return err
+	}
 	// What dpkg and the maintainer scripts write to: the composed base's
 	// /var is empty (the layout makes it again).
 	for _, d := range []string{"var/log", "var/cache/debconf", "var/lib", layerDir} {
@@ -307,8 +312,10 @@ func installLayer(ctx context.Context, s *Spec, o *Options, l *Lock, root string
 			return err
 		}
 	}
-	if err := t.mkdirAll("proc", 0o755); err != nil {
-		return err
+	for _, d := range []string{"proc", "dev/pts"} {
+		if err := t.mkdirAll(d, 0o755); err != nil {
+			return err
+		}
 	}
 	// The directory was made through the tree's os.Root: no link in it
 	// leads out.
@@ -351,6 +358,7 @@ func installLayer(ctx context.Context, s *Spec, o *Options, l *Lock, root string
 		`set -e; r=$1; shift; umask 022
 for d in ` + strings.Join(layerDevices, " ") + `; do mount --bind "/dev/$d" "$r/dev/$d"; done
 mount -t proc proc "$r/proc"
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$r/dev/pts" 2>/dev/null || true
 exec chroot "$r" "$@"`, "sh", root}
 	if _, err := runApt(ctx, conf, epoch, wrap, "-q", "update"); err != nil {
 		return err

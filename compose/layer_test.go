@@ -366,3 +366,66 @@ func TestLayeredPackagesImageBase(t *testing.T) {
 		t.Errorf("compose lock: %+v, the build's lock %+v", l, before)
 	}
 }
+
+// TestHostileLayeredBase: a ref base whose /usr/share/doc is a symlink to
+// a directory of the build machine (absolute) and whose /usr/share/man
+// leads there through enough "..". dpkg follows a symlink to a directory
+// where a package has a directory: run on the build machine with --root,
+// it would unpack less's files into that outside directory. In the
+// chroot of the tree the links resolve inside it, where they lead
+// nowhere: the outside is untouched, the build fails, and no ref or
+// commit is published.
+func TestHostileLayeredBase(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	cache := testCache(t)
+	r := layerBase(t, ctx, cache)
+	good, err := r.ReadRef("heads/layerbase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside, check := outsideSentinel(t)
+	base := filepath.Join(t.TempDir(), "base")
+	if err := checkoutForTest(r, good, base); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{
+		"usr/share/doc": outside,
+		"usr/share/man": strings.Repeat("../", 25) + strings.TrimPrefix(outside, "/"),
+	} {
+		if err := os.RemoveAll(filepath.Join(base, link)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(base, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := ParseSpec(filepath.Join(t.TempDir(), "base.toml"), []byte(layerBaseSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := commitTree(ctx, fs, &Options{Repo: r}, "evil-base", base, 1700000000, nil); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sp := filepath.Join(dir, "evil.toml")
+	if err := os.WriteFile(sp, []byte("[os]\nname = \"evil\"\n\n[base]\nref = \"evil-base\"\npackages = [\"less\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadSpec(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buildCache := t.TempDir()
+	// The package cache is shared: less is in it from the other tests.
+	if err := os.Symlink(filepath.Join(cache, "debs"), filepath.Join(buildCache, "debs")); err != nil {
+		t.Fatal(err)
+	}
+	commits := countCommits(t, r)
+	_, err = Build(ctx, s, Options{Repo: r, CacheDir: buildCache, StrataBinary: "/bin/busybox"})
+	check()
+	if err == nil || !strings.Contains(err.Error(), "installing the locked packages") {
+		t.Fatalf("err %v, want the install to fail", err)
+	}
+	checkNothingPublished(t, r, "evil", buildCache, commits)
+}
