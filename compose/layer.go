@@ -190,23 +190,25 @@ func resolveLayer(ctx context.Context, s *Spec, o *Options, work, root string, e
 		return nil, err
 	}
 	o.Progress.Phase("resolve", "steps", 2)
-	defer o.Progress.Done()
-	if _, err := runApt(ctx, conf, epoch, nil, "-q", "update"); err != nil {
-		return nil, err
-	}
-	o.Progress.Add(1)
-	// --no-remove: a request that would take a package of the base away is
-	// an error, never a silent removal.
-	out, err := runApt(ctx, conf, epoch, nil, append([]string{"-qq", "--print-uris", "--no-remove", "-y", "install"}, s.Base.Packages...)...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: [base] packages on the base: %w", s.Path, err)
-	}
-	o.Progress.Add(1)
-	index, err := readIndexes(filepath.Join(dir, "state/lists"))
-	if err != nil {
-		return nil, err
-	}
-	pkgs, err := parsePrintURIs(out, index)
+	pkgs, err := func() ([]LockPackage, error) {
+		defer o.Progress.Done()
+		if _, err := runApt(ctx, conf, epoch, nil, "-q", "update"); err != nil {
+			return nil, err
+		}
+		o.Progress.Add(1)
+		// --no-remove: a request that would take a package of the base
+		// away is an error, never a silent removal.
+		out, err := runApt(ctx, conf, epoch, nil, append([]string{"-qq", "--print-uris", "--no-remove", "-y", "install"}, s.Base.Packages...)...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: [base] packages on the base: %w", s.Path, err)
+		}
+		o.Progress.Add(1)
+		index, err := readIndexes(filepath.Join(dir, "state/lists"))
+		if err != nil {
+			return nil, err
+		}
+		return parsePrintURIs(out, index)
+	}()
 	if err != nil {
 		return nil, err
 	}

@@ -429,3 +429,61 @@ func TestHostileLayeredBase(t *testing.T) {
 	}
 	checkNothingPublished(t, r, "evil", buildCache, commits)
 }
+
+// TestParsePrintURIs: apt's --print-uris lines become lock entries pinned
+// by the index's sha256 (apt prints another hash), an epoch's %3a
+// decoded; a package in no index or a malformed line is an error.
+func TestParsePrintURIs(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	index := map[pkgKey]map[string]string{
+		{"less", "590-2", "amd64"}:      {"SHA256": sha, "Size": "132044", "Filename": "pool/main/l/less/less_590-2_amd64.deb", "Priority": "important"},
+		{"bsdutils", "1:2.38", "amd64"}: {"SHA256": sha, "Size": "10", "Filename": "pool/main/u/util-linux/bsdutils_2.38_amd64.deb"},
+	}
+	out := "'http://m/debian/pool/main/l/less/less_590-2_amd64.deb' less_590-2_amd64.deb 132044 MD5Sum:b6531e76cbda0d6af2dcea833040beb6\n" +
+		"'http://m/debian/pool/main/u/util-linux/bsdutils_2.38_amd64.deb' bsdutils_1%3a2.38_amd64.deb 10 MD5Sum:00\n"
+	pkgs, err := parsePrintURIs([]byte(out), index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkgs) != 2 || pkgs[0].Name != "bsdutils" || pkgs[0].Version != "1:2.38" || pkgs[1].SHA256 != sha || pkgs[1].Size != 132044 ||
+		pkgs[1].Filename != "pool/main/l/less/less_590-2_amd64.deb" || pkgs[1].Priority != "important" {
+		t.Fatalf("%+v", pkgs)
+	}
+	for _, bad := range []string{
+		"'http://m/x.deb' other_1_amd64.deb 1 MD5Sum:00\n",
+		"'http://m/x.deb' less_590-2_amd64.deb\n",
+		"less_590-2_amd64.deb 1 2 3\n",
+	} {
+		if _, err := parsePrintURIs([]byte(bad), index); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// TestCheckLayered: after the install, the dpkg status must be the base's
+// plus exactly the lock.
+func TestCheckLayered(t *testing.T) {
+	st := func(pkgs ...string) []byte {
+		var b strings.Builder
+		for i := 0; i < len(pkgs); i += 2 {
+			fmt.Fprintf(&b, "Package: %s\nStatus: install ok installed\nVersion: %s\n\n", pkgs[i], pkgs[i+1])
+		}
+		return []byte(b.String())
+	}
+	base, _ := installedSet(st("libc6", "2.36", "dpkg", "1.21"))
+	l := &Lock{Packages: []LockPackage{{Name: "less", Version: "590"}}}
+	if err := checkLayered(base, st("libc6", "2.36", "dpkg", "1.21", "less", "590"), l); err != nil {
+		t.Fatal(err)
+	}
+	for name, after := range map[string][]byte{
+		"base package removed": st("libc6", "2.36", "less", "590"),
+		"other version":        st("libc6", "2.36", "dpkg", "1.21", "less", "591"),
+		"not installed":        st("libc6", "2.36", "dpkg", "1.21"),
+		"extra":                st("libc6", "2.36", "dpkg", "1.21", "less", "590", "vim", "9"),
+		"base upgraded":        st("libc6", "2.37", "dpkg", "1.21", "less", "590"),
+	} {
+		if err := checkLayered(base, after, l); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
