@@ -50,7 +50,8 @@ bench:
 	$(GO) run ./bench
 
 # Wall time of strata compose on the test OS (full, from the lock, after a
-# one-file and a one-package change); see docs/compose.md.
+# one-file change, a one-package change as a layer on the previous version's
+# ref, and one to the base's own package list); see docs/compose.md.
 bench-compose:
 	scripts/install-deps.sh bench
 	bench/compose.sh

@@ -149,7 +149,7 @@ Not supported yet: packages on top of a ref or image base.
 }
 
 func newComposeLockCmd() *cobra.Command {
-	var strataBin, cacheDir string
+	var strataBin, cacheDir, policy, registriesD string
 	var access accessFlags
 	cmd := &cobra.Command{
 		Use:   "lock SPEC.toml",
@@ -166,7 +166,9 @@ that image.
 With packages on a ref base (ref = "...", read from --repo) or an image base,
 the base's tree is taken and the packages resolved against its dpkg database
 (apt-get --print-uris against the mirror, no mmdebstrap): SPEC.lock pins the
-base commit (or image digest) and every .deb installed on top.
+base commit (or image digest) and every .deb installed on top. An image base
+is then pulled (into $STRATA_CACHE/base-repo) after its signature policy is
+asked, as build does (--policy, --registries.d).
 
 ` + accessHelp,
 		Args: cobra.ExactArgs(1),
@@ -182,6 +184,13 @@ base commit (or image digest) and every .deb installed on top.
 			o := compose.Options{
 				CacheDir: cacheDir, StrataBinary: strataBin, Progress: newReporter(cmd), Warner: newWarner(cmd),
 				Pull: container.PullOptions{Access: acc},
+			}
+			if s.Base.Image != "" && len(s.Base.Packages) > 0 {
+				// The image's layers are pulled: its policy is asked.
+				if o.Pull.Policy, err = loadPolicy(policy); err != nil {
+					return err
+				}
+				o.Pull.RegistriesD = registriesD
 			}
 			if s.Base.Ref != "" && len(s.Base.Packages) > 0 {
 				// Resolved against the ref's tree.
@@ -203,6 +212,8 @@ base commit (or image digest) and every .deb installed on top.
 	}
 	cmd.Flags().StringVar(&strataBin, "strata-binary", "", "static strata binary to install in the image (default: this one)")
 	cmd.Flags().StringVar(&cacheDir, "cache", "", "package and build cache (default: $STRATA_CACHE, else .cache)")
+	cmd.Flags().StringVar(&policy, "policy", "", "signature policy for an image base with packages, whose layers are pulled (containers-policy.json; default "+imgpolicy.DefaultPath+" when it exists)")
+	cmd.Flags().StringVar(&registriesD, "registries.d", container.DefaultRegistriesD, "where lookaside signature locations of an image base are configured")
 	access.add(cmd)
 	return cmd
 }
