@@ -98,12 +98,25 @@ func BuildStrata(ctx context.Context, dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, fmt.Sprintf("strata-%d", os.Getpid()))
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./cmd/strata")
+	tmp := filepath.Join(dir, fmt.Sprintf("strata-%d", os.Getpid()))
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", tmp, "./cmd/strata")
 	cmd.Dir = SourceRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
 		return "", fmt.Errorf("building a static strata: %v: %s", err, b)
+	}
+	// Named by its digest: a rebuild of the same source replaces the
+	// same file (the build is reproducible) instead of adding one.
+	sum, err := fileDigest(tmp)
+	if err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	out := filepath.Join(dir, "strata-"+sum[:16])
+	if err := os.Rename(tmp, out); err != nil {
+		os.Remove(tmp)
+		return "", err
 	}
 	return out, nil
 }
