@@ -178,6 +178,14 @@ func (d *debianOS) bootedOnce(t *testing.T, loader string) (*testos.Machine, str
 	m.Console = l.Console
 	t.Logf("install to-disk (%s) in %.1fs:\n%s", loader, time.Since(start).Seconds(), log.String())
 	r, err := m.Boot(context.Background(), t.TempDir(), `
+echo "SPEC-USER=$(getent passwd app)"
+echo "SPEC-GROUP=$(getent group app)"
+echo "SPEC-MOTD=$(cat /etc/motd)"
+echo "SPEC-UNIT=$(systemctl is-enabled systemd-networkd.service)"
+echo "SPEC-KARGS=$(cat /proc/cmdline)"
+touch /etc/e2e-probe && echo ETC-WRITABLE
+touch /var/e2e-probe && echo VAR-WRITABLE
+dpkg -l systemd-sysv | grep -q '^ii' && echo DPKG-WORKS
 echo "HOSTNAME-BEFORE=$(cat /etc/hostname)"
 echo my-device > /etc/hostname
 mkdir -p /var/lib/e2e && echo kept > /var/lib/e2e/data
@@ -188,7 +196,11 @@ strata status
 		return nil, err.Error()
 	}
 	t.Logf("first boot (%s) in %.0fs", loader, r.Elapsed.Seconds())
-	if msg := testos.Missing(r, "1", "STRATA-USR-READONLY", "STRATA-HEALTH=active", "REMOTE-ADDED", "STRATA-SCRIPT-DONE rc=0"); msg != "" {
+	// The spec's users, files, units and kernel arguments (testos.toml),
+	// /etc and /var writable, and dpkg's database usable under /usr.
+	if msg := testos.Missing(r, "1", "STRATA-USR-READONLY", "STRATA-HEALTH=active", "REMOTE-ADDED", "STRATA-SCRIPT-DONE rc=0",
+		"SPEC-USER=app:x:990:990::/var/lib/app:/usr/sbin/nologin", "SPEC-GROUP=app:x:990:", "SPEC-MOTD=built by strata compose",
+		"SPEC-UNIT=enabled", "console=ttyS0,115200", "ETC-WRITABLE", "VAR-WRITABLE", "DPKG-WORKS"); msg != "" {
 		return nil, msg
 	}
 	// strata-health.service blessed the entry before systemd's own
