@@ -633,6 +633,9 @@ type Resolved struct {
 	Layers         int
 	// Size is the sum of the layers' compressed sizes.
 	Size int64
+	// Verified (ResolveVerified) is set when the policy required
+	// signatures and they held.
+	Verified bool
 }
 
 // Resolve reads and verifies ref's manifest and configuration only (for
@@ -643,6 +646,29 @@ func Resolve(ctx context.Context, ref ImageRef, a Access) (*Resolved, error) {
 		return nil, err
 	}
 	defer im.src.close()
+	return resolved(im), nil
+}
+
+// ResolveVerified is Resolve followed by the signature policy of o (as
+// Pull checks it), for a caller that must refuse an image before it
+// writes anything of its own (install, before partitioning a disk).
+// Verified in the result says whether signatures were required and held.
+func ResolveVerified(ctx context.Context, ref ImageRef, o PullOptions) (*Resolved, error) {
+	im, err := resolve(ctx, ref, o.Access)
+	if err != nil {
+		return nil, err
+	}
+	defer im.src.close()
+	verified, err := checkPolicy(ctx, im, o)
+	if err != nil {
+		return nil, im.errorf("", err)
+	}
+	res := resolved(im)
+	res.Verified = verified
+	return res, nil
+}
+
+func resolved(im *image) *Resolved {
 	res := &Resolved{ManifestDigest: im.digest, Created: im.config.Created, Layers: len(im.manifest.Layers)}
 	res.Version = im.config.Config.Labels[LabelVersion]
 	if res.Version == "" {
@@ -651,5 +677,5 @@ func Resolve(ctx context.Context, ref ImageRef, a Access) (*Resolved, error) {
 	for _, l := range im.manifest.Layers {
 		res.Size += l.Size
 	}
-	return res, nil
+	return res
 }

@@ -91,6 +91,33 @@ func Remove(r *repo.Repo, ref ImageRef) error {
 	return r.SetRef("heads/"+name, nil)
 }
 
+// Retag records the image pulled as from under the name to instead (its
+// merge commit unchanged): bootc install's --target-imgref, where the
+// image is pulled from a local copy (an oci: layout) and the installed
+// machine follows another reference (a registry). The ref of to is
+// written before the ref of from is removed.
+func Retag(r *repo.Repo, from, to ImageRef) error {
+	fromName, err := ocilayer.EscapeRef(ocilayer.ImageRefPrefix, from.String())
+	if err != nil {
+		return err
+	}
+	toName, err := ocilayer.EscapeRef(ocilayer.ImageRefPrefix, to.String())
+	if err != nil {
+		return err
+	}
+	if fromName == toName {
+		return nil
+	}
+	c, err := r.ReadRef("heads/" + fromName)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", from, err)
+	}
+	if err := r.SetRef("heads/"+toName, &c); err != nil {
+		return err
+	}
+	return r.SetRef("heads/"+fromName, nil)
+}
+
 // Prune deletes the layer refs no image uses (keep names merge commits
 // that count as used too, such as deployed ones), then the objects that
 // no ref reaches. It returns how many layer refs it removed.

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-os/strata/container"
 	"github.com/strata-os/strata/errdefs"
 	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/grubcfg"
@@ -68,6 +69,21 @@ type Options struct {
 	// --target-imgref: the machine is installed from Ref and upgrades
 	// from TargetRef. The remote itself is configured on the machine.
 	TargetRef string
+	// SourceImage, instead of SourceRepo and Ref, is a container image
+	// reference (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://NAME,
+	// registry:NAME): the image is pulled into the new sysroot's
+	// repository with container.Pull (verified, Pull.Policy checked
+	// before anything is written) and its merge commit deployed with
+	// ostree-ext's origin (container-image-reference), as "container
+	// image deploy" does, so that upgrade follows the image.
+	SourceImage string
+	// TargetImage, with SourceImage, is the image the installed system
+	// follows when it is not SourceImage (bootc install's
+	// --target-imgref): e.g. installed from an oci: layout, following a
+	// registry. Exclusive with TargetRef.
+	TargetImage string
+	// Pull tunes the image pull: policy, registry access, jobs, progress.
+	Pull container.PullOptions
 	// OS is the stateroot; default "default" (bootc's).
 	OS string
 	// Bootloader is SystemdBoot (the default), GRUB or None.
@@ -88,6 +104,8 @@ type Options struct {
 	// from the host).
 	Warner   progress.Warner
 	Progress progress.Reporter
+
+	srcImg, tgtImg *container.ImageRef // parsed by defaults
 }
 
 // Result says what was installed.
@@ -102,9 +120,40 @@ type Result struct {
 	Partitions  []string
 	Elapsed     time.Duration
 	ImageLoaded bool // Device was a loop device set up for an image file
+	// ManifestDigest and BaseCommit (the encapsulated commit, empty for
+	// a plain image) of an install from SourceImage.
+	ManifestDigest string
+	BaseCommit     string
 }
 
 func (o *Options) defaults() error {
+	o.srcImg, o.tgtImg = nil, nil
+	if o.TargetImage != "" && o.TargetRef != "" {
+		return fmt.Errorf("%w: a target ref and a target image are mutually exclusive", errdefs.ErrInvalid)
+	}
+	if o.SourceImage != "" {
+		if o.Ref != "" {
+			return fmt.Errorf("%w: give a source ref or a source image, not both", errdefs.ErrInvalid)
+		}
+		ref, err := container.ParseImageRef(o.SourceImage)
+		if err != nil {
+			return fmt.Errorf("source image: %w", err)
+		}
+		o.srcImg = &ref
+		if o.TargetRef != "" {
+			return fmt.Errorf("%w: target ref %q follows an OSTree ref, the source %s is an image: give a target image instead", errdefs.ErrInvalid, o.TargetRef, o.SourceImage)
+		}
+	}
+	if o.TargetImage != "" {
+		if o.srcImg == nil {
+			return fmt.Errorf("%w: target image %q needs a source image (an install from an OSTree ref follows a ref: give a target ref)", errdefs.ErrInvalid, o.TargetImage)
+		}
+		ref, err := container.ParseImageRef(o.TargetImage)
+		if err != nil {
+			return fmt.Errorf("target image: %w", err)
+		}
+		o.tgtImg = &ref
+	}
 	if o.TargetRef != "" {
 		remote, ref, found := strings.Cut(o.TargetRef, ":")
 		if !found {
@@ -131,11 +180,31 @@ func (o *Options) defaults() error {
 	if o.ESPSize == 0 {
 		o.ESPSize = 256 << 20
 	}
-	if o.Ref == "" {
-		return fmt.Errorf("%w: no --source ref given", errdefs.ErrInvalid)
+	if o.Ref == "" && o.srcImg == nil {
+		return fmt.Errorf("%w: no --source ref or image given", errdefs.ErrInvalid)
 	}
 	if err := sysroot.ValidateOSName(o.OS); err != nil {
 		return err
+	}
+	return nil
+}
+
+// checkSource refuses a source that cannot be installed before anything
+// is written: a ref missing from the source repository; an image whose
+// manifest or configuration cannot be read and verified, or that the
+// signature policy refuses (its layers are verified while they are
+// pulled, onto the new filesystem).
+func (o *Options) checkSource(ctx context.Context) error {
+	if o.srcImg != nil {
+		_, err := container.ResolveVerified(ctx, *o.srcImg, o.Pull)
+		return err
+	}
+	src, err := repo.Open(o.SourceRepo)
+	if err != nil {
+		return fmt.Errorf("source repository: %w", err)
+	}
+	if _, err := src.ResolveRev(o.Ref); err != nil {
+		return fmt.Errorf("source: %w", err)
 	}
 	return nil
 }
@@ -162,6 +231,9 @@ func ToDisk(ctx context.Context, target string, o Options) (res *Result, err err
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
+	if err := o.checkSource(ctx); err != nil {
+		return nil, err
+	}
 	w := progress.WarnerOrNop(o.Warner)
 	res = &Result{Bootloader: o.Bootloader}
 	st, err := os.Stat(target)
@@ -170,15 +242,18 @@ func ToDisk(ctx context.Context, target string, o Options) (res *Result, err err
 		if strings.HasPrefix(target, "/dev/") {
 			return nil, fmt.Errorf("%w: %s: no such device", errdefs.ErrNotFound, target)
 		}
-		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err != nil {
-			return nil, err
+		f, cerr := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if cerr != nil {
+			return nil, cerr
 		}
-		err = f.Truncate(o.Size)
+		cerr = f.Truncate(o.Size)
 		f.Close()
-		if err != nil {
-			return nil, err
+		if cerr != nil {
+			os.Remove(target)
+			return nil, cerr
 		}
+		// Removed again when the install fails (after the loop devices
+		// are detached: deferred first, run last). err is the result.
 		defer func() {
 			if err != nil {
 				os.Remove(target)
@@ -294,6 +369,7 @@ func ToDisk(ctx context.Context, target string, o Options) (res *Result, err err
 		return nil, err
 	}
 	res.Deployment, res.Commit, res.LoaderFrom = fr.Deployment, fr.Commit, fr.LoaderFrom
+	res.ManifestDigest, res.BaseCommit = fr.ManifestDigest, fr.BaseCommit
 	res.Elapsed = time.Since(start)
 	return res, nil
 }
@@ -322,6 +398,9 @@ func ToFilesystem(ctx context.Context, root string, o FSOptions) (*Result, error
 	}
 	if o.Bootloader == GRUB {
 		return nil, fmt.Errorf("%w: install to-filesystem with GRUB is not supported (GRUB needs a disk: use to-disk)", errdefs.ErrInvalid)
+	}
+	if err := o.checkSource(ctx); err != nil {
+		return nil, err
 	}
 	if o.RootKarg == "" {
 		var st unix.Stat_t
@@ -365,15 +444,18 @@ func toFilesystem(ctx context.Context, root string, o FSOptions, w progress.Warn
 			return nil, fmt.Errorf("%w: %s is not empty (%s)", errdefs.ErrExists, root, de.Name())
 		}
 	}
-	src, err := repo.Open(o.SourceRepo)
-	if err != nil {
-		return nil, fmt.Errorf("source repository: %w", err)
+	var src *repo.Repo
+	if o.srcImg == nil {
+		src, err = repo.Open(o.SourceRepo)
+		if err != nil {
+			return nil, fmt.Errorf("source repository: %w", err)
+		}
+		csum, err := src.ResolveRev(o.Ref)
+		if err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
+		res.Commit = csum.String()
 	}
-	csum, err := src.ResolveRev(o.Ref)
-	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
-	}
-	res.Commit = csum.String()
 	if err := sysroot.InitFS(root, false); err != nil {
 		return nil, err
 	}
@@ -392,8 +474,34 @@ func toFilesystem(ctx context.Context, root string, o FSOptions, w progress.Warn
 	if err := dst.WriteConfig(cfg); err != nil {
 		return nil, err
 	}
-	ref := o.Ref
-	if _, err := pull.Pull(ctx, dst, pull.NewLocalSource(src), pull.Options{Refs: []string{ref}, Progress: o.Progress}); err != nil {
+	rev := o.Ref
+	var origin *repo.KeyFile
+	if o.TargetRef != "" {
+		origin = sysroot.NewOrigin(o.TargetRef)
+	}
+	if o.srcImg != nil {
+		po := o.Pull
+		if po.Reporter == nil {
+			po.Reporter = o.Progress
+		}
+		pr, err := container.Pull(ctx, dst, *o.srcImg, po)
+		if err != nil {
+			return nil, err
+		}
+		rev = pr.MergeCommit.String()
+		res.Commit, res.ManifestDigest = rev, pr.ManifestDigest
+		if !pr.BaseCommit.IsZero() {
+			res.BaseCommit = pr.BaseCommit.String()
+		}
+		follow := *o.srcImg
+		if o.tgtImg != nil {
+			follow = *o.tgtImg
+			if err := container.Retag(dst, *o.srcImg, follow); err != nil {
+				return nil, err
+			}
+		}
+		origin = container.Origin(container.OstreeImageRef{SigVerify: container.SigVerifyOf(pr), Image: follow}, pr.ManifestDigest)
+	} else if _, err := pull.Pull(ctx, dst, pull.NewLocalSource(src), pull.Options{Refs: []string{rev}, Progress: o.Progress}); err != nil {
 		return nil, fmt.Errorf("copying %s: %w", o.Ref, err)
 	}
 	espDir := filepath.Join(root, "boot/efi")
@@ -448,11 +556,7 @@ func toFilesystem(ctx context.Context, root string, o FSOptions, w progress.Warn
 	}
 	// The image's own (usr/lib/bootc/kargs.d) are added by the deploy.
 	kargs = append(kargs, o.Kargs...)
-	var origin *repo.KeyFile
-	if o.TargetRef != "" {
-		origin = sysroot.NewOrigin(o.TargetRef)
-	}
-	dr, err := s.Deploy(ctx, sysroot.DeployOptions{OS: o.OS, Revision: ref, Origin: origin, KargNone: true, KargAppend: kargs})
+	dr, err := s.Deploy(ctx, sysroot.DeployOptions{OS: o.OS, Revision: rev, Origin: origin, KargNone: true, KargAppend: kargs})
 	if err != nil {
 		return nil, err
 	}

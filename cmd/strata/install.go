@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-os/strata/container"
+	"github.com/strata-os/strata/imgpolicy"
 	"github.com/strata-os/strata/install"
 	"github.com/strata-os/strata/progress"
 )
@@ -14,41 +16,86 @@ func init() { rootCmd.AddCommand(newInstallCmd()) }
 
 // installFlags are shared by to-disk and to-filesystem.
 type installFlags struct {
-	source, target, osname, loader string
-	kargs                          []string
-	tries                          int
+	source, target, targetImg, osname, loader string
+	kargs                                     []string
+	tries                                     int
+	pull                                      imagePullFlags
 }
 
 func (f *installFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.source, "source", "", "ref (or checksum) in --repo to install (oci: image references are not supported yet)")
+	fl.StringVar(&f.source, "source", "", "what to install: a ref (or checksum) of --repo, or an image (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/NAME:TAG, registry:HOST/NAME:TAG)")
 	fl.StringVar(&f.target, "target-ref", "", "refspec the installed system follows for upgrades (REMOTE:REF, its origin; default the --source ref); add the remote on the machine")
+	fl.StringVar(&f.targetImg, "target-imgref", "", "with an image --source: the image the installed system follows for upgrades (default the --source image)")
+	fl.StringVar(&f.pull.policy, "policy", "", "signature policy for an image --source (containers-policy.json; default "+imgpolicy.DefaultPath+" when it exists)")
+	fl.StringVar(&f.pull.registriesD, "registries.d", container.DefaultRegistriesD, "where lookaside signature locations are configured")
+	fl.IntVar(&f.pull.jobs, "jobs", 4, "image layers fetched at once")
+	fl.IntVar(&f.pull.retries, "retries", 5, "times a broken layer download resumes (HTTP Range) before failing")
+	f.pull.access.system = true
+	f.pull.access.add(cmd)
 	fl.StringVar(&f.osname, "os", "default", "stateroot name")
 	fl.StringVar(&f.loader, "bootloader", install.SystemdBoot, "systemd-boot (UEFI, vfat ESP), grub (BIOS) or none")
 	fl.StringArrayVar(&f.kargs, "karg", nil, "append a kernel argument (repeatable)")
 	fl.IntVar(&f.tries, "boot-counting-tries", 3, "tries of each new deployment's entry before the loader falls back (0: no counting)")
 }
 
-func (f *installFlags) options(cmd *cobra.Command) (install.Options, error) {
-	if strings.HasPrefix(f.source, "oci:") || strings.HasPrefix(f.source, "docker://") || strings.HasPrefix(f.source, "ostree-") {
-		return install.Options{}, fmt.Errorf("--source=%s: container image references are not supported yet; give a ref of --repo", f.source)
+// isImageRef says whether --source names a container image (by its
+// transport) rather than a ref of --repo.
+func isImageRef(s string) bool {
+	for _, p := range []string{"oci:", "oci-archive:", "docker://", "registry:", "ostree-"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
 	}
-	return install.Options{
-		SourceRepo: repoPath(), Ref: f.source, TargetRef: f.target, OS: f.osname, Bootloader: f.loader,
-		Kargs: f.kargs, BootCountingTries: f.tries,
+	return false
+}
+
+func (f *installFlags) options(cmd *cobra.Command) (install.Options, error) {
+	o := install.Options{
+		TargetRef: f.target, TargetImage: f.targetImg, OS: f.osname, Bootloader: f.loader,
+		Kargs: f.kargs, BootCountingTries: f.tries, Progress: newReporter(cmd),
 		Warner: progress.WarnFunc(func(err error) { fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err) }),
-	}, nil
+	}
+	if !isImageRef(f.source) {
+		o.SourceRepo, o.Ref = repoPath(), f.source
+		return o, nil
+	}
+	if strings.HasPrefix(f.source, "ostree-") {
+		return o, fmt.Errorf("--source=%s: give the image reference without the ostree- verification prefix (oci:, oci-archive:, docker://, registry:); the signature policy is --policy", f.source)
+	}
+	o.SourceImage = f.source
+	var err error
+	o.Pull, err = f.pull.options(cmd)
+	return o, err
+}
+
+// installed names what was installed.
+func installed(o install.Options, res *install.Result) string {
+	if o.SourceImage != "" {
+		return fmt.Sprintf("%s (%s, commit %s)", o.SourceImage, res.ManifestDigest, res.Commit)
+	}
+	return o.Ref
 }
 
 func newInstallCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Install a strata system to a disk or a filesystem",
-		Long: `Install the commit --source (a ref of --repo) as the first deployment of a
-new system, with its boot loader (docs/install.md).
+		Long: `Install --source as the first deployment of a new system, with its boot
+loader (docs/install.md). --source is a ref (or checksum) of --repo, or a
+container image (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/NAME:TAG
+or registry:HOST/NAME:TAG; an ostree-ext encapsulated image, as "container
+encapsulate" and "compose build --oci" make it, or a plain image), pulled into
+the new system's repository (every blob verified; the signature policy,
+--policy or /etc/containers/policy.json, checked before anything is written)
+and deployed with the image origin (container-image-reference=...), as
+"container image deploy" does: "strata upgrade" on the installed machine
+follows the image, or --target-imgref when given (bootc's: e.g. installed
+from an oci: layout, following a registry). --target-ref (an OSTree
+REMOTE:REF) goes with a ref --source, --target-imgref with an image.
 
-Not supported yet: --source as a container image reference (oci:,
-docker://), to-filesystem with GRUB, UEFI GRUB, Secure Boot (shim).`,
+Not supported yet: to-filesystem with GRUB, UEFI GRUB, Secure Boot (shim),
+ostree-ext's ostree-remote-image references.`,
 	}
 	cmd.AddCommand(newInstallToDiskCmd(), newInstallToFilesystemCmd())
 	return cmd
@@ -84,7 +131,7 @@ image that is not empty needs --wipe.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "Installed %s (%s) on %s with %s", o.Ref, res.Deployment, args[0], res.Bootloader)
+			fmt.Fprintf(out, "Installed %s as %s on %s with %s", installed(o, res), res.Deployment, args[0], res.Bootloader)
 			if res.LoaderFrom != "" {
 				fmt.Fprintf(out, " (loader from the %s)", res.LoaderFrom)
 			}
@@ -122,7 +169,7 @@ is not supported here (it needs a disk: use to-disk).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Installed %s (%s) into %s with %s\n", o.Ref, res.Deployment, args[0], res.Bootloader)
+			fmt.Fprintf(cmd.OutOrStdout(), "Installed %s as %s into %s with %s\n", installed(o, res), res.Deployment, args[0], res.Bootloader)
 			return nil
 		},
 	}
