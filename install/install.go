@@ -231,34 +231,15 @@ func ToDisk(ctx context.Context, target string, o Options) (res *Result, err err
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	if err := o.checkSource(ctx); err != nil {
-		return nil, err
-	}
 	w := progress.WarnerOrNop(o.Warner)
 	res = &Result{Bootloader: o.Bootloader}
 	st, err := os.Stat(target)
+	// The target, then the source, are checked before anything is written.
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if strings.HasPrefix(target, "/dev/") {
 			return nil, fmt.Errorf("%w: %s: no such device", errdefs.ErrNotFound, target)
 		}
-		f, cerr := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if cerr != nil {
-			return nil, cerr
-		}
-		cerr = f.Truncate(o.Size)
-		f.Close()
-		if cerr != nil {
-			os.Remove(target)
-			return nil, cerr
-		}
-		// Removed again when the install fails (after the loop devices
-		// are detached: deferred first, run last). err is the result.
-		defer func() {
-			if err != nil {
-				os.Remove(target)
-			}
-		}()
 	case err != nil:
 		return nil, err
 	case st.Mode().IsRegular():
@@ -277,6 +258,28 @@ func ToDisk(ctx context.Context, target string, o Options) (res *Result, err err
 		}
 	default:
 		return nil, fmt.Errorf("%w: %s is neither a block device nor a regular file", errdefs.ErrInvalid, target)
+	}
+	if err := o.checkSource(ctx); err != nil {
+		return nil, err
+	}
+	if st == nil {
+		f, cerr := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if cerr != nil {
+			return nil, cerr
+		}
+		cerr = f.Truncate(o.Size)
+		f.Close()
+		if cerr != nil {
+			os.Remove(target)
+			return nil, cerr
+		}
+		// Removed again when the install fails (after the loop devices
+		// are detached: deferred first, run last). err is the result.
+		defer func() {
+			if err != nil {
+				os.Remove(target)
+			}
+		}()
 	}
 
 	// Partition table.
