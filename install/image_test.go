@@ -245,3 +245,66 @@ func TestToFilesystemFromArchive(t *testing.T) {
 		t.Errorf("second install: %v", err)
 	}
 }
+
+// TestToFilesystemPlainImage installs a plain (not encapsulated) image,
+// one layer made by umoci: the pull imports it as a layer commit and a
+// merge commit (its /etc moved to /usr/etc), the deployment has the
+// image's kernel in a boot entry and its /etc, ostree admin status reads
+// the sysroot, the origin names the layout.
+func TestToFilesystemPlainImage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "umoci")
+	umoci := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("umoci", args...).CombinedOutput(); err != nil {
+			t.Fatalf("umoci %v: %v\n%s", args, err, out)
+		}
+	}
+	umoci("init", "--layout", layout)
+	umoci("new", "--image", layout+":v1")
+	bundle := filepath.Join(dir, "bundle")
+	umoci("unpack", "--rootless", "--image", layout+":v1", bundle)
+	for p, c := range map[string]string{
+		"usr/lib/modules/6.1.0-test/vmlinuz":       strings.Repeat("kernel", 1000),
+		"usr/lib/modules/6.1.0-test/initramfs.img": strings.Repeat("initramfs", 1000),
+		"usr/lib/os-release":                       "ID=plain\nPRETTY_NAME=\"Plain OS\"\n",
+		"etc/hostname":                             "plain\n",
+	} {
+		full := filepath.Join(bundle, "rootfs", p)
+		must(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		must(t, os.WriteFile(full, []byte(c), 0o644))
+	}
+	umoci("repack", "--image", layout+":v1", bundle)
+
+	root := t.TempDir()
+	t.Cleanup(func() { // deployments are chattr +i
+		ds, _ := filepath.Glob(filepath.Join(root, "ostree/deploy/*/deploy/*"))
+		for _, d := range ds {
+			exec.Command("chattr", "-i", d).Run()
+		}
+	})
+	res, err := ToFilesystem(ctx, root, FSOptions{Options: Options{SourceImage: "oci:" + layout + ":v1", Bootloader: None}, RootKarg: "root=LABEL=root"})
+	must(t, err)
+	if res.BaseCommit != "" || !strings.HasPrefix(res.ManifestDigest, "sha256:") {
+		t.Errorf("result %+v", res)
+	}
+	if st := ostree(t, "admin", "status", "--sysroot="+root); !strings.Contains(st, "default "+res.Commit+".0") {
+		t.Errorf("ostree admin status:\n%s", st)
+	}
+	dpath := filepath.Join(root, "ostree/deploy/default/deploy", res.Deployment)
+	origin, _ := os.ReadFile(dpath + ".origin")
+	if !strings.Contains(string(origin), "container-image-reference=ostree-unverified-image:oci:"+layout+":v1\n") {
+		t.Errorf("origin:\n%s", origin)
+	}
+	if data, err := os.ReadFile(filepath.Join(dpath, "etc/hostname")); err != nil || string(data) != "plain\n" {
+		t.Errorf("/etc/hostname %q %v", data, err)
+	}
+	ents, _ := filepath.Glob(filepath.Join(root, "boot/loader/entries/*.conf"))
+	if len(ents) != 1 {
+		t.Fatalf("entries %v", ents)
+	}
+	if conf, _ := os.ReadFile(ents[0]); !strings.Contains(string(conf), "vmlinuz-6.1.0-test") || !strings.Contains(string(conf), "root=LABEL=root") {
+		t.Errorf("entry:\n%s", conf)
+	}
+}
