@@ -7,7 +7,7 @@ export PATH := /usr/local/bin:/usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 # Packages whose tests run under the race detector (they use goroutines).
 RACE_PKGS := ./repo/... ./commit/... ./checkout/... ./fsutil/... ./fetch/... ./pull/... ./sysroot/... ./fleetlock/... ./updates/...
 
-.PHONY: all build deps demo soak test test-go lint bench bench-quick bench-compose clean
+.PHONY: all build deps demo soak test test-go lint bench bench-quick bench-compose bench-oci clean
 
 all: build
 
@@ -55,6 +55,12 @@ bench:
 bench-compose:
 	scripts/install-deps.sh bench
 	bench/compose.sh
+
+# A realistic Debian update fetched by ostree pull, an ostree static delta
+# and strata's image update: requests and bytes (bench/README.md).
+bench-oci:
+	scripts/install-deps.sh bench
+	$(GO) run ./bench -oci-update
 
 bench-quick:
 	scripts/install-deps.sh bench

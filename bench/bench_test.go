@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-os/strata/compose"
 )
 
 func TestMedian(t *testing.T) {
@@ -306,5 +308,36 @@ func TestMakeView(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(view, "tmp")); err == nil {
 		t.Error("view has tmp/")
+	}
+}
+
+func TestOCINginxConf(t *testing.T) {
+	c := ociNginxConf(nginxConf("/w/nginx", "/w/nginx/www", 8123), "127.0.0.1:5000")
+	root := strings.Index(c, "root /w/nginx/www;")
+	loc := strings.Index(c, "location /v2/ {")
+	pass := strings.Index(c, "proxy_pass http://127.0.0.1:5000;")
+	end := strings.LastIndex(c, "}\n}")
+	if root < 0 || loc < root || pass < loc || end < pass {
+		t.Fatalf("the /v2/ proxy is not inside the server block after root:\n%s", c)
+	}
+}
+
+func TestOCIV2Spec(t *testing.T) {
+	// Derive writes [os] and [base] ref = ... before ociV2Spec: the
+	// result must be a valid compose spec with the packages on the ref.
+	p := filepath.Join(t.TempDir(), "v2.toml")
+	raw := "[os]\nname = \"testos\"\nversion = \"2\"\n\n[base]\nref = \"testos/1\"\n\n" + ociV2Spec()
+	if err := os.WriteFile(p, []byte(raw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := compose.LoadSpec(p)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	if fmt.Sprint(s.Base.Packages) != fmt.Sprint(ociV2Packages) {
+		t.Errorf("packages %v, want %v", s.Base.Packages, ociV2Packages)
+	}
+	if len(s.Files) != 3 {
+		t.Errorf("%d files, want 3", len(s.Files))
 	}
 }

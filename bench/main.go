@@ -40,6 +40,8 @@ type config struct {
 	json         bool
 	keep         bool
 	cpuprofile   string // directory for strata's CPU profiles, "" for none
+	ociUpdate    bool   // run the oci-update comparison instead of the ops
+	testosStrata string // strata binary of the cached test OS ("" finds it)
 }
 
 func main() {
@@ -87,6 +89,8 @@ func parseFlags(args []string) (*config, error) {
 	fl.BoolVar(&cfg.json, "json", false, "print the report as JSON instead of markdown")
 	fl.BoolVar(&cfg.keep, "keep", false, "keep the work directory (repos, checkouts) after the run")
 	fl.StringVar(&cfg.cpuprofile, "cpuprofile", "", "after the measured runs of each op, run strata once more (unmeasured) with STRATA_CPUPROFILE=DIR/TREE-OP.pprof")
+	fl.BoolVar(&cfg.ociUpdate, "oci-update", false, "instead of the ops: a realistic Debian update (the test OS + curl less vim-tiny python3-minimal) fetched by ostree pull, an ostree static delta and strata's image update; requests and bytes (see bench/README.md)")
+	fl.StringVar(&cfg.testosStrata, "testos-strata", "", "with -oci-update: the strata binary the cached test OS was composed with (default: the newest in $STRATA_CACHE/testos with a finished build)")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
 	}
@@ -187,6 +191,12 @@ func benchMain(ctx context.Context, cfg *config) error {
 	}
 	if strataErr != nil {
 		rep.Strata.Error = strataErr.Error()
+	}
+	if cfg.ociUpdate {
+		if strataErr != nil {
+			return strataErr
+		}
+		return ociUpdateMain(ctx, cfg, root, strata.Path)
 	}
 
 	workRoot := filepath.Join(cfg.cache, "work")

@@ -94,6 +94,12 @@ http {
 // foreground in its own process group, waiting until it accepts
 // connections.
 func startNginx(ctx context.Context, dir string) (*server, error) {
+	return startNginxWith(ctx, dir, nil)
+}
+
+// startNginxWith is startNginx with the configuration passed through edit
+// (when not nil) before it is written.
+func startNginxWith(ctx context.Context, dir string, edit func(string) string) (*server, error) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		if bin, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
@@ -116,7 +122,11 @@ func startNginx(ctx context.Context, dir string) (*server, error) {
 	}
 	s.url = fmt.Sprintf("http://127.0.0.1:%d/repo", port)
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(nginxConf(dir, s.www, port)), 0o644); err != nil {
+	text := nginxConf(dir, s.www, port)
+	if edit != nil {
+		text = edit(text)
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
 	out, err := os.Create(filepath.Join(dir, "nginx.out"))
