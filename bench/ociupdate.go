@@ -296,19 +296,19 @@ func ociUpdateMain(ctx context.Context, cfg *config, root, strataBin string) err
 		}
 	}
 	if _, err := measure("ostree pull v1", "", func() error {
-		_, err := run(ost, "--repo="+clients["objects"], "pull", "origin", "os")
+		_, err := run(ost, "--repo="+clients["objects"], "pull", "--disable-verify-bindings", "origin", "os")
 		return err
 	}); err != nil {
 		return err
 	}
-	if _, err := run(ost, "--repo="+clients["delta"], "pull", "origin", "os"); err != nil {
+	if _, err := run(ost, "--repo="+clients["delta"], "pull", "--disable-verify-bindings", "origin", "os"); err != nil {
 		return err
 	}
 	if err := setRef(v2.Commit); err != nil {
 		return err
 	}
 	if _, err := measure("ostree pull v1->v2", "objects, no deltas on the server", func() error {
-		_, err := run(ost, "--repo="+clients["objects"], "pull", "origin", "os")
+		_, err := run(ost, "--repo="+clients["objects"], "pull", "--disable-verify-bindings", "origin", "os")
 		return err
 	}); err != nil {
 		return err
@@ -320,7 +320,7 @@ func ociUpdateMain(ctx context.Context, cfg *config, root, strataBin string) err
 		return err
 	}
 	if _, err := measure("ostree static delta v1->v2", "ostree static-delta generate --from=v1 --to=v2", func() error {
-		_, err := run(ost, "--repo="+clients["delta"], "pull", "--require-static-deltas", "origin", "os")
+		_, err := run(ost, "--repo="+clients["delta"], "pull", "--disable-verify-bindings", "--require-static-deltas", "origin", "os")
 		return err
 	}); err != nil {
 		return err
