@@ -14,6 +14,20 @@ import (
 
 func init() { rootCmd.AddCommand(newInstallCmd()) }
 
+// installImageHelp ends the --help of to-disk and to-filesystem.
+const installImageHelp = `
+
+--source is a ref (or checksum) of --repo, or an image: oci:DIR[:TAG],
+oci-archive:FILE[:TAG], docker://HOST/NAME:TAG, registry:HOST/NAME:TAG. An
+image is checked (manifest, config, signature policy: --policy, else
+/etc/containers/policy.json when it exists) before anything is written,
+pulled into the new system's repository (every blob verified) and deployed
+with container-image-reference=... as its origin: "strata upgrade" follows
+it, or --target-imgref. Registry credentials: --authfile, else the
+system's, as bootc (/run/ostree/auth.json, /etc/ostree/auth.json,
+/usr/lib/ostree/auth.json); registries.conf as "strata container --help"
+says. --target-ref goes with a ref, --target-imgref with an image.`
+
 // installFlags are shared by to-disk and to-filesystem.
 type installFlags struct {
 	source, target, targetImg, osname, loader string
@@ -42,7 +56,7 @@ func (f *installFlags) register(cmd *cobra.Command) {
 // isImageRef says whether --source names a container image (by its
 // transport) rather than a ref of --repo.
 func isImageRef(s string) bool {
-	for _, p := range []string{"oci:", "oci-archive:", "docker://", "registry:", "ostree-"} {
+	for _, p := range []string{"oci:", "oci-archive:", "docker://", "registry:", "ostree-unverified-", "ostree-image-signed:", "ostree-remote-"} {
 		if strings.HasPrefix(s, p) {
 			return true
 		}
@@ -118,7 +132,8 @@ systemd-boot-efi, grub-pc-bin), else from the host (a warning says so).
 
 A disk that is mounted, held by another device or opened exclusively
 elsewhere, and an image attached to a loop device, are refused; a disk or
-image that is not empty needs --wipe.`,
+image that is not empty needs --wipe. A failed install removes the image
+file it created.` + installImageHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := f.options(cmd)
@@ -158,7 +173,7 @@ func newInstallToFilesystemCmd() *cobra.Command {
 		Long: `Install into ROOT, an empty mounted filesystem (lost+found allowed). With
 systemd-boot the ESP must be mounted at ROOT/boot/efi. The kernel command
 line gets root=UUID=<ROOT's filesystem UUID> (or --root-karg) and rw. GRUB
-is not supported here (it needs a disk: use to-disk).`,
+is not supported here (it needs a disk: use to-disk).` + installImageHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := f.options(cmd)
