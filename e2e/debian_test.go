@@ -359,13 +359,13 @@ strata status
 // strata-finalize-staged.service finalizes the staged v2 at shutdown, at
 // instants after the unit starts stopping; after each cut the machine
 // boots v1 or v2, healthy, with strata status and fsck clean.
-// STRATA_DEBIAN_CUTS lists the delays (default "0.3s,1.5s").
+// STRATA_DEBIAN_CUTS lists the delays (default "0.3s,4s").
 func TestDebianFinalizePowerCut(t *testing.T) {
 	t.Parallel()
 	d := debian(t)
 	spec := os.Getenv("STRATA_DEBIAN_CUTS")
 	if spec == "" {
-		spec = "0.3s,1.5s"
+		spec = "0.3s,4s"
 	}
 	got := map[string]int{}
 	for _, f := range strings.Split(spec, ",") {
