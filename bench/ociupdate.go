@@ -8,6 +8,8 @@ package main
 // docker-registry (nginx proxies /v2/ to it).
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -368,14 +370,29 @@ func ociUpdateMain(ctx context.Context, cfg *config, root, strataBin string) err
 	}
 	var changed []string
 	var changedBytes, total int64
+	few := 0
 	for i, l := range m2 {
 		total += l.Size
-		if !have[l.Digest] {
-			changedBytes += l.Size
-			changed = append(changed, fmt.Sprintf("%d (%s)", i, groupDigits(l.Size)))
+		if have[l.Digest] {
+			continue
 		}
+		changedBytes += l.Size
+		// How many files the layer gained over v1's layer at the same
+		// index (read from the registry directly: not counted).
+		gained := "?"
+		if i < len(m1) {
+			n, err := layerGain(ctx, reg, m1[i].Digest, l.Digest)
+			if err != nil {
+				return err
+			}
+			gained = fmt.Sprint(n)
+			if n <= 3 {
+				few++
+			}
+		}
+		changed = append(changed, fmt.Sprintf("%d (%s bytes, +%s files)", i, groupDigits(l.Size), gained))
 	}
-	rep.Layers = fmt.Sprintf("v2 has %d layers (%s bytes); %d not in v1, %s bytes: layers %s", len(m2), groupDigits(total), len(changed), groupDigits(changedBytes), strings.Join(changed, ", "))
+	rep.Layers = fmt.Sprintf("v2 has %d layers (%s bytes); %d not in v1, %s bytes, %d of them gaining at most 3 files: layers %s", len(m2), groupDigits(total), len(changed), groupDigits(changedBytes), few, strings.Join(changed, ", "))
 	logf("  %s", rep.Layers)
 	if _, err := measure("image update v1->v2", fmt.Sprintf("%d of %d layers new", len(changed), len(m2)), func() error {
 		_, err := run(strataBin, "--repo="+dst, "container", "image", "pull", img)
@@ -459,6 +476,59 @@ func registryManifest(ctx context.Context, reg string) ([]ociLayer, error) {
 		return nil, fmt.Errorf("registry manifest: %w", err)
 	}
 	return m.Layers, nil
+}
+
+// layerGain counts the content objects (".file" entries under objects/)
+// of layer b that layer a lacks.
+func layerGain(ctx context.Context, reg, a, b string) (int, error) {
+	oa, err := layerObjects(ctx, reg, a)
+	if err != nil {
+		return 0, err
+	}
+	ob, err := layerObjects(ctx, reg, b)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for o := range ob {
+		if !oa[o] {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func layerObjects(ctx context.Context, reg, digest string) (map[string]bool, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+reg+"/v2/os/blobs/"+digest, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("layer %s: %s", digest, resp.Status)
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", digest, err)
+	}
+	tr := tar.NewReader(zr)
+	objs := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", digest, err)
+		}
+		if i := strings.Index(h.Name, "/objects/"); i >= 0 && strings.HasSuffix(h.Name, ".file") {
+			objs[h.Name[i:]] = true
+		}
+	}
 }
 
 // startRegistry runs Debian's docker-registry on a free 127.0.0.1 port with
