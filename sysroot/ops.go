@@ -97,10 +97,12 @@ func (s *Sysroot) Rollback(ctx context.Context) (*Deployment, error) {
 				cur = first
 			}
 			if from := resetFrom(cur); from != "" {
+				// The newest one whose boot was not marked bad (a
+				// health check that failed before the reset); all
+				// bad, the newest.
 				for _, d := range s.deployments {
-					if d.OS == from && !d.Staged {
+					if d.OS == from && !d.Staged && (target == nil || bootloader.Bad(target.EntryFile) && !bootloader.Bad(d.EntryFile)) {
 						target = d
-						break
 					}
 				}
 			}

@@ -107,3 +107,45 @@ func TestResetAndCleanup(t *testing.T) {
 		t.Fatalf("second cleanup: %q %v", gone, err)
 	}
 }
+
+// TestResetRollbackSkipsBadDeployment: the replaced stateroot's newest
+// deployment failed its health check (marked bad, the loader fell back to
+// the older one); a rollback from the reset goes to the older, good one,
+// not to the one the loader would skip.
+func TestResetRollbackSkipsBadDeployment(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 3)
+	f.commit(treeSpec{version: "1"}, time.Unix(1700000000, 0))
+	s := f.open()
+	good := f.deploy(s, DeployOptions{})
+	f.boot(s, good)
+	s = f.open()
+	f.commit(treeSpec{version: "2"}, time.Unix(1700003600, 0))
+	bad := f.deploy(s, DeployOptions{})
+	f.boot(s, bad)
+	s = f.open()
+	if err := s.MarkBootBad(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The loader skipped the bad entry: the good one is booted.
+	s = f.open()
+	for _, d := range s.Deployments() {
+		if d.Checksum == good.Checksum {
+			f.boot(s, d)
+		}
+	}
+	s = f.open()
+	if _, _, err := s.Reset(ctx, ResetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s = f.open()
+	f.boot(s, s.Deployments()[0])
+	s = f.open()
+	back, err := s.Rollback(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.OS != "testos" || back.Checksum != good.Checksum {
+		t.Fatalf("rollback to %s %s, want the good deployment %s (not the bad %s)", back.OS, back.Checksum, good.Checksum, bad.Checksum)
+	}
+}
