@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/strata-os/strata/compose"
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/internal/testos"
 )
 
@@ -95,7 +96,7 @@ func testosBinary(cacheDir string) (string, error) {
 	bins, _ := filepath.Glob(filepath.Join(dir, "strata-*"))
 	sort.Slice(bins, func(i, j int) bool { return modTime(bins[i]).After(modTime(bins[j])) })
 	for _, b := range bins {
-		sum, err := fileSHA256(b)
+		sum, err := fsutil.FileSHA256(b)
 		if err != nil {
 			continue
 		}
@@ -114,19 +115,6 @@ func modTime(p string) time.Time {
 		return time.Time{}
 	}
 	return fi.ModTime()
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // ociResult is one way of fetching the update (or v1).

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/strata-os/strata/checkout"
 	"github.com/strata-os/strata/commit"
+	"github.com/strata-os/strata/fsutil"
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
 )
@@ -33,7 +33,7 @@ const baseRefPrefix = "compose/base/"
 const baseKeep = 4
 
 func baseKey(s *Spec, l *Lock, strataBin string, epoch int64) (string, error) {
-	sum, err := fileSHA256(strataBin)
+	sum, err := fsutil.FileSHA256(strataBin)
 	if err != nil {
 		return "", err
 	}
@@ -46,19 +46,6 @@ func baseKey(s *Spec, l *Lock, strataBin string, epoch int64) (string, error) {
 		fmt.Fprintf(h, "gid %s %d\n", n, s.IDs.Groups[n])
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func baseRepo(o *Options) (*repo.Repo, error) {

@@ -227,7 +227,7 @@ func (c Cache) add(r io.Reader, want, what string) error {
 
 // verify checks the cached file of p against its sha256.
 func (c Cache) verify(p LockPackage) error {
-	got, err := fileSHA256(c.debPath(p.SHA256))
+	got, err := fsutil.FileSHA256(c.debPath(p.SHA256))
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -447,3 +449,18 @@ func Lgetxattr(path, name string) ([]byte, error) {
 }
 
 func after(ms int) <-chan time.Time { return time.After(time.Duration(ms) * time.Millisecond) }
+
+// FileSHA256 is the hex SHA-256 of the file at path (a build input's
+// identity: a cached .deb, a strata binary).
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -21,7 +21,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,7 +107,7 @@ func BuildStrata(ctx context.Context, dir string) (string, error) {
 	}
 	// Named by its digest: a rebuild of the same source replaces the
 	// same file (the build is reproducible) instead of adding one.
-	sum, err := fileDigest(tmp)
+	sum, err := fsutil.FileSHA256(tmp)
 	if err != nil {
 		os.Remove(tmp)
 		return "", err
@@ -119,19 +118,6 @@ func BuildStrata(ctx context.Context, dir string) (string, error) {
 		return "", err
 	}
 	return out, nil
-}
-
-func fileDigest(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Get returns the test OS (testos.toml), composing it when the cache has
@@ -178,7 +164,7 @@ func getSpec(ctx context.Context, o Options, name string, raw []byte) (*Image, e
 	if l, err := compose.ReadLock(compose.LockPath(specPath)); err == nil && l.Base != s.BaseDigest() {
 		_ = os.Remove(compose.LockPath(specPath))
 	}
-	binSum, err := fileDigest(o.StrataBinary)
+	binSum, err := fsutil.FileSHA256(o.StrataBinary)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +258,7 @@ func Derive(ctx context.Context, img *Image, name, version, extra string, o Opti
 	if err != nil {
 		return nil, err
 	}
-	binSum, err := fileDigest(o.StrataBinary)
+	binSum, err := fsutil.FileSHA256(o.StrataBinary)
 	if err != nil {
 		return nil, err
 	}
