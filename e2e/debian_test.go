@@ -22,8 +22,8 @@ import (
 // updates reach the guest on a read-only third disk (/dev/vdc) holding
 // an archive repository with the ref testos/e2e, or an OCI layout. The
 // tests run in parallel with each other (go test's -parallel, GOMAXPROCS
-// by default: two guests at a time on the 2-core machine), after the
-// package's sequential tests.
+// by default: two guests at a time on the 2-core machine), as the
+// package's other tests do.
 
 // debianRef is the branch v2 and v3 are committed on (their ref
 // binding), which the update disks carry.

@@ -1,7 +1,9 @@
 // Package e2e boots real kernels in QEMU (TCG, no KVM) on sysroots written
-// by strata and by ostree, and checks what the booted system sees. Boots
-// run one at a time (the machine is small); the lab (static strata,
-// initramfs images, OS trees) is built once for the whole package.
+// by strata and by ostree, and checks what the booted system sees. Every
+// test runs in parallel with the others, up to go test's -parallel
+// (GOMAXPROCS by default: two guests at a time on the 2-core machine);
+// the lab (static strata, initramfs images, OS trees) is built once for
+// the whole package.
 package e2e
 
 import (
@@ -105,6 +107,7 @@ touch /sysroot/x 2>/dev/null && echo SYSROOT-WRITABLE || echo SYSROOT-READONLY
 // with sysroot.readonly=true set by ostree, /sysroot is read-only while
 // /etc and /var stay writable.
 func TestOstreeDeployedBootsWithStrataPrepareRoot(t *testing.T) {
+	t.Parallel()
 	l := lab(t)
 	ctx := context.Background()
 	img := filepath.Join(t.TempDir(), "sysroot.img")
@@ -135,6 +138,7 @@ func TestOstreeDeployedBootsWithStrataPrepareRoot(t *testing.T) {
 // TestMissingDeploymentFailsClearly: an ostree= that names no deployment
 // stops in the initramfs with one line on the console that says why.
 func TestMissingDeploymentFailsClearly(t *testing.T) {
+	t.Parallel()
 	l := lab(t)
 	initrd, err := l.Initramfs(demoos.StrataPrepareRoot)
 	if err != nil {
@@ -161,6 +165,7 @@ func TestMissingDeploymentFailsClearly(t *testing.T) {
 // TestStrataIsStatic: the strata that runs in the initramfs is built with
 // CGO_ENABLED=0 and needs no dynamic loader or shared library.
 func TestStrataIsStatic(t *testing.T) {
+	t.Parallel()
 	l := lab(t)
 	f, err := elf.Open(l.Strata)
 	if err != nil {
@@ -181,6 +186,7 @@ func TestStrataIsStatic(t *testing.T) {
 // OSTree's own ostree-prepare-root (Debian's ostree-boot, dynamically
 // linked, copied into the initramfs with its libraries).
 func TestDeployedBootsWithOstreePrepareRoot(t *testing.T) {
+	t.Parallel()
 	l := lab(t)
 	ctx := context.Background()
 	img := filepath.Join(t.TempDir(), "sysroot.img")
@@ -240,6 +246,7 @@ func entryNames(t *testing.T, img string) []string {
 // boot-complete; the loader counts its tries down (+3, +2-1, +1-2, +0-3)
 // and then boots the previous version.
 func TestBootCountingFallsBack(t *testing.T) {
+	t.Parallel()
 	l := lab(t)
 	ctx := context.Background()
 	img := filepath.Join(t.TempDir(), "sysroot.img")
@@ -296,6 +303,7 @@ func updateDisk(t *testing.T, v demoos.Version) string {
 // untouched /etc files at v2's defaults; `strata rollback` makes the
 // boot after that v1 again, with /var still there.
 func TestUpgradeAndRollbackFromGuest(t *testing.T) {
+	t.Parallel()
 	l := lab(t)
 	ctx := context.Background()
 	img := filepath.Join(t.TempDir(), "sysroot.img")
@@ -343,6 +351,7 @@ strata fsck >/dev/null && echo FSCK-OK
 // deploy again. STRATA_POWERCUTS sets the number of cuts (default 20;
 // `make soak` runs 100).
 func TestPowerCut(t *testing.T) {
+	t.Parallel()
 	l := lab(t)
 	n := 20
 	if s := os.Getenv("STRATA_POWERCUTS"); s != "" {

@@ -164,6 +164,12 @@ strata admin deploy --os=demo ` + demoos.Ref + ` && echo DEPLOYED
 	expectFW(t, r, "2", "STRATA-BOOT-COMPLETE", "STATUS-RC=0", "failed the required check "+demoos.FailingCheck)
 }
 
-func TestInstalledSystemdBootUEFI(t *testing.T) { testRealLoader(t, "systemd-boot", "ovmf") }
+func TestInstalledSystemdBootUEFI(t *testing.T) {
+	t.Parallel()
+	testRealLoader(t, "systemd-boot", "ovmf")
+}
 
-func TestInstalledGRUBBIOS(t *testing.T) { testRealLoader(t, "grub", "bios") }
+func TestInstalledGRUBBIOS(t *testing.T) {
+	t.Parallel()
+	testRealLoader(t, "grub", "bios")
+}
