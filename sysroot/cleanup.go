@@ -41,6 +41,13 @@ func (s *Sysroot) Cleanup(ctx context.Context, prune bool) (repo.PruneStats, err
 // prepareCleanup is Cleanup without the prune, under the lock.
 func (s *Sysroot) prepareCleanup(ctx context.Context) error {
 	s.removeStaleTemps()
+	// The ESP first: until it holds the current boot version's entries,
+	// the old version's ostree/boot.N links are what its entries name,
+	// and removing them first made a power cut in between unbootable
+	// (found by TestDebianFinalizePowerCut).
+	if err := s.syncLoader(ctx); err != nil {
+		return err
+	}
 	if err := s.cleanupOtherBootversions(); err != nil {
 		return fmt.Errorf("cleaning bootversions: %w", err)
 	}
@@ -53,7 +60,7 @@ func (s *Sysroot) prepareCleanup(ctx context.Context) error {
 	if err := s.regenerateRefs(); err != nil {
 		return fmt.Errorf("generating deployment refs: %w", err)
 	}
-	return s.syncLoader(ctx)
+	return nil
 }
 
 // removeStaleTemps removes the temporary files (fsutil.TempName) that a
