@@ -216,12 +216,18 @@ func writeState(path string, st State) error {
 	return fsutil.WriteFile(path, append(data, '\n'), 0o644)
 }
 
+// maxStateFile bounds the state file (a check's output tail and one
+// earlier failure).
+const maxStateFile = 1 << 20
+
 // ReadState reads the recorded outcome; nil without one.
 func ReadState(path string) (*State, error) {
 	if path == "" {
 		path = DefaultStateFile
 	}
-	data, err := os.ReadFile(path)
+	// Bounded, regular files only: Check reads it on every boot before
+	// writing the new outcome.
+	data, err := fsutil.ReadFileLimit(path, maxStateFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
