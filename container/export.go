@@ -36,7 +36,17 @@ type EncapsulateOptions struct {
 	Labels map[string]string
 	// Access gives registry credentials and registries.conf for a push.
 	Access Access
+	// Compression is CompressionZstd (the default: chunked layers with a
+	// table of contents, docs/oci.md) or CompressionGzip (one gzip stream
+	// a layer, for consumers that cannot read zstd layers).
+	Compression string
 }
+
+// Layer compressions of Encapsulate.
+const (
+	CompressionZstd = "zstd"
+	CompressionGzip = "gzip"
+)
 
 // EncapsulateResult is what Encapsulate wrote.
 type EncapsulateResult struct {
@@ -95,25 +105,35 @@ func Encapsulate(ctx context.Context, r *repo.Repo, c objects.Checksum, dest Ima
 		return nil, fmt.Errorf("%w: encapsulate writes to oci:, oci-archive: or registry:, not %s", errdefs.ErrInvalid, dest.Transport)
 	}
 	created := time.Unix(int64(co.Timestamp), 0).UTC().Format(time.RFC3339)
-	var layers []Descriptor
-	var diffIDs []string
-	write := func(ch ocilayer.Chunk, final bool) error {
-		d, diff, err := writeLayer(ctx, dir, r, c, ch, final)
+	comp := o.Compression
+	if comp == "" {
+		comp = CompressionZstd
+	}
+	if comp != CompressionZstd && comp != CompressionGzip {
+		return nil, fmt.Errorf("%w: compression %q: zstd or gzip", errdefs.ErrInvalid, comp)
+	}
+	// The chunk layers are written first: the commit layer carries their
+	// table of contents.
+	layers := make([]Descriptor, len(chunks)+1)
+	diffIDs := make([]string, len(chunks)+1)
+	t := &toc{Version: tocVersion}
+	for i, ch := range chunks {
+		tl := &tocLayer{}
+		d, diff, err := writeLayer(ctx, dir, r, c, ch, false, comp, tl, nil)
 		if err != nil {
-			return err
-		}
-		layers = append(layers, d)
-		diffIDs = append(diffIDs, diff)
-		return nil
-	}
-	if err := write(ocilayer.Chunk{Name: "ostree commit"}, true); err != nil {
-		return nil, err
-	}
-	for _, ch := range chunks {
-		if err := write(ch, false); err != nil {
 			return nil, err
 		}
+		layers[i+1], diffIDs[i+1] = d, diff
+		t.Layers = append(t.Layers, *tl)
 	}
+	if comp != CompressionZstd {
+		t = nil
+	}
+	d, diff, err := writeLayer(ctx, dir, r, c, ocilayer.Chunk{Name: "ostree commit"}, true, comp, nil, t)
+	if err != nil {
+		return nil, err
+	}
+	layers[0], diffIDs[0] = d, diff
 	labels := map[string]string{
 		LabelCommit:    c.String(),
 		LabelFinalDiff: diffIDs[len(diffIDs)-1],
@@ -246,9 +266,12 @@ func addArchiveFile(tw *tar.Writer, path, name string, mtime time.Time) error {
 	return nil
 }
 
-// writeLayer writes one chunk as a gzip layer blob, hashing the tar (its
+// writeLayer writes one chunk as a layer blob, hashing the tar (its
 // diff_id) and the compressed bytes (its digest) as they are written.
-func writeLayer(ctx context.Context, dir string, r *repo.Repo, c objects.Checksum, ch ocilayer.Chunk, final bool) (Descriptor, string, error) {
+// With zstd, a chunk layer's head and each content object get frames of
+// their own, recorded in tl; the commit layer (final) gets t, the table
+// of contents, after its tar.
+func writeLayer(ctx context.Context, dir string, r *repo.Repo, c objects.Checksum, ch ocilayer.Chunk, final bool, comp string, tl *tocLayer, t *toc) (Descriptor, string, error) {
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	f, err := os.CreateTemp(blobs, ".layer-")
 	if err != nil {
@@ -258,18 +281,58 @@ func writeLayer(ctx context.Context, dir string, r *repo.Repo, c objects.Checksu
 	defer f.Close()
 	digest := sha256.New()
 	counter := &countWriter{w: io.MultiWriter(f, digest)}
-	zw, err := gzip.NewWriterLevel(counter, gzip.DefaultCompression)
-	if err != nil {
-		return Descriptor{}, "", err
-	}
 	diff := sha256.New()
-	if err := ocilayer.WriteChunk(ctx, io.MultiWriter(zw, diff), r, c, ch, final); err != nil {
-		return Descriptor{}, "", fmt.Errorf("layer %q: %w", ch.Name, err)
+	mt := MediaTypeLayerGzip
+	var annotations map[string]string
+	if comp == CompressionGzip {
+		zw, err := gzip.NewWriterLevel(counter, gzip.DefaultCompression)
+		if err != nil {
+			return Descriptor{}, "", err
+		}
+		if err := ocilayer.WriteChunk(ctx, io.MultiWriter(zw, diff), r, c, ch, final, ocilayer.WriteOptions{}); err != nil {
+			return Descriptor{}, "", fmt.Errorf("layer %q: %w", ch.Name, err)
+		}
+		if err := zw.Close(); err != nil {
+			return Descriptor{}, "", err
+		}
+	} else {
+		mt = MediaTypeLayerZstd
+		fw, err := newFrameWriter(counter)
+		if err != nil {
+			return Descriptor{}, "", err
+		}
+		var wo ocilayer.WriteOptions
+		if !final {
+			wo.Split = func(kind ocilayer.SegmentKind, obj objects.Checksum) error {
+				n, err := fw.cut()
+				if kind == ocilayer.SegmentHead {
+					tl.Head = n
+				} else {
+					tl.Objects = append(tl.Objects, obj.String())
+					tl.Lengths = append(tl.Lengths, n)
+				}
+				return err
+			}
+		}
+		if err := ocilayer.WriteChunk(ctx, io.MultiWriter(fw, diff), r, c, ch, final, wo); err != nil {
+			return Descriptor{}, "", fmt.Errorf("layer %q: %w", ch.Name, err)
+		}
+		if err := fw.finish(); err != nil {
+			return Descriptor{}, "", err
+		}
+		if final && t != nil {
+			pos, err := writeTOC(counter, t)
+			if err != nil {
+				return Descriptor{}, "", err
+			}
+			annotations = map[string]string{AnnotationTOC: pos}
+		}
 	}
-	if err := zw.Close(); err != nil {
-		return Descriptor{}, "", err
+	d, err := publishBlob(f, digest, counter.n, mt)
+	d.Annotations = annotations
+	if tl != nil {
+		tl.Digest = d.Digest
 	}
-	d, err := publishBlob(f, digest, counter.n, MediaTypeLayerGzip)
 	return d, "sha256:" + hex.EncodeToString(diff.Sum(nil)), err
 }
 

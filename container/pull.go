@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -94,6 +95,9 @@ type PullResult struct {
 	// LayersFetched and LayersReused count layers; BytesFetched counts
 	// the (compressed) bytes read from the source.
 	LayersFetched, LayersReused int
+	// LayersPartial counts the fetched layers of which only the objects
+	// the repository lacked were fetched (chunked layers, docs/oci.md).
+	LayersPartial int
 	BytesFetched                int64
 	// Verified is set when the policy required signatures and they held.
 	Verified bool
@@ -457,12 +461,54 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 		return nil, im.errorf("", fmt.Errorf("%w: the %d missing layers are %d bytes compressed, the repository's file system has %d bytes free", ErrNoSpace, len(missing), need, free))
 	}
 	rep = &lockedReporter{r: rep}
+	var partial atomic.Int32
 	rep.Phase("fetch layers", "bytes", int64(need))
 	sizes := make([]int64, len(layers))
+	// A chunked image's commit layer is fetched first, to a file: its
+	// table of contents lets the chunk layers be fetched in part.
+	commitSrc := im.src
+	var tc map[string]*tocLayer
+	rs, canRange := im.src.(rangeSource)
+	if nOstree > 0 && len(missing) > 0 && missing[0] == 0 && canRange && layers[0].MediaType == MediaTypeLayerZstd && layers[0].Annotations[AnnotationTOC] != "" {
+		spool, n, err := spoolBlob(ctx, r, im, layers[0], retries, rep)
+		sizes[0] = n
+		if err != nil {
+			return nil, im.errorf(layers[0].Digest, err)
+		}
+		defer spool.close()
+		t, err := readTOC(spool.f, layers[0], layers[1:nOstree])
+		if err != nil {
+			return nil, im.errorf(layers[0].Digest, err)
+		}
+		tc = map[string]*tocLayer{}
+		for i := range t.Layers {
+			tc[t.Layers[i].Digest] = &t.Layers[i]
+		}
+		commitSrc = spool
+	}
 	fetch := func(gctx context.Context, i int) error {
 		l := layers[i]
-		c, n, err := importLayer(gctx, r, im, i, i < nOstree, i == 0 && nOstree > 0, refs[i], retries, rep)
-		sizes[i] = n
+		src := im.src
+		if i == 0 {
+			src = commitSrc
+		}
+		var c objects.Checksum
+		var n int64
+		var err error
+		if tl := tc[l.Digest]; tl != nil && i < nOstree {
+			c, n, err = fetchPartial(gctx, r, rs, l, tl, refs[i], retries, rep)
+			if errors.Is(err, errRangesIgnored) || errors.Is(err, errFetchWhole) {
+				c, n, err = importLayer(gctx, r, im, src, i, true, false, refs[i], retries, rep)
+			} else if err == nil {
+				partial.Add(1)
+			}
+		} else if src != im.src {
+			// The spooled commit layer: its bytes were counted.
+			c, _, err = importLayer(gctx, r, im, src, i, true, true, refs[i], retries, progress.OrNop(nil))
+		} else {
+			c, n, err = importLayer(gctx, r, im, src, i, i < nOstree, i == 0 && nOstree > 0, refs[i], retries, rep)
+		}
+		sizes[i] += n
 		if err != nil {
 			return im.errorf(l.Digest, err)
 		}
@@ -487,6 +533,7 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 		res.BytesFetched += n
 	}
 	res.LayersFetched = len(missing)
+	res.LayersPartial = int(partial.Load())
 	rep.Done()
 	if err != nil {
 		return nil, err
@@ -528,11 +575,11 @@ func (l *lockedReporter) Done() {
 }
 
 // importLayer fetches layer i and imports it in its own transaction.
-func importLayer(ctx context.Context, r *repo.Repo, im *image, i int, encapsulated, withCommit bool, ref string, retries int, rep progress.Reporter) (objects.Checksum, int64, error) {
+func importLayer(ctx context.Context, r *repo.Repo, im *image, src source, i int, encapsulated, withCommit bool, ref string, retries int, rep progress.Reporter) (objects.Checksum, int64, error) {
 	l := im.manifest.Layers[i]
 	want, _ := l.hex()
 	var fetched int64
-	br := &blobReader{ctx: ctx, src: im.src, d: l, want: want, h: sha256.New(), retries: retries,
+	br := &blobReader{ctx: ctx, src: src, d: l, want: want, h: sha256.New(), retries: retries,
 		count: func(n int64) { fetched += n; rep.Add(n) }}
 	defer br.Close()
 	dec, _ := decompressorFor(l.MediaType)

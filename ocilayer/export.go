@@ -159,7 +159,6 @@ type chunkWriter struct {
 	dirtrees map[objects.Checksum]bool
 	dirmetas map[objects.Checksum]bool
 	content  map[objects.Checksum]bool
-	xattrs   map[string]bool
 }
 
 func (w *chunkWriter) header(h *tar.Header) error {
@@ -298,61 +297,80 @@ func (w *chunkWriter) dirtree(dir string, tree objects.Checksum, root bool) erro
 	return nil
 }
 
-// content writes one content object (its xattrs first) and the hard links
-// of the checkout to it.
-func (w *chunkWriter) contentObject(o ChunkObject) error {
+// SegmentKind names the part of a chunk's stream that WriteOptions.Split
+// ends.
+type SegmentKind int
+
+const (
+	// SegmentHead is the start of the stream: the repository skeleton
+	// (with final, the commit layer's structure) and every xattrs object
+	// the chunk's content objects use.
+	SegmentHead SegmentKind = iota
+	// SegmentObject is one content object: its xattrs link and the
+	// object's entry with its bytes. A reader that has the head's xattrs
+	// can import it alone.
+	SegmentObject
+)
+
+// WriteOptions tune WriteChunk.
+type WriteOptions struct {
+	// Split, when set, is called with the tar stream flushed to a record
+	// boundary at the end of each segment: once after the head, then after
+	// each content object, with its checksum. What follows the last call
+	// (the checkout's hard links and the end of the archive) is the tail.
+	// A writer that starts a new compressed frame at each call makes every
+	// object fetchable on its own (container's chunked layers).
+	Split func(kind SegmentKind, obj objects.Checksum) error
+}
+
+// contentObject writes one content object (its xattrs link first, the
+// xattrs object itself being in the head) and returns the header its
+// checkout links take.
+func (w *chunkWriter) contentObject(o ChunkObject) (*objects.FileHeader, error) {
 	if err := w.ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	h, rc, err := w.r.OpenFileVerified(o.Checksum)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rc.Close()
-	objPath := objectPath(o.Checksum, "file")
-	th := &tar.Header{Uid: int(h.UID), Gid: int(h.GID), Mode: int64(h.Mode &^ objects.ModeTypeMask)}
-	if !w.content[o.Checksum] {
-		w.content[o.Checksum] = true
-		xdata := objects.MarshalXattrs(h.Xattrs)
-		xsum := objects.Sum(xdata)
-		xpath := objectPath(xsum, "file-xattrs")
-		if !w.xattrs[xpath] {
-			w.xattrs[xpath] = true
-			if err := w.data(xpath, xdata); err != nil {
-				return err
-			}
-		}
-		if err := w.header(&tar.Header{Typeflag: tar.TypeLink, Name: objectPath(o.Checksum, "file-xattrs-link"), Linkname: xpath, Mode: 0o644}); err != nil {
-			return err
-		}
-		obj := *th
-		obj.Name = objPath
-		if h.IsSymlink() {
-			obj.Typeflag, obj.Linkname = tar.TypeSymlink, h.Target
-			if err := w.header(&obj); err != nil {
-				return err
-			}
-		} else {
-			obj.Typeflag, obj.Size = tar.TypeReg, int64(h.Size)
-			if err := w.header(&obj); err != nil {
-				return err
-			}
-			n, err := io.Copy(w.tw, rc)
-			if err != nil {
-				return fmt.Errorf("object %s: %w", o.Checksum, err)
-			}
-			if uint64(n) != h.Size {
-				return fmt.Errorf("%w: object %s: %d bytes, header says %d", errdefs.ErrCorrupt, o.Checksum, n, h.Size)
-			}
-		}
+	if w.content[o.Checksum] {
+		return h, nil
 	}
+	w.content[o.Checksum] = true
+	xpath := objectPath(objects.Sum(objects.MarshalXattrs(h.Xattrs)), "file-xattrs")
+	if err := w.header(&tar.Header{Typeflag: tar.TypeLink, Name: objectPath(o.Checksum, "file-xattrs-link"), Linkname: xpath, Mode: 0o644}); err != nil {
+		return nil, err
+	}
+	obj := tar.Header{Name: objectPath(o.Checksum, "file"), Uid: int(h.UID), Gid: int(h.GID), Mode: int64(h.Mode &^ objects.ModeTypeMask)}
+	if h.IsSymlink() {
+		obj.Typeflag, obj.Linkname = tar.TypeSymlink, h.Target
+		return h, w.header(&obj)
+	}
+	obj.Typeflag, obj.Size = tar.TypeReg, int64(h.Size)
+	if err := w.header(&obj); err != nil {
+		return nil, err
+	}
+	n, err := io.Copy(w.tw, rc)
+	if err != nil {
+		return nil, fmt.Errorf("object %s: %w", o.Checksum, err)
+	}
+	if uint64(n) != h.Size {
+		return nil, fmt.Errorf("%w: object %s: %d bytes, header says %d", errdefs.ErrCorrupt, o.Checksum, n, h.Size)
+	}
+	return h, nil
+}
+
+// links writes the checkout's hard links to one content object (an empty
+// regular file is written as itself: ostree-ext's rule).
+func (w *chunkWriter) links(o ChunkObject, h *objects.FileHeader) error {
 	for _, p := range o.Paths {
-		l := *th
-		l.Name = mapPath(p)
+		l := tar.Header{Name: mapPath(p), Uid: int(h.UID), Gid: int(h.GID), Mode: int64(h.Mode &^ objects.ModeTypeMask)}
 		if h.IsRegular() && h.Size == 0 {
 			l.Typeflag = tar.TypeReg
 		} else {
-			l.Typeflag, l.Linkname = tar.TypeLink, objPath
+			l.Typeflag, l.Linkname = tar.TypeLink, objectPath(o.Checksum, "file")
 		}
 		if err := w.header(&l); err != nil {
 			return err
@@ -361,29 +379,84 @@ func (w *chunkWriter) contentObject(o ChunkObject) error {
 	return nil
 }
 
+// xattrObjects writes, in checksum order, the distinct xattrs objects of
+// the chunk's content objects.
+func (w *chunkWriter) xattrObjects(chunk Chunk) error {
+	byPath := map[string][]byte{}
+	for _, o := range chunk.Objects {
+		if err := w.ctx.Err(); err != nil {
+			return err
+		}
+		h, err := w.r.ReadFileHeader(o.Checksum)
+		if err != nil {
+			return err
+		}
+		xdata := objects.MarshalXattrs(h.Xattrs)
+		byPath[objectPath(objects.Sum(xdata), "file-xattrs")] = xdata
+	}
+	paths := make([]string, 0, len(byPath))
+	for p := range byPath {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if err := w.data(p, byPath[p]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// split flushes the tar stream to a record boundary and calls o.Split.
+func (w *chunkWriter) split(o WriteOptions, kind SegmentKind, obj objects.Checksum) error {
+	if o.Split == nil {
+		return nil
+	}
+	if err := w.tw.Flush(); err != nil {
+		return err
+	}
+	return o.Split(kind, obj)
+}
+
 // WriteChunk writes one layer of an export of commit as an uncompressed
-// tar to out, in ostree-ext's format: with final, the commit layer (the
-// root, the repo skeleton, the commit, every dirtree and dirmeta and the
-// checkout's directories) followed by chunk's objects; without, the repo
-// skeleton and chunk's objects. Every content object is read verified.
-func WriteChunk(ctx context.Context, out io.Writer, r *repo.Repo, commit objects.Checksum, chunk Chunk, final bool) error {
+// tar to out, in ostree-ext's format. The head comes first: with final,
+// the commit layer's structure (the root, the repo skeleton, the commit,
+// every dirtree and dirmeta and the checkout's directories), without, the
+// repo skeleton; then the xattrs objects of chunk's content objects. Then
+// each content object (its xattrs link and the object), and last the
+// checkout's hard links to them. Every content object is read verified.
+func WriteChunk(ctx context.Context, out io.Writer, r *repo.Repo, commit objects.Checksum, chunk Chunk, final bool, o WriteOptions) error {
 	w := &chunkWriter{ctx: ctx, r: r, tw: tar.NewWriter(out), commit: commit,
 		dirtrees: map[objects.Checksum]bool{}, dirmetas: map[objects.Checksum]bool{},
-		content: map[objects.Checksum]bool{}, xattrs: map[string]bool{}}
+		content: map[objects.Checksum]bool{}}
 	var err error
 	if final {
 		err = w.structure()
 	} else {
 		err = w.repoStructure()
 	}
-	for _, o := range chunk.Objects {
-		if err != nil {
-			break
-		}
-		err = w.contentObject(o)
-	}
 	if err != nil {
 		return err
+	}
+	if err := w.xattrObjects(chunk); err != nil {
+		return err
+	}
+	if err := w.split(o, SegmentHead, objects.Checksum{}); err != nil {
+		return err
+	}
+	headers := make([]*objects.FileHeader, len(chunk.Objects))
+	for i, obj := range chunk.Objects {
+		if headers[i], err = w.contentObject(obj); err != nil {
+			return err
+		}
+		if err := w.split(o, SegmentObject, obj.Checksum); err != nil {
+			return err
+		}
+	}
+	for i, obj := range chunk.Objects {
+		if err := w.links(obj, headers[i]); err != nil {
+			return err
+		}
 	}
 	return w.tw.Close()
 }
