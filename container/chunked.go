@@ -14,7 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-		"strconv"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"

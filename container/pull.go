@@ -98,7 +98,7 @@ type PullResult struct {
 	// LayersPartial counts the fetched layers of which only the objects
 	// the repository lacked were fetched (chunked layers, docs/oci.md).
 	LayersPartial int
-	BytesFetched                int64
+	BytesFetched  int64
 	// Verified is set when the policy required signatures and they held.
 	Verified bool
 }
