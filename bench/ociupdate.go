@@ -9,6 +9,8 @@ package main
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -24,6 +26,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/strata-os/strata/compose"
 	"github.com/strata-os/strata/fsutil"
@@ -389,6 +393,32 @@ func ociUpdateMain(ctx context.Context, cfg *config, root, strataBin string) err
 		return err
 	}
 
+	// The same update with gzip layers (one stream a layer, fetched
+	// whole), as strata wrote them before chunked layers.
+	gzImg := "registry:" + host + "/osgz:latest"
+	gzPush := "registry:" + reg + "/osgz:latest"
+	gzDst := filepath.Join(work, "strata-gzip")
+	if _, err := run(strataBin, "--repo="+gzDst, "init", "--mode=bare"); err != nil {
+		return err
+	}
+	for i, c := range []string{v1.Commit, v2.Commit} {
+		if _, err := run(strataBin, "--repo="+arch, "container", "encapsulate", "--compression=gzip", c, gzPush); err != nil {
+			return err
+		}
+		if i == 0 {
+			if _, err := run(strataBin, "--repo="+gzDst, "container", "image", "pull", gzImg); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := measure("image update v1->v2 (gzip)", "gzip layers, each changed layer fetched whole", func() error {
+			_, err := run(strataBin, "--repo="+gzDst, "container", "image", "pull", gzImg)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+
 	obj, delta, im := rep.get("ostree pull v1->v2"), rep.get("ostree static delta v1->v2"), rep.get("image update v1->v2")
 	rep.TargetMet = float64(im.Bytes) <= 1.5*float64(obj.Bytes) && float64(im.Requests) <= float64(obj.Requests)/10
 	md := ociMarkdown(rep, obj, delta, im)
@@ -499,8 +529,16 @@ func layerObjects(ctx context.Context, reg, digest string) (map[string]bool, err
 	if resp.StatusCode != 200 {
 		return nil, fmt.Errorf("layer %s: %s", digest, resp.Status)
 	}
-	zr, err := gzip.NewReader(resp.Body)
-	if err != nil {
+	br := bufio.NewReader(resp.Body)
+	var zr io.Reader
+	if magic, _ := br.Peek(4); bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		zd, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", digest, err)
+		}
+		defer zd.Close()
+		zr = zd
+	} else if zr, err = gzip.NewReader(br); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", digest, err)
 	}
 	tr := tar.NewReader(zr)

@@ -365,8 +365,16 @@ so that an update touching few files changes few layers; the same commit always
 gives the same manifest digest. Labels: ostree.commit, ostree.final-diffid,
 containers.bootc=1, ostree.bootable=true, the commit's version. IMGREF is
 oci:DIR[:TAG], oci-archive:FILE[:TAG] (the file is replaced and holds only this
-image) or registry:HOST/NAME:TAG. Not supported yet: zstd layers, reusing a
-previous image's layout beyond the stable grouping.
+image) or registry:HOST/NAME:TAG.
+
+Layers are zstd by default and chunked: every content object of a chunk layer
+is a zstd frame of its own, and the commit layer carries a table of contents
+(in a zstd skippable frame, invisible to other tools), so that strata fetches
+from a changed layer only the objects a repository lacks, with HTTP Range
+requests. --compression=gzip writes one gzip stream a layer (fetched whole) for
+consumers that cannot read zstd layers (Docker before 23). Not supported yet:
+reusing a previous image's layout beyond the stable grouping; zstd:chunked's own
+table of contents (podman's partial pulls read these layers as plain zstd).
 
 ` + accessHelp,
 		Args: cobra.ExactArgs(2),
@@ -396,6 +404,7 @@ previous image's layout beyond the stable grouping.
 		},
 	}
 	cmd.Flags().IntVar(&o.MaxLayers, "max-layers", 64, "most layers in the image (2-128)")
+	cmd.Flags().StringVar(&o.Compression, "compression", container.CompressionZstd, "layer compression: zstd (chunked, fetched in part) or gzip")
 	cmd.Flags().StringToStringVar(&labels, "label", nil, "add a label KEY=VALUE")
 	access.add(cmd)
 	return cmd
