@@ -33,6 +33,8 @@ type faultProxy struct {
 	ranges  []string
 	served  int64
 	servedB map[string]int64
+	// byPath records every GET's Range header ("" for none) by path.
+	byPath map[string][]string
 }
 
 type countingWriter struct {
@@ -80,6 +82,7 @@ func (c *countingWriter) count(n int) {
 
 func (p *faultProxy) start(t *testing.T, registry string) string {
 	p.servedB = map[string]int64{}
+	p.byPath = map[string][]string{}
 	u, _ := url.Parse("http://" + registry)
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.FlushInterval = -1
@@ -89,6 +92,11 @@ func (p *faultProxy) start(t *testing.T, registry string) string {
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cw := &countingWriter{ResponseWriter: w, p: p, path: r.URL.Path, cut: -1, flip: -1}
+		if r.Method == http.MethodGet {
+			p.mu.Lock()
+			p.byPath[r.URL.Path] = append(p.byPath[r.URL.Path], r.Header.Get("Range"))
+			p.mu.Unlock()
+		}
 		if r.Method == http.MethodGet && p.target != "" && strings.HasSuffix(r.URL.Path, "/blobs/"+p.target) {
 			p.mu.Lock()
 			p.ranges = append(p.ranges, r.Header.Get("Range"))
@@ -106,6 +114,8 @@ func (p *faultProxy) start(t *testing.T, registry string) string {
 					cw.cut = p.after
 				case "flip":
 					cw.flip = p.after
+				case "norange":
+					r.Header.Del("Range")
 				}
 			}
 		}

@@ -254,10 +254,6 @@ func Derive(ctx context.Context, img *Image, name, version, extra string, o Opti
 	if err := fsutil.WriteFile(specPath, []byte(raw), 0o644); err != nil {
 		return nil, err
 	}
-	s, err := compose.LoadSpec(specPath)
-	if err != nil {
-		return nil, err
-	}
 	binSum, err := fsutil.FileSHA256(o.StrataBinary)
 	if err != nil {
 		return nil, err
@@ -271,6 +267,15 @@ func Derive(ctx context.Context, img *Image, name, version, extra string, o Opti
 	out := &Image{Repo: img.Repo, Ref: ref, Spec: specPath}
 	if readMarker(marker, out) {
 		return out, nil
+	}
+	// A lock left by a build on another base names that base's commit,
+	// which compose refuses: the derived spec is locked again.
+	if err := os.Remove(strings.TrimSuffix(specPath, ".toml") + ".lock"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	s, err := compose.LoadSpec(specPath)
+	if err != nil {
+		return nil, err
 	}
 	r, err := repo.Open(img.Repo)
 	if err != nil {
