@@ -240,3 +240,56 @@ func TestChunkedUpdate(t *testing.T) {
 		run(t, "ostree", "--repo="+r.Path(), "fsck")
 	})
 }
+
+// TestReadTOCRefuses: a table of contents that does not fit its image is
+// refused with a message naming what is wrong.
+func TestReadTOCRefuses(t *testing.T) {
+	chunk := Descriptor{Digest: "sha256:" + strings.Repeat("a", 64), Size: 1000}
+	obj := strings.Repeat("b", 64)
+	blob := func(tc *toc) ([]byte, Descriptor) {
+		var buf bytes.Buffer
+		buf.WriteString("tar frames before it")
+		pos, err := writeTOC(&countWriter{w: &buf, n: int64(buf.Len())}, tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes(), Descriptor{Digest: "sha256:" + strings.Repeat("c", 64), Size: int64(buf.Len()), Annotations: map[string]string{AnnotationTOC: pos}}
+	}
+	good := toc{Version: tocVersion, Layers: []tocLayer{{Digest: chunk.Digest, Head: 100, Objects: []string{obj}, Lengths: []int64{50}}}}
+	data, d := blob(&good)
+	if tc, err := readTOC(bytes.NewReader(data), d, []Descriptor{chunk}); err != nil || len(tc.Layers) != 1 || tc.Layers[0].Objects[0] != obj {
+		t.Fatalf("good table: %+v %v", tc, err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*toc)
+		want string
+	}{
+		{"version", func(tc *toc) { tc.Version = 9 }, "version 9"},
+		{"unknown layer", func(tc *toc) { tc.Layers[0].Digest = "sha256:" + strings.Repeat("d", 64) }, "not one of the image's chunk layers"},
+		{"twice", func(tc *toc) { tc.Layers = append(tc.Layers, tc.Layers[0]) }, "listed twice"},
+		{"past the end", func(tc *toc) { tc.Layers[0].Lengths[0] = 950 }, "past the layer's 1000 bytes"},
+		{"bad checksum", func(tc *toc) { tc.Layers[0].Objects[0] = "../x" }, `object "../x"`},
+		{"lengths", func(tc *toc) { tc.Layers[0].Lengths = nil }, "1 objects, 0 lengths"},
+		{"empty frame", func(tc *toc) { tc.Layers[0].Lengths[0] = 0 }, "frame of 0 bytes"},
+	} {
+		tc := good
+		tc.Layers = []tocLayer{good.Layers[0]}
+		tc.Layers[0].Objects = append([]string(nil), good.Layers[0].Objects...)
+		tc.Layers[0].Lengths = append([]int64(nil), good.Layers[0].Lengths...)
+		c.edit(&tc)
+		data, d := blob(&tc)
+		_, err := readTOC(bytes.NewReader(data), d, []Descriptor{chunk})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "table of contents") {
+			t.Errorf("%s: %v (want %q)", c.name, err, c.want)
+		}
+	}
+	// The annotation must name the skippable frame inside the blob.
+	for _, pos := range []string{"", "x:1", "4:10", "20:99999", "28:-1"} {
+		d2 := d
+		d2.Annotations = map[string]string{AnnotationTOC: pos}
+		if _, err := readTOC(bytes.NewReader(data), d2, []Descriptor{chunk}); err == nil {
+			t.Errorf("annotation %q accepted", pos)
+		}
+	}
+}
