@@ -5,7 +5,7 @@ GO ?= go
 export PATH := /usr/local/bin:/usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
 # Packages whose tests run under the race detector (they use goroutines).
-RACE_PKGS := ./repo/... ./commit/... ./checkout/... ./fsutil/... ./fetch/... ./pull/... ./sysroot/... ./fleetlock/... ./updates/...
+RACE_PKGS := ./repo/... ./commit/... ./checkout/... ./fsutil/... ./fetch/... ./pull/... ./sysroot/... ./fleetlock/... ./updates/... ./container/...
 
 .PHONY: all build deps demo soak test test-go lint bench bench-quick bench-compose bench-oci clean
 
