@@ -331,7 +331,9 @@ type partialPlan struct {
 	ranges []byteRange
 	need   []objects.Checksum
 	all    []objects.Checksum
-	bytes  int64
+	// bytes is what the ranges hold (0 when nothing is needed: no
+	// request is made).
+	bytes int64
 }
 
 // planPartial finds the objects of l that r lacks and the ranges that
@@ -357,8 +359,10 @@ func planPartial(r *repo.Repo, l *tocLayer) (*partialPlan, error) {
 		}
 		off += l.Lengths[i]
 	}
-	for _, rg := range p.ranges {
-		p.bytes += rg.n
+	if len(p.need) > 0 {
+		for _, rg := range p.ranges {
+			p.bytes += rg.n
+		}
 	}
 	return p, nil
 }

@@ -462,7 +462,6 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 	}
 	rep = &lockedReporter{r: rep}
 	var partial atomic.Int32
-	rep.Phase("fetch layers", "bytes", int64(need))
 	sizes := make([]int64, len(layers))
 	// A chunked image's commit layer is fetched first, to a file: its
 	// table of contents lets the chunk layers be fetched in part.
@@ -470,6 +469,7 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 	var tc map[string]*tocLayer
 	rs, canRange := im.src.(rangeSource)
 	if nOstree > 0 && len(missing) > 0 && missing[0] == 0 && canRange && layers[0].MediaType == MediaTypeLayerZstd && layers[0].Annotations[AnnotationTOC] != "" {
+		rep.Phase("fetch the commit layer", "bytes", layers[0].Size)
 		spool, n, err := spoolBlob(ctx, r, im, layers[0], retries, rep)
 		sizes[0] = n
 		if err != nil {
@@ -485,7 +485,21 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 			tc[t.Layers[i].Digest] = &t.Layers[i]
 		}
 		commitSrc = spool
+		// The bytes left: what the chunk layers need fetched (the
+		// estimate fetchPartial makes again), or all of a layer.
+		need = 0
+		for _, i := range missing[1:] {
+			l := layers[i]
+			if tl := tc[l.Digest]; tl != nil && i < nOstree {
+				if p, err := planPartial(r, tl); err == nil && p.bytes*10 < l.Size*9 {
+					need += uint64(p.bytes)
+					continue
+				}
+			}
+			need += uint64(l.Size)
+		}
 	}
+	rep.Phase("fetch layers", "bytes", int64(need))
 	fetch := func(gctx context.Context, i int) error {
 		l := layers[i]
 		src := im.src
