@@ -181,12 +181,12 @@ func printPull(cmd *cobra.Command, p *imagePullFlags, res *container.PullResult)
 	if p.json {
 		writeJSONLine(cmd.OutOrStdout(), map[string]any{"event": "pulled", "merge-commit": res.MergeCommit.String(),
 			"base-commit": nonZero(res.BaseCommit), "manifest-digest": res.ManifestDigest, "layers-fetched": res.LayersFetched,
-			"layers-reused": res.LayersReused, "bytes-fetched": res.BytesFetched, "version": res.Version})
+			"layers-reused": res.LayersReused, "layers-partial": res.LayersPartial, "bytes-fetched": res.BytesFetched, "version": res.Version})
 		return
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), res.MergeCommit)
 	w := cmd.ErrOrStderr()
-	fmt.Fprintf(w, "Image %s: %d layers fetched (%d bytes), %d already present\n", res.ManifestDigest, res.LayersFetched, res.BytesFetched, res.LayersReused)
+	fmt.Fprintf(w, "Image %s: %d layers fetched (%d of them in part; %d bytes), %d already present\n", res.ManifestDigest, res.LayersFetched, res.LayersPartial, res.BytesFetched, res.LayersReused)
 	if !res.BaseCommit.IsZero() {
 		fmt.Fprintf(w, "Encapsulated commit: %s\n", res.BaseCommit)
 	}

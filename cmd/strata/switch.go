@@ -36,7 +36,7 @@ func printUpgrade(cmd *cobra.Command, res *upgrader.Result) {
 			fmt.Fprintf(w, "Version: %s\n", res.Version)
 		}
 		if pr := res.Pull; pr != nil {
-			fmt.Fprintf(w, "Layers: %d fetched (%d bytes), %d already present\n", pr.LayersFetched, pr.BytesFetched, pr.LayersReused)
+			fmt.Fprintf(w, "Layers: %d fetched (%d of them in part; %d bytes), %d already present\n", pr.LayersFetched, pr.LayersPartial, pr.BytesFetched, pr.LayersReused)
 		}
 	}
 	if !res.To.IsZero() {
