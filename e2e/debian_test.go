@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -347,6 +348,11 @@ func TestDebianSwitchOCI(t *testing.T) {
 strata status
 `, d.ociDisk(t, "2"))
 	expectDebian(t, r, "1", "SWITCHED", "STRATA-SCRIPT-DONE rc=0")
+	// The guest's repository holds v1's objects: the chunk layers that
+	// changed are fetched in part (docs/oci.md, "Chunked layers").
+	if lm := regexp.MustCompile(`Layers: \d+ fetched \((\d+) of them in part`).FindStringSubmatch(r.Console); lm == nil || lm[1] == "0" {
+		t.Fatalf("the switch fetched no layer in part:\n%s", r.Console)
+	}
 	r = boot1(t, m, `echo "HOSTNAME=$(cat /etc/hostname)"
 echo "DATA=$(cat /var/lib/e2e/data)"
 strata status
