@@ -45,8 +45,8 @@ const AnnotationTOC = "io.github.strata-os.chunked.toc"
 
 // Limits on a table of contents.
 const (
-	maxTOCCompressed = 64 << 20
-	maxTOCSize       = 256 << 20
+	maxTOCCompressed = 16 << 20
+	maxTOCSize       = 64 << 20
 	tocVersion       = 1
 	// skippableMagic is the first zstd skippable frame magic number.
 	skippableMagic = 0x184D2A50
