@@ -27,25 +27,47 @@ const maxRegistriesConfSize = 1 << 20
 // blocks.
 var ErrBlocked = errors.New("blocked by registries.conf")
 
+// Values of a mirror's pull-from-mirror.
+const (
+	MirrorAll        = "all"
+	MirrorDigestOnly = "digest-only"
+	MirrorTagOnly    = "tag-only"
+)
+
 // RegistryEntry is one [[registry]] table of registries.conf.
 type RegistryEntry struct {
 	// Prefix selects the images the entry applies to (default: Location);
 	// "*.example.com" matches every subdomain.
-	Prefix   string
+	Prefix string
+	// Location replaces Prefix in the references pulled (empty: the
+	// reference as written).
 	Location string
 	// Insecure allows HTTPS without certificate verification and falls
 	// back to plain HTTP.
 	Insecure bool
 	// Blocked refuses every pull from and push to the registry.
 	Blocked bool
+	// Mirrors are tried in order before Location for a pull.
+	Mirrors []Mirror
+	// MirrorByDigestOnly uses the mirrors only for pulls by digest.
+	MirrorByDigestOnly bool
 	// File is where the entry was read.
 	File string
 }
 
+// Mirror is one [[registry.mirror]] table.
+type Mirror struct {
+	// Location replaces the entry's prefix in the reference pulled.
+	Location string
+	Insecure bool
+	// PullFromMirror is "" or MirrorAll, MirrorDigestOnly or MirrorTagOnly.
+	PullFromMirror string
+}
+
 // Registries is what strata uses of registries.conf: the [[registry]]
-// entries' insecure and blocked flags (version 2, or version 1's
-// [registries.insecure] and [registries.block] lists). Mirrors, remapping
-// a prefix to another location, short-name aliases and
+// entries (version 2, or version 1's [registries.insecure] and
+// [registries.block] lists) with their prefix, location, insecure and
+// blocked flags and mirrors. Short-name aliases and
 // unqualified-search-registries are not used (docker:// references are
 // fully qualified, as for skopeo).
 type Registries struct {
@@ -54,13 +76,20 @@ type Registries struct {
 	UnqualifiedSearch []string
 }
 
+type endpointTOML struct {
+	Location       string `toml:"location"`
+	Insecure       bool   `toml:"insecure"`
+	PullFromMirror string `toml:"pull-from-mirror"`
+}
+
 type registriesFile struct {
 	UnqualifiedSearch *[]string `toml:"unqualified-search-registries"`
 	Registry          []struct {
-		Prefix   string `toml:"prefix"`
-		Location string `toml:"location"`
-		Insecure bool   `toml:"insecure"`
-		Blocked  bool   `toml:"blocked"`
+		endpointTOML
+		Prefix             string         `toml:"prefix"`
+		Blocked            bool           `toml:"blocked"`
+		Mirror             []endpointTOML `toml:"mirror"`
+		MirrorByDigestOnly bool           `toml:"mirror-by-digest-only"`
 	} `toml:"registry"`
 	V1 *struct {
 		Search   struct{ Registries []string } `toml:"search"`
@@ -121,15 +150,9 @@ func (rs *Registries) merge(f string, data []byte) error {
 		}
 	}
 	for _, r := range doc.Registry {
-		e := RegistryEntry{Prefix: r.Prefix, Location: r.Location, Insecure: r.Insecure, Blocked: r.Blocked, File: f}
-		if e.Prefix == "" {
-			e.Prefix = e.Location
-		}
-		if e.Prefix == "" {
-			return fmt.Errorf("%w: registries.conf %s: a [[registry]] has neither location nor prefix", errdefs.ErrInvalid, f)
-		}
-		if strings.Contains(e.Location, "://") || strings.Contains(e.Prefix, "://") {
-			return fmt.Errorf("%w: registries.conf %s: registry %q: location and prefix take no scheme", errdefs.ErrInvalid, f, e.Prefix)
+		e, err := registryEntry(f, r.Prefix, r.endpointTOML, r.Blocked, r.MirrorByDigestOnly, r.Mirror)
+		if err != nil {
+			return err
 		}
 		entries = append(entries, e)
 	}
@@ -148,6 +171,46 @@ func (rs *Registries) merge(f string, data []byte) error {
 		rs.UnqualifiedSearch = *doc.UnqualifiedSearch
 	}
 	return nil
+}
+
+// registryEntry checks a [[registry]] table as containers/image does,
+// except that a prefix without a location is taken as its own location.
+func registryEntry(f, prefix string, ep endpointTOML, blocked, byDigest bool, mirrors []endpointTOML) (RegistryEntry, error) {
+	bad := func(format string, a ...any) (RegistryEntry, error) {
+		return RegistryEntry{}, fmt.Errorf("%w: registries.conf %s: %s", errdefs.ErrInvalid, f, fmt.Sprintf(format, a...))
+	}
+	e := RegistryEntry{Prefix: strings.TrimRight(prefix, "/"), Location: strings.TrimRight(ep.Location, "/"),
+		Insecure: ep.Insecure, Blocked: blocked, MirrorByDigestOnly: byDigest, File: f}
+	if e.Prefix == "" {
+		e.Prefix = e.Location
+	}
+	if e.Prefix == "" {
+		return bad("a [[registry]] has neither location nor prefix")
+	}
+	if strings.Contains(e.Location, "://") || strings.Contains(e.Prefix, "://") {
+		return bad("registry %q: location and prefix take no scheme", e.Prefix)
+	}
+	if ep.PullFromMirror != "" {
+		return bad("registry %q: pull-from-mirror belongs in a [[registry.mirror]], not the registry", e.Prefix)
+	}
+	if e.Location == "" && !strings.HasPrefix(e.Prefix, "*.") {
+		e.Location = e.Prefix
+	}
+	for i, m := range mirrors {
+		loc := strings.TrimRight(m.Location, "/")
+		switch {
+		case loc == "":
+			return bad("registry %q: mirror %d has no location", e.Prefix, i+1)
+		case strings.Contains(loc, "://"):
+			return bad("registry %q: mirror %q: a location takes no scheme", e.Prefix, loc)
+		case m.PullFromMirror != "" && m.PullFromMirror != MirrorAll && m.PullFromMirror != MirrorDigestOnly && m.PullFromMirror != MirrorTagOnly:
+			return bad("registry %q: mirror %q: pull-from-mirror %q is not all, digest-only or tag-only", e.Prefix, loc, m.PullFromMirror)
+		case m.PullFromMirror != "" && byDigest:
+			return bad("registry %q: mirror %q: pull-from-mirror and the registry's mirror-by-digest-only exclude each other", e.Prefix, loc)
+		}
+		e.Mirrors = append(e.Mirrors, Mirror{Location: loc, Insecure: m.Insecure, PullFromMirror: m.PullFromMirror})
+	}
+	return e, nil
 }
 
 // qualifiedName is a reference as registries.conf prefixes match it:
@@ -208,13 +271,41 @@ func (rs *Registries) Find(r name.Reference) *RegistryEntry {
 	return best
 }
 
-// reference parses an image's name with what registries.conf says of it:
-// an error for a blocked registry or a prefix that remaps to another
-// location; insecure when listed so.
-func (rs *Registries) reference(ref ImageRef) (name.Reference, bool, error) {
-	r, err := name.ParseReference(ref.Name)
+// endpoint is one place an image is read from or written to: the
+// reference as written, or rewritten to a location or a mirror's.
+type endpoint struct {
+	ref      name.Reference
+	insecure bool
+	mirror   bool
+	// rewritten is set when ref is not the reference as written (a
+	// mirror's or a remapped location's).
+	rewritten bool
+	// blocked is set when registries.conf blocks the rewritten reference's
+	// own registry: the endpoint is skipped without a connection.
+	blocked error
+}
+
+// parse parses ref.Name, for HTTPS without verification when insecure.
+func parse(ref ImageRef, s string, insecure bool) (name.Reference, error) {
+	var opts []name.Option
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.ParseReference(s, opts...)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: image %s: %w", errdefs.ErrInvalid, ref, err)
+		return nil, fmt.Errorf("%w: image %s: %w", errdefs.ErrInvalid, ref, err)
+	}
+	return r, nil
+}
+
+// reference parses an image's name for a push, with what registries.conf
+// says of it: an error for a blocked registry; insecure when listed so.
+// A push goes to the reference as written, never to a mirror or a
+// remapped location (as containers/image).
+func (rs *Registries) reference(ref ImageRef) (name.Reference, bool, error) {
+	r, err := parse(ref, ref.Name, false)
+	if err != nil {
+		return nil, false, err
 	}
 	e := rs.Find(r)
 	if e == nil {
@@ -223,13 +314,66 @@ func (rs *Registries) reference(ref ImageRef) (name.Reference, bool, error) {
 	if e.Blocked {
 		return nil, false, fmt.Errorf("image %s: registry %s is %w (%s)", ref, e.Prefix, ErrBlocked, e.File)
 	}
-	if e.Location != "" && e.Location != e.Prefix {
-		return nil, false, fmt.Errorf("%w: image %s: %s remaps %s to %s, which strata does not support", errdefs.ErrInvalid, ref, e.File, e.Prefix, e.Location)
-	}
 	if e.Insecure {
-		if r, err = name.ParseReference(ref.Name, name.Insecure); err != nil {
-			return nil, false, fmt.Errorf("%w: image %s: %w", errdefs.ErrInvalid, ref, err)
+		if r, err = parse(ref, ref.Name, true); err != nil {
+			return nil, false, err
 		}
 	}
 	return r, e.Insecure, nil
+}
+
+// pullEndpoints returns where an image is pulled from, in the order to
+// try them, as containers/image: the mirrors that apply to the reference
+// (by digest or by tag), then the registry's location, each with the
+// matching prefix of the reference replaced by its location. A blocked
+// registry is an error.
+func (rs *Registries) pullEndpoints(ref ImageRef) ([]endpoint, error) {
+	r, err := parse(ref, ref.Name, false)
+	if err != nil {
+		return nil, err
+	}
+	e := rs.Find(r)
+	if e == nil {
+		return []endpoint{{ref: r}}, nil
+	}
+	if e.Blocked {
+		return nil, fmt.Errorf("image %s: registry %s is %w (%s)", ref, e.Prefix, ErrBlocked, e.File)
+	}
+	_, byDigest := r.(name.Digest)
+	q := qualifiedName(r)
+	rest := q[prefixMatch(q, e.Prefix):]
+	var eps []endpoint
+	add := func(location string, insecure, mirror bool) error {
+		s := q
+		if location != "" {
+			s = location + rest
+		}
+		pr, err := parse(ref, s, insecure)
+		if err != nil {
+			return fmt.Errorf("%w (%s rewrites it to %s)", err, e.File, s)
+		}
+		ep := endpoint{ref: pr, insecure: insecure, mirror: mirror, rewritten: s != q}
+		if o := rs.Find(pr); o != nil && o != e && o.Blocked {
+			ep.blocked = fmt.Errorf("registry %s is %w (%s)", o.Prefix, ErrBlocked, o.File)
+		}
+		eps = append(eps, ep)
+		return nil
+	}
+	for _, m := range e.Mirrors {
+		switch {
+		case e.MirrorByDigestOnly && !byDigest:
+			continue
+		case m.PullFromMirror == MirrorDigestOnly && !byDigest:
+			continue
+		case m.PullFromMirror == MirrorTagOnly && byDigest:
+			continue
+		}
+		if err := add(m.Location, m.Insecure, true); err != nil {
+			return nil, err
+		}
+	}
+	if err := add(e.Location, e.Insecure, false); err != nil {
+		return nil, err
+	}
+	return eps, nil
 }

@@ -10,6 +10,7 @@ func FuzzRegistriesConf(f *testing.F) {
 	f.Add([]byte("unqualified-search-registries = [\"a.test\"]\n[[registry]]\nlocation = \"a.test:5000\"\ninsecure = true\n"))
 	f.Add([]byte("[[registry]]\nprefix = \"*.b.test\"\nblocked = true\n"))
 	f.Add([]byte("[registries.insecure]\nregistries = [\"c.test\"]\n"))
+	f.Add([]byte("[[registry]]\nprefix = \"x.b.test:5000/ns\"\nlocation = \"d.test/y\"\n[[registry.mirror]]\nlocation = \"m.test\"\npull-from-mirror = \"tag-only\"\n"))
 	r, _ := name.ParseReference("x.b.test:5000/ns/os:v1")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rs := &Registries{}
@@ -20,6 +21,9 @@ func FuzzRegistriesConf(f *testing.F) {
 			t.Fatalf("Find returned %q, which does not match", e.Prefix)
 		}
 		rs.reference(ImageRef{Registry, "x.b.test:5000/ns/os:v1"})
+		if eps, err := rs.pullEndpoints(ImageRef{Registry, "x.b.test:5000/ns/os:v1"}); err == nil && len(eps) == 0 {
+			t.Fatal("no endpoint and no error")
+		}
 	})
 }
 

@@ -195,6 +195,12 @@ func lookasideSignatures(ctx context.Context, dir string, im *image) ([][]byte, 
 		return nil, nil
 	}
 	ref := dockerReference(im.ref.Name)
+	if rs, ok := im.src.(*registrySource); ok && rs.rewritten {
+		// As containers/image: the lookaside of the endpoint that served
+		// the manifest (a mirror's), though the policy judges the
+		// reference as written.
+		ref = qualifiedName(rs.ref)
+	}
 	base, err := lookasideURL(dir, ref)
 	if err != nil || base == "" {
 		return nil, err

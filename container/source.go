@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -114,18 +115,26 @@ type target struct {
 	base http.RoundTripper
 }
 
+// target is the registry of a push: the reference as written.
 func (a Access) target(ref ImageRef) (*target, error) {
 	r, insecure, err := a.Registries.reference(ref)
 	if err != nil {
 		return nil, err
 	}
-	t := &target{ref: r, auth: authn.Anonymous, base: remote.DefaultTransport}
+	return a.endpointTarget(ref, endpoint{ref: r, insecure: insecure})
+}
+
+// endpointTarget is one endpoint with its credentials (those of its own
+// registry: a mirror's, not the primary's) and transport.
+func (a Access) endpointTarget(ref ImageRef, ep endpoint) (*target, error) {
+	t := &target{ref: ep.ref, auth: authn.Anonymous, base: remote.DefaultTransport}
 	if a.Keychain != nil {
-		if t.auth, err = a.Keychain.Resolve(r.Context()); err != nil {
+		var err error
+		if t.auth, err = a.Keychain.Resolve(ep.ref.Context()); err != nil {
 			return nil, fmt.Errorf("image %s: %w", ref, err)
 		}
 	}
-	if insecure {
+	if ep.insecure {
 		tr := remote.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 		t.base = tr
@@ -160,15 +169,63 @@ func (a Access) remote(ctx context.Context, ref ImageRef) (*target, []remote.Opt
 	return t, []remote.Option{remote.WithContext(ctx), remote.WithAuth(t.auth), remote.WithTransport(t.base)}, nil
 }
 
-// registrySource speaks the distribution API.
+// registrySource speaks the distribution API to one endpoint: the
+// registry, a remapped location or a mirror, the first of them that
+// served the manifest. Every later request (blobs, Range requests,
+// signatures) goes to that endpoint.
 type registrySource struct {
-	ref     name.Reference
+	ref     name.Reference // the endpoint's reference
 	client  *http.Client
 	authErr func(status int, err error) error
+	// head is the manifest's descriptor when the endpoint was chosen.
+	head *Descriptor
+	// rewritten: ref is a mirror's or a remapped location's, not the
+	// reference as written.
+	rewritten bool
 }
 
+// newRegistrySource tries ref's pull endpoints in order (registries.conf's
+// mirrors that apply, then the registry's location) and keeps the first
+// that serves the manifest. An endpoint that cannot be reached or does
+// not have it (refused connection, 404, 5xx, refused credentials) moves
+// on to the next; when none did, the error names the image and says why
+// each failed, and wraps the last (the registry's own) failure.
 func newRegistrySource(ctx context.Context, ref ImageRef, a Access) (*registrySource, error) {
-	t, err := a.target(ref)
+	eps, err := a.Registries.pullEndpoints(ref)
+	if err != nil {
+		return nil, err
+	}
+	var failed []string
+	for i, ep := range eps {
+		s, err := a.openEndpoint(ctx, ref, ep)
+		if err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if len(eps) == 1 {
+			return nil, fmt.Errorf("image %s: %w", ref, err)
+		}
+		what := ep.ref.String()
+		if ep.mirror {
+			what = "mirror " + what
+		}
+		if i < len(eps)-1 {
+			failed = append(failed, what+": "+briefError(err))
+			continue
+		}
+		return nil, fmt.Errorf("image %s: no endpoint served the manifest: %s; %s: %w", ref, strings.Join(failed, "; "), what, oneLineError{err})
+	}
+	panic("unreachable")
+}
+
+// openEndpoint connects to one endpoint and reads its manifest's head.
+func (a Access) openEndpoint(ctx context.Context, ref ImageRef, ep endpoint) (*registrySource, error) {
+	if ep.blocked != nil {
+		return nil, ep.blocked
+	}
+	t, err := a.endpointTarget(ref, ep)
 	if err != nil {
 		return nil, err
 	}
@@ -176,10 +233,39 @@ func newRegistrySource(ctx context.Context, ref ImageRef, a Access) (*registrySo
 	tr, err := transport.NewWithContext(ctx, t.ref.Context().Registry, t.auth, t.base,
 		[]string{t.ref.Context().Scope(transport.PullScope)})
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", ref, authErr(0, err))
+		return nil, authErr(0, err)
 	}
-	return &registrySource{ref: t.ref, client: &http.Client{Transport: tr}, authErr: authErr}, nil
+	s := &registrySource{ref: t.ref, client: &http.Client{Transport: tr}, authErr: authErr, rewritten: ep.rewritten}
+	d, err := s.top(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.head = &d
+	return s, nil
 }
+
+// briefError is err's gist for a list of failures: a network error's
+// innermost cause ("connection refused"), else its text on one line.
+func briefError(err error) string {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err.Error()
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return oneLineError{err}.Error()
+}
+
+// oneLineError is an error whose text has its line breaks folded.
+type oneLineError struct{ error }
+
+func (e oneLineError) Error() string {
+	return strings.Join(strings.Fields(e.error.Error()), " ")
+}
+
+func (e oneLineError) Unwrap() error { return e.error }
 
 func (s *registrySource) url(kind, id string) string {
 	c := s.ref.Context()
@@ -189,6 +275,9 @@ func (s *registrySource) url(kind, id string) string {
 var acceptManifests = strings.Join([]string{mtOCIManifest, mtOCIIndex, mtDockerManifest, mtDockerList}, ",")
 
 func (s *registrySource) top(ctx context.Context) (Descriptor, error) {
+	if s.head != nil {
+		return *s.head, nil
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, s.url("manifests", s.ref.Identifier()), nil)
 	if err != nil {
 		return Descriptor{}, err
