@@ -40,8 +40,12 @@ anonymous. Credential helpers are not run.
 registries.conf (--registries-conf, else $CONTAINERS_REGISTRIES_CONF, else
 /etc/containers/registries.conf, plus the *.conf drop-ins of FILE.d): a
 registry marked blocked is refused; insecure is reached over HTTPS without
-certificate verification, or plain HTTP. Mirrors, prefix-to-location remapping
-and short-name search are not supported.`
+certificate verification, or plain HTTP; a pull tries the [[registry.mirror]]s
+that apply (pull-from-mirror, mirror-by-digest-only), then the registry's
+location (a prefix remapped to it), and takes the whole image from the first
+that serves its manifest; refs and the origin keep the name as written.
+Pushes go to the name as written, never to a mirror. Short-name aliases and
+search are not supported.`
 
 func init() { rootCmd.AddCommand(newContainerCmd()) }
 
