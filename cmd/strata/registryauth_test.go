@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,4 +93,43 @@ func TestRegistryCredentials(t *testing.T) {
 	fail(append([]string{"CONTAINERS_REGISTRIES_CONF=" + conf}, userCreds...), blocked, fresh(), "container", "image", "pull", img)
 	fail(nil, blocked, "upgrade", s, "--os=testos", "--authfile="+good, "--registries-conf="+conf)
 	fail(nil, []string{filepath.Join(dir, "none.conf")}, fresh(), "container", "image", "pull", "--registries-conf="+filepath.Join(dir, "none.conf"), img)
+}
+
+// TestSwitchThroughMirror: switch and upgrade with a registries.conf whose
+// registry is a port nothing listens on and whose mirror is Debian's
+// registry holding the image: the deployment's origin and status name the
+// image as written, never the mirror; without the mirror the same
+// upgrade fails with one line naming the image.
+func TestSwitchThroughMirror(t *testing.T) {
+	f := newAdminFixture(t)
+	mirror := registrytest.Start(t, registrytest.Options{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	primary := l.Addr().String()
+	l.Close()
+	s := "--sysroot=" + f.sysroot
+	f.ok("--repo="+filepath.Join(f.sysroot, "ostree/repo"), "container", "encapsulate", "--max-layers=8", "testos/stable", "registry:"+mirror.Addr+"/os:v1")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "registries.conf")
+	os.WriteFile(conf, []byte("[[registry]]\nlocation = \""+primary+"\"\n[[registry.mirror]]\nlocation = \""+mirror.Addr+"\"\n"), 0o644)
+	out := f.ok("switch", s, "--os=testos", "--registries-conf="+conf, primary+"/os:v1")
+	if !strings.Contains(out, "Image: ostree-unverified-registry:"+primary+"/os:v1") {
+		t.Fatalf("switch:\n%s", out)
+	}
+	origins, _ := filepath.Glob(filepath.Join(f.sysroot, "ostree/deploy/testos/deploy/*.origin"))
+	if len(origins) != 1 {
+		t.Fatalf("origins: %v", origins)
+	}
+	origin, _ := os.ReadFile(origins[0])
+	if !strings.Contains(string(origin), "container-image-reference=ostree-unverified-registry:"+primary+"/os:v1\n") || strings.Contains(string(origin), mirror.Addr) {
+		t.Fatalf("origin:\n%s", origin)
+	}
+	if out := f.ok("upgrade", s, "--os=testos", "--registries-conf="+conf); !strings.Contains(out, "No update available.") {
+		t.Fatalf("upgrade through the mirror:\n%s", out)
+	}
+	none := filepath.Join(dir, "none.conf")
+	os.WriteFile(none, nil, 0o644)
+	f.fail(primary+"/os:v1", "upgrade", s, "--os=testos", "--registries-conf="+none)
 }
