@@ -3,6 +3,7 @@ package container
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/strata-os/strata/objects"
 	"github.com/strata-os/strata/repo"
@@ -292,4 +295,37 @@ func TestReadTOCRefuses(t *testing.T) {
 			t.Errorf("annotation %q accepted", pos)
 		}
 	}
+}
+
+// FuzzReadTOC: any table of contents either is refused or describes
+// frames that lie inside the layers it names.
+func FuzzReadTOC(f *testing.F) {
+	f.Add([]byte(`{"version":1,"layers":[{"digest":"sha256:` + strings.Repeat("a", 64) + `","head":100,"objects":["` + strings.Repeat("b", 64) + `"],"lengths":[50]}]}`))
+	f.Add([]byte(`{"version":1,"layers":[]}`))
+	chunk := Descriptor{Digest: "sha256:" + strings.Repeat("a", 64), Size: 1000}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		enc, _ := zstd.NewWriter(nil)
+		payload := enc.EncodeAll(raw, nil)
+		var buf bytes.Buffer
+		var hdr [8]byte
+		binary.LittleEndian.PutUint32(hdr[:4], skippableMagic)
+		binary.LittleEndian.PutUint32(hdr[4:], uint32(len(payload)))
+		buf.Write(hdr[:])
+		buf.Write(payload)
+		d := Descriptor{Digest: "sha256:" + strings.Repeat("c", 64), Size: int64(buf.Len()),
+			Annotations: map[string]string{AnnotationTOC: fmt.Sprintf("8:%d", len(payload))}}
+		tc, err := readTOC(bytes.NewReader(buf.Bytes()), d, []Descriptor{chunk})
+		if err != nil {
+			return
+		}
+		for _, l := range tc.Layers {
+			end := l.Head
+			for _, n := range l.Lengths {
+				end += n
+			}
+			if l.Digest != chunk.Digest || end > chunk.Size || len(l.Objects) != len(l.Lengths) {
+				t.Fatalf("accepted %+v", l)
+			}
+		}
+	})
 }
