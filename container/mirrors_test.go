@@ -373,3 +373,29 @@ func TestMirrorSigstore(t *testing.T) {
 		t.Fatalf("signed image through the mirror: %v", err)
 	}
 }
+
+// TestInsecureMirror: a mirror serving HTTPS with a certificate no one
+// trusts is used only when its own table says insecure.
+func TestInsecureMirror(t *testing.T) {
+	ctx := context.Background()
+	mirror := registrytest.Start(t, registrytest.Options{TLS: true})
+	primary := deadAddr(t)
+	src, c := smallCommit(t)
+	push := loadConf(t, "[[registry]]\nlocation = \""+mirror.Addr+"\"\ninsecure = true\n")
+	if _, err := Encapsulate(ctx, src, c, ImageRef{Registry, mirror.Addr + "/os:v1"}, EncapsulateOptions{MaxLayers: 4, Access: Access{Registries: push}}); err != nil {
+		t.Fatal(err)
+	}
+	img := ImageRef{Registry, primary + "/os:v1"}
+	for _, insecure := range []bool{false, true} {
+		rs := loadConf(t, fmt.Sprintf("[[registry]]\nlocation = %q\n[[registry.mirror]]\nlocation = %q\ninsecure = %v\n", primary, mirror.Addr, insecure))
+		r, _ := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBareUser, repo.InitOptions{})
+		pr, err := Pull(ctx, r, img, PullOptions{Access: Access{Registries: rs}})
+		if !insecure {
+			oneLine(t, "secure mirror with an untrusted certificate", err, "image "+img.String(), "mirror "+mirror.Addr+"/os:v1: certificate: x509: ", primary+"/os:v1: connection refused")
+			continue
+		}
+		if err != nil || pr.BaseCommit != c {
+			t.Fatalf("insecure mirror: %v", err)
+		}
+	}
+}

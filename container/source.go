@@ -215,7 +215,7 @@ func newRegistrySource(ctx context.Context, ref ImageRef, a Access) (*registrySo
 			failed = append(failed, what+": "+briefError(err))
 			continue
 		}
-		return nil, fmt.Errorf("image %s: no endpoint served the manifest: %s; %s: %w", ref, strings.Join(failed, "; "), what, oneLineError{err})
+		return nil, fmt.Errorf("image %s: no endpoint served the manifest: %s; %s: %w", ref, strings.Join(failed, "; "), what, briefWrap{err})
 	}
 	panic("unreachable")
 }
@@ -244,9 +244,14 @@ func (a Access) openEndpoint(ctx context.Context, ref ImageRef, ep endpoint) (*r
 	return s, nil
 }
 
-// briefError is err's gist for a list of failures: a network error's
-// innermost cause ("connection refused"), else its text on one line.
+// briefError is err's gist for a list of failures: a certificate's or a
+// network error's innermost cause ("connection refused"), else its text
+// on one line.
 func briefError(err error) string {
+	var ce *tls.CertificateVerificationError
+	if errors.As(err, &ce) {
+		return "certificate: " + ce.Err.Error()
+	}
 	var se *os.SyscallError
 	if errors.As(err, &se) {
 		return se.Err.Error()
@@ -255,17 +260,16 @@ func briefError(err error) string {
 	if errors.As(err, &oe) && oe.Err != nil {
 		return oe.Err.Error()
 	}
-	return oneLineError{err}.Error()
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-// oneLineError is an error whose text has its line breaks folded.
-type oneLineError struct{ error }
+// briefWrap is an error that reads as briefError and unwraps to the
+// error itself.
+type briefWrap struct{ error }
 
-func (e oneLineError) Error() string {
-	return strings.Join(strings.Fields(e.error.Error()), " ")
-}
+func (e briefWrap) Error() string { return briefError(e.error) }
 
-func (e oneLineError) Unwrap() error { return e.error }
+func (e briefWrap) Unwrap() error { return e.error }
 
 func (s *registrySource) url(kind, id string) string {
 	c := s.ref.Context()
