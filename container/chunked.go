@@ -13,7 +13,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -61,6 +60,9 @@ const (
 // tocLayer is one chunk layer in a table of contents.
 type tocLayer struct {
 	Digest string `json:"digest"`
+	// Chunk is the layer's chunk index in the export's plan
+	// (ocilayer.Chunk.Index), for an export that reuses this layout.
+	Chunk *int `json:"chunk,omitempty"`
 	// Head is the length of the first frame.
 	Head int64 `json:"head"`
 	// Objects are the content objects' checksums and Lengths their
@@ -502,9 +504,9 @@ type spooledBlob struct {
 	d Descriptor
 }
 
-func spoolBlob(ctx context.Context, r *repo.Repo, im *image, d Descriptor, retries int, rep progress.Reporter) (*spooledBlob, int64, error) {
+func spoolBlob(ctx context.Context, dir string, im *image, d Descriptor, retries int, rep progress.Reporter) (*spooledBlob, int64, error) {
 	want, _ := d.hex()
-	f, err := os.CreateTemp(filepath.Join(r.Path(), "tmp"), "strata-layer-")
+	f, err := os.CreateTemp(dir, "strata-layer-")
 	if err != nil {
 		return nil, 0, err
 	}
@@ -530,3 +532,37 @@ func (s *spooledBlob) fetch(_ context.Context, d Descriptor, off int64) (io.Read
 }
 
 func (s *spooledBlob) close() { s.f.Close() }
+
+// previousLayout reads the layout of a previous export, ref: which chunk
+// each content object is in, from its table of contents.
+func previousLayout(ctx context.Context, ref ImageRef, a Access) (map[objects.Checksum]int, error) {
+	im, err := resolve(ctx, ref, a)
+	if err != nil {
+		return nil, err
+	}
+	defer im.src.close()
+	layers := im.manifest.Layers
+	if len(layers) == 0 || layers[0].Annotations[AnnotationTOC] == "" {
+		return nil, im.errorf("", fmt.Errorf("%w: no table of contents (an image strata exported with zstd layers has one): its layout cannot be reused", errdefs.ErrInvalid))
+	}
+	spool, _, err := spoolBlob(ctx, "", im, layers[0], 5, progress.Nop{})
+	if err != nil {
+		return nil, im.errorf(layers[0].Digest, err)
+	}
+	defer spool.close()
+	t, err := readTOC(spool.f, layers[0], layers[1:])
+	if err != nil {
+		return nil, im.errorf(layers[0].Digest, err)
+	}
+	out := map[objects.Checksum]int{}
+	for _, l := range t.Layers {
+		if l.Chunk == nil {
+			return nil, im.errorf(l.Digest, fmt.Errorf("%w: the table of contents gives no chunk index", errdefs.ErrInvalid))
+		}
+		for _, o := range l.Objects {
+			c, _ := objects.ParseChecksum(o)
+			out[c] = *l.Chunk
+		}
+	}
+	return out, nil
+}

@@ -329,3 +329,105 @@ func FuzzReadTOC(f *testing.F) {
 		}
 	})
 }
+
+// imageLayout reads an image's object -> chunk layout from its table of
+// contents.
+func imageLayout(t *testing.T, ref ImageRef) map[objects.Checksum]int {
+	t.Helper()
+	m, err := previousLayout(context.Background(), ref, Access{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestEncapsulatePrevious: a directory that grows past a chunk's share is
+// spread over chunks by path, which moves its files of v1 to other
+// layers; with --previous=v1 no object of v1 changes layer, the tree is
+// the same, and the export stays reproducible.
+func TestEncapsulatePrevious(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	run(t, "ostree", "--repo="+src, "init", "--mode=archive")
+	r, err := repo.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	file := func(p string, n int) {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree := filepath.Join(dir, "tree")
+	for i := range 12 {
+		file(filepath.Join(tree, fmt.Sprintf("usr/lib/d%02d/f", i)), 20000)
+	}
+	for i := range 8 {
+		file(filepath.Join(tree, fmt.Sprintf("usr/share/grow/g%d", i)), 2000)
+	}
+	commitTree := func(version string) objects.Checksum {
+		run(t, "ostree", "--repo="+src, "commit", "-b", "os", "--tree=dir="+tree, "--timestamp=2026-01-01T00:00:00Z", "--add-metadata-string=version="+version)
+		c, _ := r.ResolveRev("os")
+		return c
+	}
+	v1 := commitTree("1")
+	// v2: usr/share/grow gets far more than a chunk's share.
+	for i := range 20 {
+		file(filepath.Join(tree, fmt.Sprintf("usr/share/grow/new%02d", i)), 20000)
+	}
+	v2 := commitTree("2")
+	layout := filepath.Join(dir, "layout")
+	exp := func(c objects.Checksum, tag string, prev *ImageRef) *EncapsulateResult {
+		res, err := Encapsulate(ctx, r, c, ImageRef{OCIDir, layout + ":" + tag}, EncapsulateOptions{MaxLayers: 6, Previous: prev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	exp(v1, "v1", nil)
+	prev := &ImageRef{OCIDir, layout + ":v1"}
+	exp(v2, "plain", nil)
+	withPrev := exp(v2, "prev", prev)
+	if again := exp(v2, "prev2", prev); again.ManifestDigest != withPrev.ManifestDigest {
+		t.Fatalf("the same commit and previous image, two digests: %s %s", withPrev.ManifestDigest, again.ManifestDigest)
+	}
+	l1 := imageLayout(t, *prev)
+	moved := func(tag string) int {
+		n := 0
+		for c, k := range imageLayout(t, ImageRef{OCIDir, layout + ":" + tag}) {
+			if k1, ok := l1[c]; ok && k1 != k {
+				n++
+			}
+		}
+		return n
+	}
+	if n := moved("plain"); n == 0 {
+		t.Fatal("without --previous no object of v1 moved: the test shows nothing")
+	}
+	if n := moved("prev"); n != 0 {
+		t.Fatalf("with --previous, %d objects of v1 changed layer", n)
+	}
+	// Pulled, the image with the kept layout is v2.
+	dst, err := repo.Init(filepath.Join(dir, "dst"), repo.ModeBareUser, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := Pull(ctx, dst, ImageRef{OCIDir, layout + ":prev"}, PullOptions{}); err != nil || res.BaseCommit != v2 {
+		t.Fatalf("pull: %+v %v", res, err)
+	}
+	// A previous image without a table of contents is refused by name.
+	if _, err := Encapsulate(ctx, r, v1, ImageRef{OCIDir, layout + ":gz"}, EncapsulateOptions{MaxLayers: 6, Compression: CompressionGzip}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Encapsulate(ctx, r, v2, ImageRef{OCIDir, layout + ":x"}, EncapsulateOptions{MaxLayers: 6, Previous: &ImageRef{OCIDir, layout + ":gz"}})
+	if err == nil || !strings.Contains(err.Error(), "previous image") || !strings.Contains(err.Error(), "no table of contents") {
+		t.Fatalf("gzip previous image: %v", err)
+	}
+}

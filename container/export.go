@@ -36,6 +36,10 @@ type EncapsulateOptions struct {
 	Labels map[string]string
 	// Access gives registry credentials and registries.conf for a push.
 	Access Access
+	// Previous, when set, is an earlier export (by strata, zstd) whose
+	// layout is kept: every object it has stays in the same chunk, so
+	// that no layer of it changes but for what changed in the tree.
+	Previous *ImageRef
 	// Compression is CompressionZstd (the default: chunked layers with a
 	// table of contents, docs/oci.md) or CompressionGzip (one gzip stream
 	// a layer, for consumers that cannot read zstd layers).
@@ -71,7 +75,13 @@ func Encapsulate(ctx context.Context, r *repo.Repo, c objects.Checksum, dest Ima
 	if err != nil {
 		return nil, err
 	}
-	chunks, err := ocilayer.Plan(ctx, r, c, maxLayers)
+	var prev map[objects.Checksum]int
+	if o.Previous != nil {
+		if prev, err = previousLayout(ctx, *o.Previous, o.Access); err != nil {
+			return nil, fmt.Errorf("previous image: %w", err)
+		}
+	}
+	chunks, err := ocilayer.Plan(ctx, r, c, maxLayers, prev)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +128,7 @@ func Encapsulate(ctx context.Context, r *repo.Repo, c objects.Checksum, dest Ima
 	diffIDs := make([]string, len(chunks)+1)
 	t := &toc{Version: tocVersion}
 	for i, ch := range chunks {
-		tl := &tocLayer{}
+		tl := &tocLayer{Chunk: &ch.Index}
 		d, diff, err := writeLayer(ctx, dir, r, c, ch, false, comp, tl, nil)
 		if err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -470,7 +471,7 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 	rs, canRange := im.src.(rangeSource)
 	if nOstree > 0 && len(missing) > 0 && missing[0] == 0 && canRange && layers[0].MediaType == MediaTypeLayerZstd && layers[0].Annotations[AnnotationTOC] != "" {
 		rep.Phase("fetch the commit layer", "bytes", layers[0].Size)
-		spool, n, err := spoolBlob(ctx, r, im, layers[0], retries, rep)
+		spool, n, err := spoolBlob(ctx, filepath.Join(r.Path(), "tmp"), im, layers[0], retries, rep)
 		sizes[0] = n
 		if err != nil {
 			return nil, im.errorf(layers[0].Digest, err)

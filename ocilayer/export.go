@@ -26,7 +26,10 @@ type ChunkObject struct {
 
 // Chunk is the content of one exported layer, sorted by checksum.
 type Chunk struct {
-	Name    string
+	Name string
+	// Index is the chunk's place among the plan's chunks (0-based; empty
+	// chunks are left out of a plan, so indexes may skip).
+	Index   int
 	Objects []ChunkObject
 }
 
@@ -56,7 +59,12 @@ const (
 // small updates rarely move), so an update that changes a few files
 // changes only their chunks, and one commit always gives the same chunks.
 // Empty chunks are left out.
-func Plan(ctx context.Context, r *repo.Repo, commit objects.Checksum, maxLayers int) ([]Chunk, error) {
+//
+// prev, when not nil, is a previous export's layout (object -> chunk
+// index): an object it places in one of this plan's chunks stays there,
+// whatever the rule says, so that no object of the previous version
+// changes layer; new objects follow the rule.
+func Plan(ctx context.Context, r *repo.Repo, commit objects.Checksum, maxLayers int, prev map[objects.Checksum]int) ([]Chunk, error) {
 	if maxLayers < 2 || maxLayers > MaxLayersLimit {
 		return nil, fmt.Errorf("%w: layer count %d: between 2 and %d", errdefs.ErrInvalid, maxLayers, MaxLayersLimit)
 	}
@@ -122,6 +130,10 @@ func Plan(ctx context.Context, r *repo.Repo, commit objects.Checksum, maxLayers 
 	}
 	share := total / uint64(n)
 	for _, o := range byObj {
+		if i, ok := prev[o.Checksum]; ok && i >= 0 && i < n {
+			chunks[i].Objects = append(chunks[i].Objects, *o)
+			continue
+		}
 		key := dirKey(o.Paths[0])
 		if groupSize[key] > share {
 			key = o.Paths[0]
@@ -138,7 +150,7 @@ func Plan(ctx context.Context, r *repo.Repo, commit objects.Checksum, maxLayers 
 		}
 		objs := chunks[i].Objects
 		sort.Slice(objs, func(a, b int) bool { return string(objs[a].Checksum[:]) < string(objs[b].Checksum[:]) })
-		out = append(out, Chunk{Name: fmt.Sprintf("chunk %d of %d", i+1, n), Objects: objs})
+		out = append(out, Chunk{Name: fmt.Sprintf("chunk %d of %d", i+1, n), Index: i, Objects: objs})
 	}
 	return out, nil
 }

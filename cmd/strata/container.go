@@ -359,6 +359,7 @@ func newImagePruneCmd() *cobra.Command {
 func newEncapsulateCmd() *cobra.Command {
 	var o container.EncapsulateOptions
 	var labels map[string]string
+	var previous string
 	var access accessFlags
 	cmd := &cobra.Command{
 		Use:   "encapsulate REV IMGREF",
@@ -376,9 +377,12 @@ is a zstd frame of its own, and the commit layer carries a table of contents
 (in a zstd skippable frame, invisible to other tools), so that strata fetches
 from a changed layer only the objects a repository lacks, with HTTP Range
 requests. --compression=gzip writes one gzip stream a layer (fetched whole) for
-consumers that cannot read zstd layers (Docker before 23). Not supported yet:
-reusing a previous image's layout beyond the stable grouping; zstd:chunked's own
-table of contents (podman's partial pulls read these layers as plain zstd).
+consumers that cannot read zstd layers (Docker before 23). The grouping is a
+function of each file's path, so it is stable from one version to the next;
+--previous=IMGREF (an earlier export by strata with zstd layers) keeps every
+object of it in its layer even where the rule would move it (a directory that
+grew past a layer's share). Not supported yet: zstd:chunked's own table of
+contents (podman's partial pulls read these layers as plain zstd).
 
 ` + accessHelp,
 		Args: cobra.ExactArgs(2),
@@ -399,6 +403,13 @@ table of contents (podman's partial pulls read these layers as plain zstd).
 			if o.Access, err = access.get(); err != nil {
 				return err
 			}
+			if previous != "" {
+				p, err := container.ParseImageRef(previous)
+				if err != nil {
+					return fmt.Errorf("--previous: %w", err)
+				}
+				o.Previous = &p
+			}
 			res, err := container.Encapsulate(cmd.Context(), r, c, dest, o)
 			if err != nil {
 				return err
@@ -409,6 +420,7 @@ table of contents (podman's partial pulls read these layers as plain zstd).
 	}
 	cmd.Flags().IntVar(&o.MaxLayers, "max-layers", 64, "most layers in the image (2-128)")
 	cmd.Flags().StringVar(&o.Compression, "compression", container.CompressionZstd, "layer compression: zstd (chunked, fetched in part) or gzip")
+	cmd.Flags().StringVar(&previous, "previous", "", "an earlier export (IMGREF, zstd) whose layout to keep: its objects stay in their layers")
 	cmd.Flags().StringToStringVar(&labels, "label", nil, "add a label KEY=VALUE")
 	access.add(cmd)
 	return cmd
