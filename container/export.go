@@ -60,8 +60,9 @@ type EncapsulateResult struct {
 
 // Encapsulate exports commit as an image in ostree-ext's format: the
 // commit layer first (the commit, every dirtree and dirmeta), then up to
-// MaxLayers-1 chunks of content objects (ocilayer.Plan), gzip-compressed,
-// with labels ostree.commit, ostree.final-diffid, containers.bootc=1,
+// MaxLayers-1 chunks of content objects (ocilayer.Plan, keeping
+// Previous's layout), compressed as chunked zstd (the commit layer
+// carrying the table of contents, see chunked.go) or gzip, with labels ostree.commit, ostree.final-diffid, containers.bootc=1,
 // ostree.bootable=true and the commit's version. Same commit and options,
 // same bytes, same manifest digest. dest is an oci: layout (written in
 // place, tag replaced), an oci-archive: file (replaced, holding only this
