@@ -61,8 +61,11 @@ type Options struct {
 	// or a registry); OCIMaxLayers bounds its layers (default 64).
 	OCI          container.ImageRef
 	OCIMaxLayers int
-	Progress     progress.Reporter
-	Warner       progress.Warner
+	// OCIPrevious, when set, is an earlier export whose layout the OCI
+	// export keeps (container.EncapsulateOptions.Previous).
+	OCIPrevious *container.ImageRef
+	Progress    progress.Reporter
+	Warner      progress.Warner
 
 	// baseImageDigest is the manifest digest of the [base] image, set by
 	// Build for commitTree.
@@ -490,7 +493,7 @@ func Build(ctx context.Context, s *Spec, o Options) (*Result, error) {
 	res.Commit = csum
 	if o.OCI.Transport != "" {
 		o.Progress.Phase("export", "steps", 0)
-		res.Image, err = container.Encapsulate(ctx, o.Repo, csum, o.OCI, container.EncapsulateOptions{MaxLayers: o.OCIMaxLayers, Labels: exportLabels(&o), Access: o.Pull.Access})
+		res.Image, err = container.Encapsulate(ctx, o.Repo, csum, o.OCI, container.EncapsulateOptions{MaxLayers: o.OCIMaxLayers, Labels: exportLabels(&o), Access: o.Pull.Access, Previous: o.OCIPrevious})
 		o.Progress.Done()
 		if err != nil {
 			return nil, fmt.Errorf("commit %s is on %s; exporting it to %s: %w", csum, res.Branch, o.OCI, err)

@@ -42,7 +42,7 @@ A change to the base's own package list is a new base (a full compose).`,
 }
 
 func newComposeBuildCmd() *cobra.Command {
-	var branch, strataBin, cacheDir, oci, policy, registriesD string
+	var branch, strataBin, cacheDir, oci, ociPrevious, policy, registriesD string
 	var keep, noBaseCache bool
 	var maxLayers int
 	var access accessFlags
@@ -80,6 +80,8 @@ symlink is refused.
 (ostree-ext's format, as 'strata container encapsulate' writes it:
 --oci-max-layers layers, reproducible) to oci:DIR[:TAG], oci-archive:FILE[:TAG]
 or registry:HOST/NAME:TAG; the image digest is printed on a second line.
+--oci-previous=IMGREF keeps an earlier export's layer layout (as 'container
+encapsulate --previous').
 
 The strata binary installed into the image (and its initramfs) is this one
 unless --strata-binary names another; it must be static (CGO_ENABLED=0).
@@ -101,6 +103,17 @@ Not supported yet: packages on top of a ref or image base.
 				}
 				dest = d
 			}
+			var prev *container.ImageRef
+			if ociPrevious != "" {
+				if oci == "" {
+					return fmt.Errorf("--oci-previous needs --oci")
+				}
+				p, err := container.ParseImageRef(ociPrevious)
+				if err != nil {
+					return fmt.Errorf("--oci-previous: %w", err)
+				}
+				prev = &p
+			}
 			s, err := compose.LoadSpec(args[0])
 			if err != nil {
 				return err
@@ -119,7 +132,7 @@ Not supported yet: packages on top of a ref or image base.
 			}
 			res, err := compose.Build(cmd.Context(), s, compose.Options{
 				Repo: r, Branch: branch, CacheDir: cacheDir, StrataBinary: strataBin, Keep: keep, NoBaseCache: noBaseCache,
-				Pull: container.PullOptions{Policy: pol, RegistriesD: registriesD, Access: acc}, OCI: dest, OCIMaxLayers: maxLayers,
+				Pull: container.PullOptions{Policy: pol, RegistriesD: registriesD, Access: acc}, OCI: dest, OCIMaxLayers: maxLayers, OCIPrevious: prev,
 				Progress: newReporter(cmd), Warner: newWarner(cmd),
 			})
 			if err != nil {
@@ -142,6 +155,7 @@ Not supported yet: packages on top of a ref or image base.
 	cmd.Flags().BoolVar(&noBaseCache, "no-base-cache", false, "always run mmdebstrap (do not reuse or store the cached base tree of the lock); an image base is pulled into a temporary repository")
 	cmd.Flags().StringVar(&oci, "oci", "", "export the commit as an encapsulated image to IMGREF (oci:DIR[:TAG], oci-archive:FILE[:TAG], registry:HOST/NAME:TAG)")
 	cmd.Flags().IntVar(&maxLayers, "oci-max-layers", 64, "most layers in the --oci image (2-128)")
+	cmd.Flags().StringVar(&ociPrevious, "oci-previous", "", "an earlier --oci export (IMGREF) whose layer layout the new image keeps (as encapsulate --previous)")
 	cmd.Flags().StringVar(&policy, "policy", "", "signature policy for an image base (containers-policy.json; default "+imgpolicy.DefaultPath+" when it exists)")
 	cmd.Flags().StringVar(&registriesD, "registries.d", container.DefaultRegistriesD, "where lookaside signature locations of an image base are configured")
 	access.add(cmd)

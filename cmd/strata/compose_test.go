@@ -97,6 +97,15 @@ func TestComposeImageBaseOCIExport(t *testing.T) {
 	}
 	mustOut(t, "ostree", "--repo="+dst, "fsck")
 	mustOut(t, "ostree", "--repo="+src, "fsck")
+
+	// --oci-previous: the same build exported again keeping the first
+	// export's layout is the very image (the layout is the rule's).
+	f.fail("--oci-previous needs --oci", "compose", "build", spec, "--repo="+src, "--oci-previous="+archive)
+	again := "oci:" + filepath.Join(dir, "again") + ":v3"
+	out = mustOut(t, f.bin, "compose", "build", spec, "--repo="+src, "--cache="+filepath.Join(dir, "cache"), "--strata-binary=/bin/busybox", "--oci="+again, "--oci-max-layers=4", "--oci-previous="+archive)
+	if !strings.Contains(out, again+": "+imgDigest+"\n") {
+		t.Fatalf("the export with --oci-previous of itself is not the same image (%s):\n%s", imgDigest, out)
+	}
 }
 
 func mustOut(t *testing.T, name string, args ...string) string {
