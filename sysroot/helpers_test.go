@@ -108,6 +108,7 @@ type fixture struct {
 	run  string // RunDir
 	root string // Root, for booted tests
 	cmd  string // Cmdline file
+	esp  string // ESPDir ("" for the default, boot/efi)
 }
 
 // newFixture makes a sysroot with init-fs and os-init of "testos"; tries
@@ -167,7 +168,7 @@ func (f *fixture) commit(sp treeSpec, ts time.Time) objects.Checksum {
 
 func (f *fixture) open() *Sysroot {
 	f.t.Helper()
-	s, err := Open(f.path, Options{RunDir: f.run, Root: f.root, Cmdline: f.cmd})
+	s, err := Open(f.path, Options{RunDir: f.run, Root: f.root, Cmdline: f.cmd, ESPDir: f.esp})
 	if err != nil {
 		f.t.Fatal(err)
 	}
