@@ -56,7 +56,9 @@ type faultOp struct {
 	// check, when set, checks the final state further.
 	check func(t *testing.T, f *fixture, s *Sysroot)
 	// esp runs the operation in the ESP variant too: it moves boot
-	// entries, so it projects them onto the ESP.
+	// entries, so it projects them onto the ESP. Left out: pin (no
+	// entry moves) and set-default (rollback's path with one more
+	// entry), to keep the matrix's time down.
 	esp bool
 }
 
@@ -171,7 +173,6 @@ var faultOps = []faultOp{
 	},
 	{
 		name: "set-default",
-		esp:  true,
 		prior: func(f *fixture) {
 			s := faultTwo(f)
 			f.commit(treeSpec{version: "3", kernel: "kernel-3\n"}, t0.Add(2*time.Hour))
@@ -988,7 +989,9 @@ func faultMatrixOp(t *testing.T, op faultOp, esp bool) int {
 			if !errors.Is(err, errInjected) {
 				t.Errorf("a failure at %s: the operation returned %v, not the injected error", rec.hit, err)
 			}
-			interop := faultInterop(rec.hit)
+			// The real ostree reads only the sysroot, which the plain
+			// variant has it check after the same steps.
+			interop := faultInterop(rec.hit) && !esp
 			state := faultConsistent(t, f, oldSig, newSig, interop)
 			faultESPConsistent(t, f, oldESP, newESP)
 			if interop {
