@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-os/strata/bootloader"
+	"github.com/strata-os/strata/esp"
 	"github.com/strata-os/strata/fsutil"
 )
 
@@ -53,6 +54,8 @@ type faultOp struct {
 	// left the new state; the others are finished by a cleanup then, as
 	// the next operation would do first.
 	idempotent bool
+	// same: the operation does not change the deployment list.
+	same bool
 	// check, when set, checks the final state further.
 	check func(t *testing.T, f *fixture, s *Sysroot)
 	// esp runs the operation in the ESP variant too: it moves boot
@@ -231,10 +234,12 @@ var faultOps = []faultOp{
 			return err
 		},
 		idempotent: true,
+		same:       true,
 	},
 	{
 		name: "cleanup-after-switch",
 		esp:  true,
+		same: true,
 		prior: func(f *fixture) {
 			s := faultTwo(f)
 			// A deploy of v3 cut off just after its switch, as by a
@@ -266,6 +271,38 @@ var faultOps = []faultOp{
 			return err
 		},
 		idempotent: true,
+	},
+	{
+		// Blessing the booted deployment: its entry loses the boot
+		// counter, on the ESP first (esp.Bless), then in loader.N.
+		name: "boot-complete",
+		esp:  true,
+		prior: func(f *fixture) {
+			s := faultTwo(f)
+			f.boot(s, s.Deployments()[0])
+		},
+		run: func(ctx context.Context, f *fixture, s *Sysroot) error {
+			ok, err := s.BootComplete(ctx)
+			if err == nil && !ok && bootloader.Blessed(s.Deployments()[0].EntryFile) != s.Deployments()[0].EntryFile {
+				err = errors.New("boot-complete: nothing renamed")
+			}
+			return err
+		},
+		check: func(t *testing.T, f *fixture, s *Sysroot) {
+			t.Helper()
+			d := s.Deployments()[0]
+			if bootloader.Blessed(d.EntryFile) != d.EntryFile {
+				t.Errorf("boot-complete: loader entry %s still counts", d.EntryFile)
+			}
+			if f.esp != "" {
+				name, err := esp.Booted(f.esp, d.Name())
+				if err != nil || name == "" || bootloader.Blessed(name) != name {
+					t.Errorf("boot-complete: ESP entry %q (%v), want it blessed", name, err)
+				}
+			}
+		},
+		idempotent: true,
+		same:       true,
 	},
 }
 
@@ -956,7 +993,7 @@ func faultMatrixOp(t *testing.T, op faultOp, esp bool) int {
 	}
 	s, _ = faultStatus(t, ref)
 	newSig, newESP := faultSig(s), faultESPSig(s)
-	if newSig == oldSig && !strings.HasPrefix(op.name, "cleanup") {
+	if newSig == oldSig && !op.same {
 		t.Fatalf("uninterrupted %s changed nothing: %s", op.name, newSig)
 	}
 	faultConsistent(t, ref, oldSig, newSig, true)
