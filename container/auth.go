@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -95,14 +96,28 @@ func SystemAuthFiles(root string) []string {
 // For an image HOST/A/B/NAME the keys HOST/A/B/NAME, HOST/A/B, HOST/A and
 // HOST are tried in each file, in order (Docker's "https://HOST/v1/" keys
 // count as HOST, docker.io as index.docker.io); the first match wins.
-// Credential helpers (credHelpers, credsStore) are not run.
+//
+// A file's "credHelpers" map names a credential helper per registry
+// (host[:port]), as containers/image reads it: when the file names one
+// for the image's registry, docker-credential-NAME is run (found on PATH,
+// see runCredentialHelper) and its answer replaces the file's "auths" for
+// that registry; when the helper holds nothing for the registry, the next
+// file is searched (the same file's "auths" are not). Docker's global
+// "credsStore" is not read (containers/image does not read it either).
 type Keychain struct {
 	files    []string
 	required bool     // a missing file is an error (--authfile)
 	searched []string // where credentials were looked for, for messages
 
 	mu     sync.Mutex
-	loaded map[string]map[string]authEntry
+	loaded map[string]*authFile
+	empty  map[string][]string // registry -> helpers that held nothing for it
+}
+
+// authFile is one parsed credentials file.
+type authFile struct {
+	auths   map[string]authEntry // normalized key -> entry
+	helpers map[string]string    // normalized registry -> helper NAME
 }
 
 type authEntry struct {
@@ -137,32 +152,58 @@ func SystemKeychain(root string) *Keychain {
 // Files returns the files k reads, in order.
 func (k *Keychain) Files() []string { return k.files }
 
-// noCredentials says where credentials were looked for in vain.
-func noCredentials(kc authn.Keychain) string {
+// noCredentials says where credentials for host were looked for in vain.
+func noCredentials(kc authn.Keychain, host string) string {
 	k, ok := kc.(*Keychain)
 	if !ok || len(k.searched) == 0 {
 		return "no credentials were given"
 	}
-	return "there are no credentials for it in " + strings.Join(k.searched, ", ")
+	msg := "there are no credentials for it in " + strings.Join(k.searched, ", ")
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if h := k.empty[host]; len(h) > 0 {
+		msg += " (" + strings.Join(h, ", ") + " held none)"
+	}
+	return msg
 }
 
-// fileAuth is credentials and the file they came from.
+// fileAuth is credentials and where they came from: a file, or a
+// credential helper named by a file.
 type fileAuth struct {
 	authn.Authenticator
 	file string
 }
 
-// Resolve returns the credentials for r (a name.Repository or a
-// name.Registry), or authn.Anonymous when no file holds any.
+// Resolve is ResolveContext without a deadline of the caller's (each
+// credential helper still has CredentialHelperTimeout).
 func (k *Keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	return k.ResolveContext(context.Background(), r)
+}
+
+// ResolveContext returns the credentials for r (a name.Repository or a
+// name.Registry), or authn.Anonymous when no file (and no helper a file
+// names) holds any. ctx bounds the credential helpers run.
+func (k *Keychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.Authenticator, error) {
 	keys := authKeys(r)
+	host := r.RegistryStr()
 	for _, f := range k.files {
-		auths, err := k.load(f)
+		af, err := k.load(f)
 		if err != nil {
 			return nil, err
 		}
+		if h, ok := af.helpers[host]; ok {
+			cfg, found, err := runCredentialHelper(ctx, h, host, f)
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				return fileAuth{authn.FromConfig(cfg), fmt.Sprintf("docker-credential-%s (credHelpers in %s)", h, f)}, nil
+			}
+			k.noteEmpty(host, "docker-credential-"+h)
+			continue // credHelpers shadows the file's auths for host
+		}
 		for _, key := range keys {
-			e, ok := auths[key]
+			e, ok := af.auths[key]
 			if !ok || (e.Auth == "" && e.IdentityToken == "") {
 				continue
 			}
@@ -181,8 +222,23 @@ func (k *Keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	return authn.Anonymous, nil
 }
 
+// noteEmpty records that helper held no credentials for host.
+func (k *Keychain) noteEmpty(host, helper string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.empty == nil {
+		k.empty = map[string][]string{}
+	}
+	for _, h := range k.empty[host] {
+		if h == helper {
+			return
+		}
+	}
+	k.empty[host] = append(k.empty[host], helper)
+}
+
 // load reads and parses one file once.
-func (k *Keychain) load(f string) (map[string]authEntry, error) {
+func (k *Keychain) load(f string) (*authFile, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if a, ok := k.loaded[f]; ok {
@@ -195,30 +251,42 @@ func (k *Keychain) load(f string) (map[string]authEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials file: %w", err)
 	}
-	auths, err := parseAuthFile(f, data)
+	af, err := parseAuthFile(f, data)
 	if err != nil {
 		return nil, err
 	}
 	if k.loaded == nil {
-		k.loaded = map[string]map[string]authEntry{}
+		k.loaded = map[string]*authFile{}
 	}
-	k.loaded[f] = auths
-	return auths, nil
+	k.loaded[f] = af
+	return af, nil
 }
 
 // parseAuthFile parses containers-auth.json data read from f.
-func parseAuthFile(f string, data []byte) (map[string]authEntry, error) {
+func parseAuthFile(f string, data []byte) (*authFile, error) {
 	var doc struct {
-		Auths map[string]authEntry `json:"auths"`
+		Auths       map[string]authEntry `json:"auths"`
+		CredHelpers map[string]string    `json:"credHelpers"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%w: credentials file %s is not a containers-auth.json file: %w", errdefs.ErrInvalid, f, err)
 	}
-	auths := map[string]authEntry{}
+	af := &authFile{auths: map[string]authEntry{}, helpers: map[string]string{}}
 	for key, e := range doc.Auths {
-		auths[normalizeAuthKey(key)] = e
+		af.auths[normalizeAuthKey(key)] = e
 	}
-	return auths, nil
+	for key, h := range doc.CredHelpers {
+		if !validHelperName(h) {
+			return nil, fmt.Errorf("%w: credentials file %s: the credential helper %q of %q is not a name (letters, digits, '-', '_', '.')", errdefs.ErrInvalid, f, h, key)
+		}
+		host := normalizeAuthKey(key)
+		if strings.Contains(host, "/") {
+			// containers/image looks helpers up by registry only.
+			return nil, fmt.Errorf("%w: credentials file %s: the credHelpers key %q is not a registry (host[:port])", errdefs.ErrInvalid, f, key)
+		}
+		af.helpers[host] = h
+	}
+	return af, nil
 }
 
 // normalizeAuthKey turns Docker's "https://HOST/v1/" keys into HOST, as

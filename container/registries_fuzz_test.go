@@ -1,6 +1,7 @@
 package container
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -29,14 +30,23 @@ func FuzzRegistriesConf(f *testing.F) {
 
 func FuzzAuthFile(f *testing.F) {
 	f.Add([]byte(`{"auths":{"a.test":{"auth":"dXNlcjpwYXNz"},"https://index.docker.io/v1/":{"identitytoken":"t"}}}`))
+	f.Add([]byte(`{"credHelpers":{"a.test:5000":"pass","docker.io":"secretservice"},"auths":{"a.test:5000":{"auth":"dXNlcjpwYXNz"}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		auths, err := parseAuthFile("f", data)
+		af, err := parseAuthFile("f", data)
 		if err != nil {
 			return
 		}
-		for key := range auths {
+		for key := range af.auths {
 			if normalizeAuthKey(key) != key {
 				t.Fatalf("key %q is not normalized", key)
+			}
+		}
+		for host, h := range af.helpers {
+			if normalizeAuthKey(host) != host || strings.Contains(host, "/") {
+				t.Fatalf("helper key %q is not a normalized registry", host)
+			}
+			if !validHelperName(h) {
+				t.Fatalf("helper %q of %q is not a bare name", h, host)
 			}
 		}
 	})

@@ -116,21 +116,21 @@ type target struct {
 }
 
 // target is the registry of a push: the reference as written.
-func (a Access) target(ref ImageRef) (*target, error) {
+func (a Access) target(ctx context.Context, ref ImageRef) (*target, error) {
 	r, insecure, err := a.Registries.reference(ref)
 	if err != nil {
 		return nil, err
 	}
-	return a.endpointTarget(ref, endpoint{ref: r, insecure: insecure})
+	return a.endpointTarget(ctx, ref, endpoint{ref: r, insecure: insecure})
 }
 
 // endpointTarget is one endpoint with its credentials (those of its own
 // registry: a mirror's, not the primary's) and transport.
-func (a Access) endpointTarget(ref ImageRef, ep endpoint) (*target, error) {
+func (a Access) endpointTarget(ctx context.Context, ref ImageRef, ep endpoint) (*target, error) {
 	t := &target{ref: ep.ref, auth: authn.Anonymous, base: remote.DefaultTransport}
 	if a.Keychain != nil {
 		var err error
-		if t.auth, err = a.Keychain.Resolve(ep.ref.Context()); err != nil {
+		if t.auth, err = authn.Resolve(ctx, a.Keychain, ep.ref.Context()); err != nil {
 			return nil, fmt.Errorf("image %s: %w", ref, err)
 		}
 	}
@@ -156,13 +156,13 @@ func (t *target) authError(kc authn.Keychain, status int, err error) error {
 	if fa, ok := t.auth.(fileAuth); ok {
 		return fmt.Errorf("registry %s: %w: it refused the credentials from %s (HTTP %d)", host, ErrUnauthorized, fa.file, status)
 	}
-	return fmt.Errorf("registry %s: %w (HTTP %d) and %s", host, ErrUnauthorized, status, noCredentials(kc))
+	return fmt.Errorf("registry %s: %w (HTTP %d) and %s", host, ErrUnauthorized, status, noCredentials(kc, host))
 }
 
 // remote returns ref's registry as a reaches it and go-containerregistry's
 // options to write to it.
 func (a Access) remote(ctx context.Context, ref ImageRef) (*target, []remote.Option, error) {
-	t, err := a.target(ref)
+	t, err := a.target(ctx, ref)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -225,7 +225,7 @@ func (a Access) openEndpoint(ctx context.Context, ref ImageRef, ep endpoint) (*r
 	if ep.blocked != nil {
 		return nil, ep.blocked
 	}
-	t, err := a.endpointTarget(ref, ep)
+	t, err := a.endpointTarget(ctx, ref, ep)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,9 @@ want_go=$(sed -n 's/^go \([0-9.]*\)$/\1/p' go.mod)
 # composed Debian of the compose and internal/testos tests; fdisk (sfdisk),
 # dosfstools, mtools, grub-pc-bin, grub-common, ovmf and systemd-boot-efi
 # are what install to-disk and the real-loader e2e boots use.
+# test only: golang-docker-credential-helpers (docker-credential-pass) and
+# pass are the real credential helper the container credHelpers test runs
+# (over a throwaway GnuPG key and password store).
 # demo (`make demo`) needs a subset of the same: mmdebstrap (the compose of
 # the Debian it boots), fdisk, dosfstools, mtools, e2fsprogs (install
 # to-disk and the update disk), qemu-system-x86 and ovmf (the boots; the
@@ -23,7 +26,7 @@ want_go=$(sed -n 's/^go \([0-9.]*\)$/\1/p' go.mod)
 need_pkgs="ostree attr gnupg ca-certificates curl unzip xz-utils python3-gi gir1.2-glib-2.0 qemu-system-x86 linux-image-amd64 busybox-static e2fsprogs ostree-boot etcd-server docker-registry skopeo umoci buildah mmdebstrap fdisk dosfstools mtools grub-pc-bin grub-common ovmf systemd-boot-efi zstd"
 for what in "$@"; do
 	case "$what" in
-	test) ;;
+	test) need_pkgs="$need_pkgs golang-docker-credential-helpers pass" ;;
 	demo) ;;
 	bench) need_pkgs="$need_pkgs debootstrap time nginx bc" ;;
 	esac
