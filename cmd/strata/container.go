@@ -36,7 +36,10 @@ alone, else $XDG_RUNTIME_DIR/containers/auth.json (/run/containers/UID/auth.json
 ~/.config/containers/auth.json, ~/.docker/config.json; for the system's pulls
 (deploy, switch, upgrade, the update agent) as bootc/ostree-ext: the first of
 /run/ostree/auth.json, /etc/ostree/auth.json, /usr/lib/ostree/auth.json, else
-anonymous. Credential helpers are not run.
+anonymous. A file's "credHelpers": {"HOST[:PORT]": "NAME"} runs
+docker-credential-NAME get (from PATH, 30s at most) for that registry before
+the file's "auths"; a helper that holds nothing passes to the next file.
+Docker's "credsStore" and registries.conf's credential-helpers are not read.
 registries.conf (--registries-conf, else $CONTAINERS_REGISTRIES_CONF, else
 /etc/containers/registries.conf, plus the *.conf drop-ins of FILE.d): a
 registry marked blocked is refused; insecure is reached over HTTPS without
