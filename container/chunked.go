@@ -225,10 +225,11 @@ var errImportEnded = errors.New("the import stopped reading")
 type rangeSource interface {
 	// readRanges calls fn with each of rs, in order, and a reader of
 	// exactly its bytes (unverified).
-	readRanges(ctx context.Context, d Descriptor, rs []byteRange, fn func(i int, r io.Reader) error) error
+	// A broken transfer is resumed at the byte, retries times at most.
+	readRanges(ctx context.Context, d Descriptor, rs []byteRange, retries int, fn func(i int, r io.Reader) error) error
 }
 
-func (s *layoutSource) readRanges(ctx context.Context, d Descriptor, rs []byteRange, fn func(int, io.Reader) error) error {
+func (s *layoutSource) readRanges(ctx context.Context, d Descriptor, rs []byteRange, _ int, fn func(int, io.Reader) error) error {
 	rc, err := s.fetch(ctx, d, 0)
 	if err != nil {
 		return err
@@ -243,14 +244,96 @@ func (s *layoutSource) readRanges(ctx context.Context, d Descriptor, rs []byteRa
 	return nil
 }
 
-func (s *registrySource) readRanges(ctx context.Context, d Descriptor, rs []byteRange, fn func(int, io.Reader) error) error {
-	for start := 0; start < len(rs); start += maxRangesPerRequest {
+func (s *registrySource) readRanges(ctx context.Context, d Descriptor, rs []byteRange, retries int, fn func(int, io.Reader) error) error {
+	for start := 0; start < len(rs); {
 		batch := rs[start:min(len(rs), start+maxRangesPerRequest)]
-		if err := s.rangeRequest(ctx, d, batch, func(i int, r io.Reader) error { return fn(start+i, r) }); err != nil {
+		done, err := s.rangeRequest(ctx, d, batch, &retries, func(i int, r io.Reader) error { return fn(start+i, r) })
+		start += done
+		if err != nil && !errors.Is(err, errResumeRest) {
 			return err
 		}
 	}
 	return nil
+}
+
+// errResumeRest: a range was resumed on a request of its own, so the
+// rest of its batch is asked for again.
+var errResumeRest = errors.New("the rest of the ranges are asked for again")
+
+// resumingRange reads one range of a Range answer and, when the transfer
+// breaks, goes on from the byte it reached with a request for the rest
+// of that range alone (retries, shared by the whole fetch, bound how
+// often).
+type resumingRange struct {
+	ctx     context.Context
+	s       *registrySource
+	d       Descriptor
+	r       byteRange
+	cur     io.Reader
+	got     int64
+	retries *int
+	resumed io.Closer // the body of the last resume request
+}
+
+func (rr *resumingRange) Read(p []byte) (int, error) {
+	for {
+		n, err := rr.cur.Read(p)
+		rr.got += int64(n)
+		if err == io.EOF && rr.got < rr.r.n {
+			err = io.ErrUnexpectedEOF
+		}
+		if rr.got >= rr.r.n && err != nil {
+			// All of the range came; a break after it is the next
+			// range's business.
+			return n, io.EOF
+		}
+		if err == nil || err == io.EOF {
+			return n, err
+		}
+		if *rr.retries <= 0 || rr.ctx.Err() != nil {
+			return n, err
+		}
+		*rr.retries--
+		if rerr := rr.resume(); rerr != nil {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// resume asks for the rest of the range.
+func (rr *resumingRange) resume() error {
+	if rr.resumed != nil {
+		rr.resumed.Close()
+		rr.resumed = nil
+	}
+	if err := sleepCtx(rr.ctx, retryDelay); err != nil {
+		return err
+	}
+	rest := byteRange{rr.r.off + rr.got, rr.r.n - rr.got}
+	req, err := http.NewRequestWithContext(rr.ctx, http.MethodGet, rr.s.url("blobs", rr.d.Digest), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", rest.off, rest.off+rest.n-1))
+	resp, err := rr.s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusPartialContent || resp.Header.Get("Content-Range") != contentRange(rest, rr.d.Size) {
+		resp.Body.Close()
+		return fmt.Errorf("blob %s: resuming a range: HTTP %s, Content-Range %q", rr.d.Digest, resp.Status, resp.Header.Get("Content-Range"))
+	}
+	rr.cur, rr.resumed = io.LimitReader(resp.Body, rest.n), resp.Body
+	return nil
+}
+
+func (rr *resumingRange) close() {
+	if rr.resumed != nil {
+		rr.resumed.Close()
+	}
 }
 
 // exactly checks that fn read all n bytes of r and that r has no more.
@@ -273,10 +356,14 @@ func exactly(r io.Reader, n int64, fn func(io.Reader) error) error {
 	return nil
 }
 
-func (s *registrySource) rangeRequest(ctx context.Context, d Descriptor, rs []byteRange, fn func(int, io.Reader) error) error {
+// rangeRequest asks for rs in one request and calls fn with each; it
+// returns how many ranges were delivered whole. A range whose transfer
+// broke is finished by resumingRange; the rest of the batch then ends
+// with errResumeRest, to be asked for again.
+func (s *registrySource) rangeRequest(ctx context.Context, d Descriptor, rs []byteRange, retries *int, fn func(int, io.Reader) error) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url("blobs", d.Digest), nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	spec := make([]string, len(rs))
 	for i, r := range rs {
@@ -285,41 +372,59 @@ func (s *registrySource) rangeRequest(ctx context.Context, d Descriptor, rs []by
 	req.Header.Set("Range", "bytes="+strings.Join(spec, ","))
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 	case http.StatusOK:
-		return errRangesIgnored
+		return 0, errRangesIgnored
 	case http.StatusNotFound:
-		return fmt.Errorf("%w: blob %s", errdefs.ErrNotFound, d.Digest)
+		return 0, fmt.Errorf("%w: blob %s", errdefs.ErrNotFound, d.Digest)
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return s.authErr(resp.StatusCode, nil)
+		return 0, s.authErr(resp.StatusCode, nil)
 	default:
-		return fmt.Errorf("blob %s: Range request: HTTP %s", d.Digest, resp.Status)
+		return 0, fmt.Errorf("blob %s: Range request: HTTP %s", d.Digest, resp.Status)
+	}
+	deliver := func(i int, body io.Reader) (bool, error) {
+		rr := &resumingRange{ctx: ctx, s: s, d: d, r: rs[i], cur: body, retries: retries}
+		defer rr.close()
+		err := exactly(rr, rs[i].n, func(r io.Reader) error { return fn(i, r) })
+		return rr.resumed != nil, err
 	}
 	mt, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt != "multipart/byteranges" {
 		if len(rs) != 1 || resp.Header.Get("Content-Range") != contentRange(rs[0], d.Size) {
-			return fmt.Errorf("%w: blob %s: asked for %d ranges, got Content-Range %q", errdefs.ErrCorrupt, d.Digest, len(rs), resp.Header.Get("Content-Range"))
+			return 0, fmt.Errorf("%w: blob %s: asked for %d ranges, got Content-Range %q", errdefs.ErrCorrupt, d.Digest, len(rs), resp.Header.Get("Content-Range"))
 		}
-		return exactly(resp.Body, rs[0].n, func(r io.Reader) error { return fn(0, r) })
+		if _, err := deliver(0, resp.Body); err != nil {
+			return 0, err
+		}
+		return 1, nil
 	}
 	mr := multipart.NewReader(resp.Body, params["boundary"])
 	for i, r := range rs {
 		part, err := mr.NextPart()
 		if err != nil {
-			return fmt.Errorf("blob %s: part %d of %d of the Range answer: %w", d.Digest, i+1, len(rs), err)
+			if i > 0 && *retries > 0 && ctx.Err() == nil {
+				// Broken between two parts: ask for the rest again.
+				*retries--
+				return i, errResumeRest
+			}
+			return i, fmt.Errorf("blob %s: part %d of %d of the Range answer: %w", d.Digest, i+1, len(rs), err)
 		}
 		if got := part.Header.Get("Content-Range"); got != contentRange(r, d.Size) {
-			return fmt.Errorf("%w: blob %s: part %d is %q, asked for %q", errdefs.ErrCorrupt, d.Digest, i+1, got, contentRange(r, d.Size))
+			return i, fmt.Errorf("%w: blob %s: part %d is %q, asked for %q", errdefs.ErrCorrupt, d.Digest, i+1, got, contentRange(r, d.Size))
 		}
-		if err := exactly(part, r.n, func(pr io.Reader) error { return fn(i, pr) }); err != nil {
-			return err
+		resumed, err := deliver(i, part)
+		if err != nil {
+			return i, err
+		}
+		if resumed && i+1 < len(rs) {
+			return i + 1, errResumeRest
 		}
 	}
-	return nil
+	return len(rs), nil
 }
 
 func contentRange(r byteRange, size int64) string {
@@ -373,7 +478,7 @@ func planPartial(r *repo.Repo, l *tocLayer) (*partialPlan, error) {
 // they carry (each verified against its name) and records the layer's
 // object set under ref, in one transaction published only when every
 // object of the layer is in the repository.
-func importPartial(ctx context.Context, r *repo.Repo, src rangeSource, d Descriptor, p *partialPlan, ref string, rep progress.Reporter) (objects.Checksum, int64, error) {
+func importPartial(ctx context.Context, r *repo.Repo, src rangeSource, d Descriptor, p *partialPlan, ref string, retries int, rep progress.Reporter) (objects.Checksum, int64, error) {
 	var fetched int64
 	t, err := r.Begin(ctx)
 	if err != nil {
@@ -391,7 +496,7 @@ func importPartial(ctx context.Context, r *repo.Repo, src rangeSource, d Descrip
 				return
 			}
 			defer dec.Close()
-			err = src.readRanges(ctx, d, p.ranges, func(_ int, rd io.Reader) error {
+			err = src.readRanges(ctx, d, p.ranges, retries, func(_ int, rd io.Reader) error {
 				cr := &countReader{r: rd, count: func(n int64) { fetched += n; rep.Add(n) }}
 				if err := dec.Reset(cr); err != nil {
 					return err
@@ -484,7 +589,7 @@ func fetchPartial(ctx context.Context, r *repo.Repo, src rangeSource, d Descript
 			// and resumes a broken transfer at the byte.
 			return objects.Checksum{}, 0, errFetchWhole
 		}
-		c, n, err := importPartial(ctx, r, src, d, p, ref, rep)
+		c, n, err := importPartial(ctx, r, src, d, p, ref, retries, rep)
 		total += n
 		if err == nil || retries <= 0 || ctx.Err() != nil || errors.Is(err, errRangesIgnored) || errors.Is(err, errFetchWhole) ||
 			errors.Is(err, errdefs.ErrCorrupt) || errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrInvalid) {

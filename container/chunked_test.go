@@ -431,3 +431,97 @@ func TestEncapsulatePrevious(t *testing.T) {
 		t.Fatalf("gzip previous image: %v", err)
 	}
 }
+
+// TestChunkedResumeInsideObject: a transfer that breaks in the middle of
+// a large new object's frame goes on from the byte it reached (a request
+// for the rest of that range), not from the start of the object.
+func TestChunkedResumeInsideObject(t *testing.T) {
+	ctx := context.Background()
+	registry, _ := startRegistry(t)
+	retryDelay = 0
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	run(t, "ostree", "--repo="+src, "init", "--mode=archive")
+	r, err := repo.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	file := func(p string, n int) {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree := filepath.Join(dir, "tree")
+	for i := range 10 {
+		file(filepath.Join(tree, fmt.Sprintf("usr/lib/big/f%d", i)), 100000)
+	}
+	var commits []objects.Checksum
+	for i, tag := range []string{"v1", "v2"} {
+		if i == 1 {
+			file(filepath.Join(tree, "usr/lib/big/new"), 400000)
+		}
+		run(t, "ostree", "--repo="+src, "commit", "-b", "os", "--tree=dir="+tree, "--timestamp=2026-01-01T00:00:00Z")
+		c, _ := r.ResolveRev("os")
+		commits = append(commits, c)
+		if _, err := Encapsulate(ctx, r, c, ImageRef{Registry, registry + "/resume:" + tag}, EncapsulateOptions{MaxLayers: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withV1 := func(p *faultProxy) (*repo.Repo, string) {
+		addr := p.start(t, registry)
+		dst, err := repo.Init(filepath.Join(t.TempDir(), "repo"), repo.ModeBareUser, repo.InitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Pull(ctx, dst, ImageRef{Registry, addr + "/resume:v1"}, PullOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return dst, addr
+	}
+	// A clean update finds the layer fetched in part and its ranges.
+	p := &faultProxy{}
+	dst, addr := withV1(p)
+	if res, err := Pull(ctx, dst, ImageRef{Registry, addr + "/resume:v2"}, PullOptions{}); err != nil || res.LayersPartial != 1 || res.BaseCommit != commits[1] {
+		t.Fatalf("clean update: %+v %v", res, err)
+	}
+	var target string
+	var planned int64
+	for path, rgs := range p.byPath {
+		if len(rgs) == 1 && strings.HasPrefix(rgs[0], "bytes=") && strings.Contains(path, "/blobs/") {
+			target = path[strings.LastIndex(path, "/")+1:]
+			for _, rg := range strings.Split(strings.TrimPrefix(rgs[0], "bytes="), ",") {
+				var a, b int64
+				fmt.Sscanf(rg, "%d-%d", &a, &b)
+				planned += b - a + 1
+			}
+		}
+	}
+	if target == "" || planned < 400000 {
+		t.Fatalf("no layer fetched in part with the new object (%v)", p.byPath)
+	}
+	// The same update, the connection reset 250 KB into the answer.
+	p = &faultProxy{target: target, mode: "reset", after: 250000, times: 1}
+	dst, addr = withV1(p)
+	res, err := Pull(ctx, dst, ImageRef{Registry, addr + "/resume:v2"}, PullOptions{})
+	if err != nil || res.BaseCommit != commits[1] || res.LayersPartial != 1 {
+		t.Fatalf("update with a reset: %+v %v", res, err)
+	}
+	got := p.byPath["/v2/resume/blobs/"+target]
+	var from int64
+	if len(got) != 2 || strings.Contains(got[1], ",") {
+		t.Fatalf("requests of the layer: %q (want the ranges, then the rest of one range)", got)
+	}
+	if _, err := fmt.Sscanf(got[1], "bytes=%d-", &from); err != nil || from < 200000 {
+		t.Fatalf("the resume %q does not go on from where the transfer broke", got[1])
+	}
+	if served := p.servedB["/v2/resume/blobs/"+target]; served > planned*5/4 {
+		t.Fatalf("served %d bytes of the layer for %d planned: the object was fetched again", served, planned)
+	}
+	run(t, "ostree", "--repo="+dst.Path(), "fsck")
+}
