@@ -146,7 +146,7 @@ func TestChunkedUpdate(t *testing.T) {
 
 	p := &faultProxy{}
 	r, addr := withV1(t, p)
-	base := p.served
+	base := p.total()
 	res, err := Pull(ctx, r, ImageRef{Registry, addr + "/chunked:v2"}, PullOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -159,22 +159,23 @@ func TestChunkedUpdate(t *testing.T) {
 	}
 	var chunkServed int64
 	var target string
+	byPath, servedB := p.snapshot()
 	for path, size := range changed {
-		for _, rg := range p.byPath[path] {
+		for _, rg := range byPath[path] {
 			if rg == "" {
 				t.Errorf("%s (%d bytes) fetched whole", path, size)
 			} else if target == "" {
 				target = strings.TrimPrefix(path, "/v2/chunked/blobs/")
 			}
 		}
-		chunkServed += p.servedB[path]
+		chunkServed += servedB[path]
 	}
 	// Eleven files of about 6 KB changed or added: the changed layers
 	// are about 270 KB, the parts fetched of them a few tens of KB.
 	if chunkServed*5 > changedBytes {
 		t.Fatalf("served %d bytes of the changed chunk layers (%d bytes): not a partial fetch", chunkServed, changedBytes)
 	}
-	t.Logf("update: %d bytes in all, %d of the %d bytes of changed chunk layers; %d layers in part", p.served-base, chunkServed, changedBytes, res.LayersPartial)
+	t.Logf("update: %d bytes in all, %d of the %d bytes of changed chunk layers; %d layers in part", p.total()-base, chunkServed, changedBytes, res.LayersPartial)
 	run(t, "ostree", "--repo="+r.Path(), "fsck")
 
 	// A whole pull of v2 records the same layer commits.
@@ -210,7 +211,8 @@ func TestChunkedUpdate(t *testing.T) {
 		if err != nil || res.BaseCommit != v2 {
 			t.Fatalf("%+v %v", res, err)
 		}
-		if got := p.byPath["/v2/chunked/blobs/"+target]; len(got) != 2 || got[0] == "" || got[1] != "" {
+		byPath, _ := p.snapshot()
+		if got := byPath["/v2/chunked/blobs/"+target]; len(got) != 2 || got[0] == "" || got[1] != "" {
 			t.Fatalf("requests of the layer whose Range was ignored: %q (want the Range request, then a whole GET)", got)
 		}
 		run(t, "ostree", "--repo="+r.Path(), "fsck")
@@ -237,7 +239,8 @@ func TestChunkedUpdate(t *testing.T) {
 		if err != nil || res.BaseCommit != v2 {
 			t.Fatalf("%+v %v", res, err)
 		}
-		if n := len(p.byPath["/v2/chunked/blobs/"+target]); n < 2 {
+		byPath, _ := p.snapshot()
+		if n := len(byPath["/v2/chunked/blobs/"+target]); n < 2 {
 			t.Fatalf("%d requests of the broken layer, want a retry", n)
 		}
 		run(t, "ostree", "--repo="+r.Path(), "fsck")
@@ -492,7 +495,8 @@ func TestChunkedResumeInsideObject(t *testing.T) {
 	}
 	var target string
 	var planned int64
-	for path, rgs := range p.byPath {
+	byPath, _ := p.snapshot()
+	for path, rgs := range byPath {
 		if len(rgs) == 1 && strings.HasPrefix(rgs[0], "bytes=") && strings.Contains(path, "/blobs/") {
 			target = path[strings.LastIndex(path, "/")+1:]
 			for _, rg := range strings.Split(strings.TrimPrefix(rgs[0], "bytes="), ",") {
@@ -503,7 +507,7 @@ func TestChunkedResumeInsideObject(t *testing.T) {
 		}
 	}
 	if target == "" || planned < 400000 {
-		t.Fatalf("no layer fetched in part with the new object (%v)", p.byPath)
+		t.Fatalf("no layer fetched in part with the new object (%v)", byPath)
 	}
 	// The same update, the connection reset 250 KB into the answer.
 	p = &faultProxy{target: target, mode: "reset", after: 250000, times: 1}
@@ -512,7 +516,8 @@ func TestChunkedResumeInsideObject(t *testing.T) {
 	if err != nil || res.BaseCommit != commits[1] || res.LayersPartial != 1 {
 		t.Fatalf("update with a reset: %+v %v", res, err)
 	}
-	got := p.byPath["/v2/resume/blobs/"+target]
+	byPath, servedB := p.snapshot()
+	got := byPath["/v2/resume/blobs/"+target]
 	var from int64
 	if len(got) != 2 || strings.Contains(got[1], ",") {
 		t.Fatalf("requests of the layer: %q (want the ranges, then the rest of one range)", got)
@@ -520,7 +525,7 @@ func TestChunkedResumeInsideObject(t *testing.T) {
 	if _, err := fmt.Sscanf(got[1], "bytes=%d-", &from); err != nil || from < 200000 {
 		t.Fatalf("the resume %q does not go on from where the transfer broke", got[1])
 	}
-	if served := p.servedB["/v2/resume/blobs/"+target]; served > planned*5/4 {
+	if served := servedB["/v2/resume/blobs/"+target]; served > planned*5/4 {
 		t.Fatalf("served %d bytes of the layer for %d planned: the object was fetched again", served, planned)
 	}
 	run(t, "ostree", "--repo="+dst.Path(), "fsck")

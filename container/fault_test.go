@@ -244,3 +244,27 @@ func TestPullFaults(t *testing.T) {
 		}
 	})
 }
+
+// snapshot returns a copy of the Range headers of every GET by path and
+// of the body bytes served by path, taken under the proxy's lock (its
+// handlers may still be writing).
+func (p *faultProxy) snapshot() (map[string][]string, map[string]int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	byPath := map[string][]string{}
+	for k, v := range p.byPath {
+		byPath[k] = append([]string(nil), v...)
+	}
+	served := map[string]int64{}
+	for k, v := range p.servedB {
+		served[k] = v
+	}
+	return byPath, served
+}
+
+// total is the body bytes served in all.
+func (p *faultProxy) total() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.served
+}
