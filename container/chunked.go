@@ -443,6 +443,11 @@ type partialPlan struct {
 	bytes int64
 }
 
+// whole reports whether a layer of size bytes is better fetched whole:
+// the plan needs most of it (a whole fetch checks the blob's digest and
+// resumes a broken transfer at the byte).
+func (p *partialPlan) whole(size int64) bool { return p.bytes*10 >= size*9 }
+
 // planPartial finds the objects of l that r lacks and the ranges that
 // hold them, neighbours merged.
 func planPartial(r *repo.Repo, l *tocLayer) (*partialPlan, error) {
@@ -574,21 +579,15 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// fetchPartial imports chunk layer d from the ranges its table of
-// contents gives, trying again (from the start of the layer: nothing of a
-// failed try is kept) when the transfer breaks.
-func fetchPartial(ctx context.Context, r *repo.Repo, src rangeSource, d Descriptor, tl *tocLayer, ref string, retries int, rep progress.Reporter) (objects.Checksum, int64, error) {
+// fetchPartial imports chunk layer d by plan p (planPartial's), and when
+// the transfer breaks for good plans again (the objects a failed try
+// verified are kept) and tries the rest.
+func fetchPartial(ctx context.Context, r *repo.Repo, src rangeSource, d Descriptor, p *partialPlan, ref string, retries int, rep progress.Reporter) (objects.Checksum, int64, error) {
+	if p.whole(d.Size) {
+		return objects.Checksum{}, 0, errFetchWhole
+	}
 	var total int64
 	for {
-		p, err := planPartial(r, tl)
-		if err != nil {
-			return objects.Checksum{}, total, err
-		}
-		if total == 0 && p.bytes*10 >= d.Size*9 {
-			// Most of the layer: fetched whole, which checks its digest
-			// and resumes a broken transfer at the byte.
-			return objects.Checksum{}, 0, errFetchWhole
-		}
 		c, n, err := importPartial(ctx, r, src, d, p, ref, retries, rep)
 		total += n
 		if err == nil || retries <= 0 || ctx.Err() != nil || errors.Is(err, errRangesIgnored) || errors.Is(err, errFetchWhole) ||
@@ -598,6 +597,9 @@ func fetchPartial(ctx context.Context, r *repo.Repo, src rangeSource, d Descript
 		retries--
 		if err := sleepCtx(ctx, retryDelay); err != nil {
 			return c, total, err
+		}
+		if p, err = planPartial(r, p.layer); err != nil {
+			return objects.Checksum{}, total, err
 		}
 	}
 }

@@ -352,22 +352,8 @@ func TestEncapsulatePrevious(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
-	run(t, "ostree", "--repo="+src, "init", "--mode=archive")
-	r, err := repo.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(3, 4))
-	file := func(p string, n int) {
-		data := make([]byte, n)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
-		}
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r := archiveRepo(t, src)
+	file := randomFiles(t, 3, 4)
 	tree := filepath.Join(dir, "tree")
 	for i := range 12 {
 		file(filepath.Join(tree, fmt.Sprintf("usr/lib/d%02d/f", i)), 20000)
@@ -444,22 +430,8 @@ func TestChunkedResumeInsideObject(t *testing.T) {
 	retryDelay = 0
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
-	run(t, "ostree", "--repo="+src, "init", "--mode=archive")
-	r, err := repo.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(5, 6))
-	file := func(p string, n int) {
-		data := make([]byte, n)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
-		}
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r := archiveRepo(t, src)
+	file := randomFiles(t, 5, 6)
 	tree := filepath.Join(dir, "tree")
 	for i := range 10 {
 		file(filepath.Join(tree, fmt.Sprintf("usr/lib/big/f%d", i)), 100000)
@@ -529,4 +501,32 @@ func TestChunkedResumeInsideObject(t *testing.T) {
 		t.Fatalf("served %d bytes of the layer for %d planned: the object was fetched again", served, planned)
 	}
 	run(t, "ostree", "--repo="+dst.Path(), "fsck")
+}
+
+// archiveRepo makes an archive repository at path with ostree.
+func archiveRepo(t *testing.T, path string) *repo.Repo {
+	t.Helper()
+	run(t, "ostree", "--repo="+path, "init", "--mode=archive")
+	r, err := repo.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// randomFiles returns a writer of files of n incompressible bytes, the
+// same bytes for the same seeds and calls.
+func randomFiles(t *testing.T, seed1, seed2 uint64) func(path string, n int) {
+	rng := rand.New(rand.NewPCG(seed1, seed2))
+	return func(p string, n int) {
+		t.Helper()
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

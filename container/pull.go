@@ -468,6 +468,7 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 	// table of contents lets the chunk layers be fetched in part.
 	commitSrc := im.src
 	var tc map[string]*tocLayer
+	plans := map[int]*partialPlan{}
 	rs, canRange := im.src.(rangeSource)
 	if nOstree > 0 && len(missing) > 0 && missing[0] == 0 && canRange && layers[0].MediaType == MediaTypeLayerZstd && layers[0].Annotations[AnnotationTOC] != "" {
 		rep.Phase("fetch the commit layer", "bytes", layers[0].Size)
@@ -486,13 +487,18 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 			tc[t.Layers[i].Digest] = &t.Layers[i]
 		}
 		commitSrc = spool
-		// The bytes left: what the chunk layers need fetched (the
-		// estimate fetchPartial makes again), or all of a layer.
+		// Each chunk layer is planned once: the bytes left are what the
+		// plans need fetched, or all of a layer fetched whole.
 		need = 0
 		for _, i := range missing[1:] {
 			l := layers[i]
 			if tl := tc[l.Digest]; tl != nil && i < nOstree {
-				if p, err := planPartial(r, tl); err == nil && p.bytes*10 < l.Size*9 {
+				p, err := planPartial(r, tl)
+				if err != nil {
+					return nil, im.errorf(l.Digest, err)
+				}
+				plans[i] = p
+				if !p.whole(l.Size) {
 					need += uint64(p.bytes)
 					continue
 				}
@@ -510,8 +516,8 @@ func Pull(ctx context.Context, r *repo.Repo, ref ImageRef, o PullOptions) (*Pull
 		var c objects.Checksum
 		var n int64
 		var err error
-		if tl := tc[l.Digest]; tl != nil && i < nOstree {
-			c, n, err = fetchPartial(gctx, r, rs, l, tl, refs[i], retries, rep)
+		if p := plans[i]; p != nil {
+			c, n, err = fetchPartial(gctx, r, rs, l, p, refs[i], retries, rep)
 			if errors.Is(err, errRangesIgnored) || errors.Is(err, errFetchWhole) {
 				c, n, err = importLayer(gctx, r, im, src, i, true, false, refs[i], retries, rep)
 			} else if err == nil {

@@ -44,8 +44,9 @@ type Registry struct {
 	Log string
 }
 
-// Start runs docker-registry serve with its own config.
-func Start(t testing.TB, o Options) *Registry {
+// FreeAddr returns a 127.0.0.1 address with a port nothing listens on
+// (it was free a moment ago).
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,6 +54,13 @@ func Start(t testing.TB, o Options) *Registry {
 	}
 	addr := l.Addr().String()
 	l.Close()
+	return addr
+}
+
+// Start runs docker-registry serve with its own config.
+func Start(t testing.TB, o Options) *Registry {
+	t.Helper()
+	addr := FreeAddr(t)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`version: 0.1
 log:
